@@ -1,0 +1,460 @@
+//! The application side of one FastCGI connection, as a state machine: bytes in, events out,
+//! and the replies the protocol owes the web server (GET_VALUES_RESULT, UNKNOWN_TYPE and the
+//! END_REQUESTs that refuse a request) queued in an output buffer for the runtime to send.
+
+use bytes::BytesMut;
+
+use super::begin::{BeginRequest, Role};
+use super::end::{EndRequest, ProtocolStatus};
+use super::header::RecordType;
+use super::management::{answer_get_values, answer_unknown_type, Capabilities};
+use super::params::{Params, ParamsDecoder, ParamsLimits};
+use super::record::{encode_record, Record};
+use super::{ParamsError, ProtocolError};
+use bytes::Bytes;
+
+/// Which roles the application accepts; others are refused with UNKNOWN_ROLE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub responder: bool,
+    pub authorizer: bool,
+    pub filter: bool,
+}
+
+impl Roles {
+    /// All three roles of FastCGI 1.0.
+    pub const ALL: Self = Self { responder: true, authorizer: true, filter: true };
+
+    /// Whether `role` is accepted.
+    pub fn accepts(&self, role: Role) -> bool {
+        match role {
+            Role::Responder => self.responder,
+            Role::Authorizer => self.authorizer,
+            Role::Filter => self.filter,
+            Role::Unknown(_) => false,
+        }
+    }
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// How a connection behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// Bounds on each request's PARAMS.
+    pub params_limits: ParamsLimits,
+    /// Roles accepted.
+    pub roles: Roles,
+    /// Requests served at once on one connection: 1 refuses a second with CANT_MPX_CONN;
+    /// more multiplexes, and refuses beyond the number with OVERLOADED.
+    pub max_requests_per_conn: u16,
+    /// What GET_VALUES reports.
+    pub capabilities: Capabilities,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            params_limits: ParamsLimits::default(),
+            roles: Roles::ALL,
+            max_requests_per_conn: 1,
+            capabilities: Capabilities { max_conns: 1, max_reqs: 1, mpxs_conns: false },
+        }
+    }
+}
+
+/// What the web server said, one step at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A request began; its params follow.
+    Begin { id: u16, role: Role, keep_conn: bool },
+    /// The request's params are complete: the handler can start.
+    Params { id: u16, params: Params },
+    /// The request's params broke a limit or were malformed: answer it with an error response.
+    ParamsRefused { id: u16, error: ParamsError },
+    /// A chunk of the request body.
+    Stdin { id: u16, data: Bytes },
+    /// The request body is complete.
+    StdinEnd { id: u16 },
+    /// A chunk of the filter role's file.
+    Data { id: u16, data: Bytes },
+    /// The filter role's file is complete.
+    DataEnd { id: u16 },
+    /// The web server abandons the request; it still expects END_REQUEST.
+    Abort { id: u16 },
+}
+
+#[derive(Debug)]
+enum Stage {
+    Params(ParamsDecoder),
+    Body { stdin_ended: bool, data_ended: bool },
+}
+
+#[derive(Debug)]
+struct ActiveRequest {
+    id: u16,
+    keep_conn: bool,
+    stage: Stage,
+}
+
+/// Ids that ended on this connection, so that their late records are ignored while records for
+/// ids never begun are a violation. Allocated on the first end, 8 KiB at most.
+#[derive(Debug, Default)]
+struct EndedIds(Option<Box<[u64; 1024]>>);
+
+impl EndedIds {
+    fn insert(&mut self, id: u16) {
+        let bits = self.0.get_or_insert_with(|| Box::new([0; 1024]));
+        bits[id as usize / 64] |= 1 << (id % 64);
+    }
+
+    fn contains(&self, id: u16) -> bool {
+        self.0.as_ref().is_some_and(|bits| bits[id as usize / 64] & (1 << (id % 64)) != 0)
+    }
+}
+
+/// The application side of one connection.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    active: Vec<ActiveRequest>,
+    ended: EndedIds,
+    output: BytesMut,
+}
+
+impl Connection {
+    /// A fresh connection.
+    pub fn new(config: ConnectionConfig) -> Self {
+        Self { config, active: Vec::new(), ended: EndedIds::default(), output: BytesMut::new() }
+    }
+
+    /// Decodes records off the front of `input` until one yields an event. `Ok(None)` means
+    /// more bytes are needed. An error means the connection must be closed.
+    pub fn poll_event(&mut self, input: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
+        while let Some(record) = Record::decode(input)? {
+            if let Some(event) = self.handle_record(record)? {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Replies owed to the web server; the runtime sends and clears them.
+    pub fn output(&mut self) -> &mut BytesMut {
+        &mut self.output
+    }
+
+    /// Number of requests active on this connection.
+    pub fn active_requests(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Whether request `id` is active.
+    pub fn is_active(&self, id: u16) -> bool {
+        self.position(id).is_some()
+    }
+
+    /// Ends request `id`: appends its END_REQUEST to `out` and makes the id inactive. Returns
+    /// whether the web server asked to keep the connection (false for an inactive id).
+    pub fn end_request(
+        &mut self,
+        id: u16,
+        app_status: u32,
+        protocol_status: ProtocolStatus,
+        out: &mut BytesMut,
+    ) -> bool {
+        let Some(index) = self.position(id) else {
+            return false;
+        };
+        let request = self.active.swap_remove(index);
+        self.ended.insert(id);
+        let body = EndRequest { app_status, protocol_status }.encode();
+        encode_record(RecordType::EndRequest, id, &body, out);
+        request.keep_conn
+    }
+
+    fn position(&self, id: u16) -> Option<usize> {
+        self.active.iter().position(|r| r.id == id)
+    }
+
+    fn refuse(&mut self, id: u16, status: ProtocolStatus) {
+        let body = EndRequest { app_status: 0, protocol_status: status }.encode();
+        encode_record(RecordType::EndRequest, id, &body, &mut self.output);
+        self.ended.insert(id);
+    }
+
+    /// Applies one record.
+    pub fn handle_record(&mut self, record: Record) -> Result<Option<Event>, ProtocolError> {
+        let header = record.header;
+        let type_byte = header.record_type.to_byte();
+        if header.is_management() {
+            match header.record_type {
+                RecordType::GetValues => {
+                    answer_get_values(&record.content, &self.config.capabilities, &mut self.output)?
+                }
+                _ => answer_unknown_type(type_byte, &mut self.output),
+            }
+            return Ok(None);
+        }
+        let id = header.request_id;
+        match header.record_type {
+            RecordType::BeginRequest => self.begin(id, BeginRequest::parse(&record.content)?),
+            RecordType::AbortRequest => Ok(self.is_active(id).then_some(Event::Abort { id })),
+            RecordType::Params | RecordType::Stdin | RecordType::Data => {
+                self.stream(id, header.record_type, record.content)
+            }
+            // Types a later protocol version may add to requests: skipped, as the spec intends.
+            RecordType::Unknown(_) => Ok(None),
+            _ => Err(ProtocolError::UnexpectedRecordType(type_byte)),
+        }
+    }
+
+    fn begin(&mut self, id: u16, begin: BeginRequest) -> Result<Option<Event>, ProtocolError> {
+        if self.is_active(id) {
+            return Err(ProtocolError::DuplicateBegin(id));
+        }
+        if !self.config.roles.accepts(begin.role) {
+            self.refuse(id, ProtocolStatus::UnknownRole);
+            return Ok(None);
+        }
+        if self.active.len() >= usize::from(self.config.max_requests_per_conn) {
+            let status = if self.config.max_requests_per_conn <= 1 {
+                ProtocolStatus::CantMpxConn
+            } else {
+                ProtocolStatus::Overloaded
+            };
+            self.refuse(id, status);
+            return Ok(None);
+        }
+        self.active.push(ActiveRequest {
+            id,
+            keep_conn: begin.keep_conn,
+            stage: Stage::Params(ParamsDecoder::new(self.config.params_limits)),
+        });
+        Ok(Some(Event::Begin { id, role: begin.role, keep_conn: begin.keep_conn }))
+    }
+
+    fn stream(&mut self, id: u16, kind: RecordType, content: Bytes) -> Result<Option<Event>, ProtocolError> {
+        let type_byte = kind.to_byte();
+        let Some(index) = self.position(id) else {
+            if self.ended.contains(id) {
+                return Ok(None);
+            }
+            return Err(ProtocolError::NoSuchRequest { record_type: type_byte, request_id: id });
+        };
+        let out_of_order = ProtocolError::OutOfOrder { record_type: type_byte, request_id: id };
+        let request = &mut self.active[index];
+        match (&mut request.stage, kind) {
+            (Stage::Params(decoder), RecordType::Params) => {
+                if !content.is_empty() {
+                    decoder.feed(&content);
+                    return Ok(None);
+                }
+                let Stage::Params(decoder) =
+                    std::mem::replace(&mut request.stage, Stage::Body { stdin_ended: false, data_ended: false })
+                else {
+                    unreachable!("matched Stage::Params above");
+                };
+                Ok(Some(match decoder.finish() {
+                    Ok(params) => Event::Params { id, params },
+                    Err(error) => Event::ParamsRefused { id, error },
+                }))
+            }
+            (Stage::Body { stdin_ended, .. }, RecordType::Stdin) if !*stdin_ended => {
+                if content.is_empty() {
+                    *stdin_ended = true;
+                    Ok(Some(Event::StdinEnd { id }))
+                } else {
+                    Ok(Some(Event::Stdin { id, data: content }))
+                }
+            }
+            (Stage::Body { data_ended, .. }, RecordType::Data) if !*data_ended => {
+                if content.is_empty() {
+                    *data_ended = true;
+                    Ok(Some(Event::DataEnd { id }))
+                } else {
+                    Ok(Some(Event::Data { id, data: content }))
+                }
+            }
+            _ => Err(out_of_order),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::params::encode_pair;
+    use crate::protocol::record::encode_stream_end;
+
+    fn begin(id: u16, role: Role, keep_conn: bool, out: &mut BytesMut) {
+        encode_record(RecordType::BeginRequest, id, &BeginRequest { role, keep_conn }.encode(), out);
+    }
+
+    fn params(id: u16, pairs: &[(&[u8], &[u8])], out: &mut BytesMut) {
+        let mut body = BytesMut::new();
+        for (n, v) in pairs {
+            encode_pair(n, v, &mut body);
+        }
+        // One byte a record: pairs straddle records everywhere.
+        for byte in body.iter() {
+            encode_record(RecordType::Params, id, &[*byte], out);
+        }
+        encode_stream_end(RecordType::Params, id, out);
+    }
+
+    fn events(conn: &mut Connection, input: &mut BytesMut) -> Result<Vec<Event>, ProtocolError> {
+        let mut all = Vec::new();
+        while let Some(event) = conn.poll_event(input)? {
+            all.push(event);
+        }
+        Ok(all)
+    }
+
+    fn replies(conn: &mut Connection) -> Vec<Record> {
+        let mut out = conn.output().split();
+        std::iter::from_fn(|| Record::decode(&mut out).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_whole_request() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Responder, true, &mut input);
+        params(1, &[(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", b"3")], &mut input);
+        encode_record(RecordType::Stdin, 1, b"abc", &mut input);
+        encode_stream_end(RecordType::Stdin, 1, &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        let got = events(&mut conn, &mut input).unwrap();
+        assert_eq!(got[0], Event::Begin { id: 1, role: Role::Responder, keep_conn: true });
+        let Event::Params { params, .. } = &got[1] else { panic!("{got:?}") };
+        assert_eq!(params.get(b"REQUEST_METHOD"), Some(&b"POST"[..]));
+        assert_eq!(got[2], Event::Stdin { id: 1, data: Bytes::from_static(b"abc") });
+        assert_eq!(got[3], Event::StdinEnd { id: 1 });
+        let mut out = BytesMut::new();
+        assert!(conn.end_request(1, 0, ProtocolStatus::RequestComplete, &mut out));
+        assert_eq!(&out[..], &[1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(conn.active_requests(), 0);
+    }
+
+    #[test]
+    fn second_request_without_multiplexing_is_cant_mpx() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Responder, false, &mut input);
+        begin(2, Role::Responder, false, &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        assert_eq!(events(&mut conn, &mut input).unwrap().len(), 1);
+        let replies = replies(&mut conn);
+        assert_eq!(replies[0].header.request_id, 2);
+        assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::CantMpxConn);
+    }
+
+    #[test]
+    fn multiplexing_up_to_the_limit_then_overloaded() {
+        let config = ConnectionConfig { max_requests_per_conn: 2, ..ConnectionConfig::default() };
+        let mut input = BytesMut::new();
+        for id in 1..=3 {
+            begin(id, Role::Responder, true, &mut input);
+        }
+        let mut conn = Connection::new(config);
+        assert_eq!(events(&mut conn, &mut input).unwrap().len(), 2);
+        let replies = replies(&mut conn);
+        assert_eq!(replies[0].header.request_id, 3);
+        assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::Overloaded);
+    }
+
+    #[test]
+    fn unknown_and_refused_roles_get_unknown_role_and_their_records_are_ignored() {
+        let config = ConnectionConfig { roles: Roles { filter: false, ..Roles::ALL }, ..ConnectionConfig::default() };
+        let mut input = BytesMut::new();
+        begin(1, Role::Unknown(9), false, &mut input);
+        begin(2, Role::Filter, false, &mut input);
+        params(2, &[(b"A", b"B")], &mut input);
+        let mut conn = Connection::new(config);
+        assert!(events(&mut conn, &mut input).unwrap().is_empty());
+        let statuses: Vec<_> =
+            replies(&mut conn).iter().map(|r| EndRequest::parse(&r.content).unwrap().protocol_status).collect();
+        assert_eq!(statuses, vec![ProtocolStatus::UnknownRole; 2]);
+    }
+
+    #[test]
+    fn management_records() {
+        let mut input = BytesMut::new();
+        let mut query = BytesMut::new();
+        encode_pair(b"FCGI_MAX_REQS", b"", &mut query);
+        encode_record(RecordType::GetValues, 0, &query, &mut input);
+        encode_record(RecordType::Unknown(42), 0, b"??", &mut input);
+        encode_record(RecordType::Stdin, 0, b"", &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        assert!(events(&mut conn, &mut input).unwrap().is_empty());
+        let replies = replies(&mut conn);
+        assert_eq!(replies[0].header.record_type, RecordType::GetValuesResult);
+        assert_eq!(&replies[1].content[..], &[42, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&replies[2].content[..], &[5, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn violations_are_errors() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut BytesMut)>)> = vec![
+            ("stdin before begin", Box::new(|b| encode_record(RecordType::Stdin, 1, b"x", b))),
+            (
+                "duplicate begin",
+                Box::new(|b| {
+                    begin(1, Role::Responder, false, b);
+                    begin(1, Role::Responder, false, b);
+                }),
+            ),
+            (
+                "stdin before params end",
+                Box::new(|b| {
+                    begin(1, Role::Responder, false, b);
+                    encode_record(RecordType::Stdin, 1, b"x", b);
+                }),
+            ),
+            ("stdout from the server", Box::new(|b| encode_record(RecordType::Stdout, 1, b"x", b))),
+            ("short begin body", Box::new(|b| encode_record(RecordType::BeginRequest, 1, b"\0\x01", b))),
+        ];
+        for (name, build) in cases {
+            let mut input = BytesMut::new();
+            build(&mut input);
+            let mut conn = Connection::new(ConnectionConfig::default());
+            assert!(events(&mut conn, &mut input).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn records_for_ended_ids_are_ignored() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Responder, true, &mut input);
+        params(1, &[], &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        assert_eq!(events(&mut conn, &mut input).unwrap().len(), 2);
+        conn.end_request(1, 0, ProtocolStatus::RequestComplete, &mut BytesMut::new());
+        encode_record(RecordType::Stdin, 1, b"late", &mut input);
+        encode_record(RecordType::AbortRequest, 1, b"", &mut input);
+        assert!(events(&mut conn, &mut input).unwrap().is_empty());
+    }
+
+    #[test]
+    fn oversized_params_refuse_the_request_not_the_connection() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Responder, true, &mut input);
+        encode_record(RecordType::Params, 1, &[0xff, 0xff, 0xff, 0xff, 0x01], &mut input);
+        encode_stream_end(RecordType::Params, 1, &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        let got = events(&mut conn, &mut input).unwrap();
+        assert!(matches!(got[1], Event::ParamsRefused { id: 1, error: ParamsError::PairTooLarge { .. } }));
+    }
+
+    #[test]
+    fn abort_is_reported_for_active_requests() {
+        let mut input = BytesMut::new();
+        begin(7, Role::Responder, false, &mut input);
+        encode_record(RecordType::AbortRequest, 7, b"", &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        assert_eq!(events(&mut conn, &mut input).unwrap()[1], Event::Abort { id: 7 });
+    }
+}
