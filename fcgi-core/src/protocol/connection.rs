@@ -398,24 +398,19 @@ mod tests {
 
     #[test]
     fn violations_are_errors() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut BytesMut)>)> = vec![
-            ("stdin before begin", Box::new(|b| encode_record(RecordType::Stdin, 1, b"x", b))),
-            (
-                "duplicate begin",
-                Box::new(|b| {
-                    begin(1, Role::Responder, false, b);
-                    begin(1, Role::Responder, false, b);
-                }),
-            ),
-            (
-                "stdin before params end",
-                Box::new(|b| {
-                    begin(1, Role::Responder, false, b);
-                    encode_record(RecordType::Stdin, 1, b"x", b);
-                }),
-            ),
-            ("stdout from the server", Box::new(|b| encode_record(RecordType::Stdout, 1, b"x", b))),
-            ("short begin body", Box::new(|b| encode_record(RecordType::BeginRequest, 1, b"\0\x01", b))),
+        type Build = fn(&mut BytesMut);
+        let cases: Vec<(&str, Build)> = vec![
+            ("stdin before begin", |b| encode_record(RecordType::Stdin, 1, b"x", b)),
+            ("duplicate begin", |b| {
+                begin(1, Role::Responder, false, b);
+                begin(1, Role::Responder, false, b);
+            }),
+            ("stdin before params end", |b| {
+                begin(1, Role::Responder, false, b);
+                encode_record(RecordType::Stdin, 1, b"x", b);
+            }),
+            ("stdout from the server", |b| encode_record(RecordType::Stdout, 1, b"x", b)),
+            ("short begin body", |b| encode_record(RecordType::BeginRequest, 1, b"\0\x01", b)),
         ];
         for (name, build) in cases {
             let mut input = BytesMut::new();
