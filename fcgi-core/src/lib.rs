@@ -7,3 +7,7 @@
 //!   any [`Handler`].
 
 pub mod protocol;
+pub mod runtime;
+
+pub use protocol::{ConnectionConfig, Params, ParamsLimits, Role, Roles};
+pub use runtime::{Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, Stats, StopHandle};

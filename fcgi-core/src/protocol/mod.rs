@@ -9,6 +9,7 @@ pub mod header;
 pub mod management;
 pub mod params;
 pub mod record;
+pub mod response;
 
 pub use begin::{BeginRequest, Role};
 pub use connection::{Connection, ConnectionConfig, Event, Roles};
@@ -18,3 +19,4 @@ pub use header::{Header, RecordType};
 pub use management::Capabilities;
 pub use params::{Params, ParamsDecoder, ParamsLimits};
 pub use record::Record;
+pub use response::ResponseEncoder;

@@ -1,0 +1,77 @@
+//! CGI mode (RFC 3875): the process environment and CONTENT_LENGTH bytes of stdin make one
+//! request; the handler's CGI-style response goes to stdout; then the server returns.
+
+use std::io::{self, BufWriter, Read, StdinLock, StdoutLock, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use bytes::Bytes;
+
+use super::request::{run_handler, Exchange, Handler, Input, Output, Request};
+use crate::protocol::{Params, Role};
+
+const READ_CHUNK: usize = 64 << 10;
+
+/// Serves the one request this CGI process was started for; returns its app status.
+pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
+    let vars: Vec<_> = std::env::vars_os().collect();
+    let params = Params::from_pairs(vars.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+    let remaining = params
+        .get(b"CONTENT_LENGTH")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut exchange = CgiExchange {
+        stdin: io::stdin().lock(),
+        remaining,
+        stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout().lock()),
+    };
+    let status = {
+        let mut request = Request::new(Role::Responder, params, &mut exchange);
+        run_handler(handler, &mut request)
+    };
+    exchange.stdout.flush()?;
+    Ok(status)
+}
+
+struct CgiExchange {
+    stdin: StdinLock<'static>,
+    /// Body bytes not yet read: stdin past CONTENT_LENGTH is never touched.
+    remaining: u64,
+    stdout: BufWriter<StdoutLock<'static>>,
+}
+
+impl Exchange for CgiExchange {
+    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        if input == Input::Data || self.remaining == 0 {
+            return Ok(None);
+        }
+        let mut chunk = vec![0; READ_CHUNK.min(self.remaining as usize)];
+        let n = loop {
+            match self.stdin.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stdin ended before CONTENT_LENGTH bytes"));
+        }
+        chunk.truncate(n);
+        self.remaining -= n as u64;
+        Ok(Some(chunk.into()))
+    }
+
+    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
+        match output {
+            Output::Stdout => self.stdout.write_all(data),
+            Output::Stderr => io::stderr().write_all(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stdout.flush()
+    }
+
+    fn is_aborted(&mut self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,628 @@
+//! Serving one FastCGI connection: bytes from the socket into the protocol state machine,
+//! events to the handler, its output framed back onto the socket.
+//!
+//! Without multiplexing (what every mainstream web server does) the request runs on the worker
+//! that reads the connection, and the handler pulls its body straight from the socket, so input
+//! is read only as fast as the handler consumes it. A kept connection with nothing to read is
+//! handed back to the poller instead of pinning the worker. With multiplexing, the worker becomes
+//! the connection's reader and each request runs on a thread of its own, fed through a bounded
+//! channel, all writers sharing the socket under a lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Write};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::listener::Socket;
+use super::request::{run_handler, Exchange, Input, Output, Request};
+use super::server::{Context, Stats};
+use crate::protocol::{Connection, Event, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role};
+
+/// Bytes asked of the kernel per read: one full record and then some.
+const READ_CHUNK: usize = 64 << 10;
+/// Input of one stream held while the handler reads the other (a Filter reading DATA first).
+const MAX_QUEUED_INPUT: usize = 1 << 20;
+/// Chunks in flight to one multiplexed request before the connection's reader waits for it.
+const MPX_CHANNEL_CHUNKS: usize = 8;
+/// How long to drain a request body nobody read, before closing, so the web server gets our
+/// response rather than a reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What the worker should do with a connection once it has served what was ready.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Kept alive and idle: wait in the poller for the next request.
+    Park,
+    /// Done: drop it.
+    Close,
+}
+
+/// One accepted connection and its protocol state.
+pub(crate) struct FcgiConnection {
+    socket: Socket,
+    proto: Connection,
+    input: BytesMut,
+    encoder: ResponseEncoder,
+    stats: Arc<Stats>,
+}
+
+impl Drop for FcgiConnection {
+    fn drop(&mut self) {
+        self.stats.connection_closed();
+    }
+}
+
+impl FcgiConnection {
+    pub(crate) fn new(socket: Socket, ctx: &Context) -> Self {
+        Self {
+            socket,
+            proto: Connection::new(ctx.config.connection),
+            input: BytesMut::with_capacity(READ_CHUNK),
+            encoder: ResponseEncoder::new(),
+            stats: ctx.stats.clone(),
+        }
+    }
+
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Serves every request that is ready, and says what to do next.
+    pub(crate) fn serve(mut self, ctx: &Context) -> Option<Self> {
+        let after = if ctx.config.connection.max_requests_per_conn > 1 {
+            self.serve_multiplexed(ctx).map(|()| After::Close)
+        } else {
+            self.serve_in_series(ctx)
+        };
+        match after {
+            Ok(After::Park) => Some(self),
+            Ok(After::Close) => None,
+            Err(e) => {
+                if !is_disconnect(&e) {
+                    eprintln!("fcgi: connection closed: {e}");
+                }
+                None
+            }
+        }
+    }
+
+    fn serve_in_series(&mut self, ctx: &Context) -> io::Result<After> {
+        let mut role = Role::Responder;
+        loop {
+            let event = self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
+            self.take_replies();
+            match event {
+                Some(Event::Begin { role: r, .. }) => role = r,
+                Some(Event::Params { id, params }) => {
+                    let keep_conn = self.run_request(ctx, id, role, params)?;
+                    if !keep_conn || ctx.is_stopping() {
+                        return Ok(After::Close);
+                    }
+                }
+                Some(Event::ParamsRefused { id, error }) => {
+                    if !self.refuse_request(id, error)? {
+                        return Ok(After::Close);
+                    }
+                }
+                Some(Event::Abort { id }) => {
+                    if !self.proto.end_request(id, 0, ProtocolStatus::RequestComplete, self.encoder.buffer()) {
+                        self.flush()?;
+                        return Ok(After::Close);
+                    }
+                }
+                // Body records before the params end are refused by the state machine.
+                Some(_) => {}
+                None => {
+                    self.flush()?;
+                    if self.proto.active_requests() == 0 {
+                        if ctx.is_stopping() {
+                            return Ok(After::Close);
+                        }
+                        match recv(&self.socket, &mut self.input, Wait::No) {
+                            Ok(0) => return Ok(After::Close),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(After::Park),
+                            Err(e) => return Err(e),
+                        }
+                    } else if recv(&self.socket, &mut self.input, Wait::Yes)? == 0 {
+                        return Ok(After::Close);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the handler for request `id`; returns whether the connection stays open.
+    fn run_request(&mut self, ctx: &Context, id: u16, role: Role, params: crate::protocol::Params) -> io::Result<bool> {
+        let mut exchange = InlineExchange { conn: self, id, inputs: Inputs::default(), aborted: false, broken: None };
+        let (app_status, stderr_used) = {
+            let mut request = Request::new(role, params, &mut exchange);
+            let status = run_handler(ctx.handler, &mut request);
+            (status, request.stderr_used())
+        };
+        ctx.note_request();
+        let InlineExchange { inputs, broken, .. } = exchange;
+        if let Some(kind) = broken {
+            return Err(io::Error::new(kind, "the web server went away during the response"));
+        }
+        if stderr_used {
+            self.encoder.end_stream(RecordType::Stderr, id);
+        }
+        self.encoder.end_stream(RecordType::Stdout, id);
+        let keep_conn = self.proto.end_request(id, app_status, ProtocolStatus::RequestComplete, self.encoder.buffer());
+        self.flush()?;
+        if !keep_conn && !inputs.ended[Input::Stdin as usize] {
+            self.linger();
+        }
+        Ok(keep_conn)
+    }
+
+    /// Answers a request whose params were refused with an error page.
+    fn refuse_request(&mut self, id: u16, error: ParamsError) -> io::Result<bool> {
+        eprintln!("fcgi: request {id} refused: {error}");
+        let status = match error {
+            ParamsError::Truncated => "400 Bad Request",
+            _ => "431 Request Header Fields Too Large",
+        };
+        let page = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{status}: {error}\n");
+        let encoder = &mut self.encoder;
+        crate::protocol::record::encode_stream(RecordType::Stdout, id, page.as_bytes(), encoder.buffer());
+        encoder.end_stream(RecordType::Stdout, id);
+        let keep_conn = self.proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
+        self.flush()?;
+        Ok(keep_conn)
+    }
+
+    /// Moves the state machine's replies (GET_VALUES_RESULT, refusals) to the send buffer.
+    fn take_replies(&mut self) {
+        let replies = self.proto.output();
+        if !replies.is_empty() {
+            let replies = replies.split();
+            self.encoder.buffer().unsplit(replies);
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Self { socket, encoder, .. } = self;
+        encoder.flush(|slices| write_all_vectored(socket, slices))
+    }
+
+    /// Half-closes and reads until the web server closes too (or a bound passes), so unread
+    /// request body in our receive buffer does not turn our close into a reset that could
+    /// destroy the response in flight.
+    fn linger(&mut self) {
+        let _ = self.socket.shutdown(Shutdown::Write);
+        let _ = self.socket.set_read_timeout(Some(LINGER));
+        let start = Instant::now();
+        while start.elapsed() < LINGER {
+            self.input.clear();
+            match recv(&self.socket, &mut self.input, Wait::Yes) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn serve_multiplexed(&mut self, ctx: &Context) -> io::Result<()> {
+        let shared = Mutex::new(MpxShared {
+            socket: self.socket.try_clone()?,
+            proto: std::mem::replace(&mut self.proto, Connection::new(ctx.config.connection)),
+            encoder: std::mem::take(&mut self.encoder),
+            closing: false,
+        });
+        let reader = &self.socket;
+        let input = &mut self.input;
+        let result = std::thread::scope(|scope| -> io::Result<()> {
+            let mut requests: HashMap<u16, (SyncSender<Event>, Arc<AtomicBool>)> = HashMap::new();
+            let mut roles: HashMap<u16, Role> = HashMap::new();
+            let outcome = loop {
+                let event = {
+                    let mut guard = lock(&shared);
+                    if guard.closing {
+                        break Ok(());
+                    }
+                    let event = guard.proto.poll_event(input);
+                    guard.take_replies();
+                    if let Err(e) = guard.flush() {
+                        break Err(e);
+                    }
+                    event
+                };
+                match event.map_err(protocol_error) {
+                    Err(e) => break Err(e),
+                    Ok(Some(Event::Begin { id, role, .. })) => {
+                        roles.insert(id, role);
+                    }
+                    Ok(Some(Event::Params { id, params })) => {
+                        let (sender, receiver) = sync_channel(MPX_CHANNEL_CHUNKS);
+                        let aborted = Arc::new(AtomicBool::new(false));
+                        requests.insert(id, (sender, aborted.clone()));
+                        let role = roles.remove(&id).unwrap_or(Role::Responder);
+                        let shared = &shared;
+                        scope.spawn(move || serve_multiplexed_request(ctx, shared, reader, id, role, params, receiver, aborted));
+                    }
+                    Ok(Some(Event::ParamsRefused { id, error })) => {
+                        eprintln!("fcgi: request {id} refused: {error}");
+                        let mut guard = lock(&shared);
+                        let MpxShared { proto, encoder, .. } = &mut *guard;
+                        proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
+                    }
+                    Ok(Some(event)) => {
+                        let id = event_id(&event);
+                        match requests.get(&id) {
+                            Some((sender, aborted)) => {
+                                if matches!(event, Event::Abort { .. }) {
+                                    aborted.store(true, Ordering::Release);
+                                }
+                                // The handler has finished once its receiver is gone.
+                                if sender.send(event).is_err() {
+                                    requests.remove(&id);
+                                }
+                            }
+                            None if matches!(event, Event::Abort { .. }) => {
+                                let mut guard = lock(&shared);
+                                let MpxShared { proto, encoder, .. } = &mut *guard;
+                                proto.end_request(id, 0, ProtocolStatus::RequestComplete, encoder.buffer());
+                            }
+                            None => {}
+                        }
+                    }
+                    Ok(None) => match recv(reader, input, Wait::Yes) {
+                        Ok(0) => break Ok(()),
+                        Ok(_) => {}
+                        Err(e) => break Err(e),
+                    },
+                }
+            };
+            // The web server is gone or the connection is closing: unblock every handler.
+            for (_, (_, aborted)) in requests.drain() {
+                aborted.store(true, Ordering::Release);
+            }
+            outcome
+        });
+        let _ = self.socket.shutdown(Shutdown::Both);
+        result
+    }
+}
+
+/// The worker's view of the request it runs in series on its connection.
+struct InlineExchange<'c> {
+    conn: &'c mut FcgiConnection,
+    id: u16,
+    inputs: Inputs,
+    aborted: bool,
+    /// Set once a write failed: the connection is finished.
+    broken: Option<io::ErrorKind>,
+}
+
+impl InlineExchange<'_> {
+    /// Takes the next event, reading the socket (blocking) when none is buffered.
+    fn next_event(&mut self, wait: Wait) -> io::Result<Option<Event>> {
+        loop {
+            let event = self.conn.proto.poll_event(&mut self.conn.input).map_err(protocol_error)?;
+            self.conn.take_replies();
+            if let Some(event) = event {
+                if matches!(event, Event::Abort { id } if id == self.id) {
+                    self.aborted = true;
+                }
+                return Ok(Some(event));
+            }
+            if !self.conn.encoder.is_empty() && wait == Wait::Yes {
+                self.flush()?;
+            }
+            match recv(&self.conn.socket, &mut self.conn.input, wait) {
+                Ok(0) => {
+                    self.aborted = true;
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the web server closed the connection"));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait == Wait::No => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Exchange for InlineExchange<'_> {
+    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        loop {
+            if let Some(answer) = self.inputs.take(input) {
+                return Ok(answer);
+            }
+            if self.aborted {
+                return Err(aborted_error());
+            }
+            if let Some(event) = self.next_event(Wait::Yes)? {
+                if let Some(answer) = self.inputs.offer(self.id, event, input)? {
+                    return Ok(answer);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
+        if let Some(kind) = self.broken {
+            return Err(kind.into());
+        }
+        if self.aborted {
+            return Err(aborted_error());
+        }
+        let kind = match output {
+            Output::Stdout => RecordType::Stdout,
+            Output::Stderr => RecordType::Stderr,
+        };
+        let FcgiConnection { socket, encoder, .. } = &mut *self.conn;
+        let result = encoder.write(kind, self.id, data, |slices| write_all_vectored(socket, slices));
+        if let Err(e) = &result {
+            self.broken = Some(e.kind());
+        }
+        result
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(kind) = self.broken {
+            return Err(kind.into());
+        }
+        let result = self.conn.flush();
+        if let Err(e) = &result {
+            self.broken = Some(e.kind());
+        }
+        result
+    }
+
+    fn is_aborted(&mut self) -> bool {
+        // Look at what has arrived without waiting, keeping body chunks for later reads.
+        while !self.aborted && self.inputs.queued_bytes < MAX_QUEUED_INPUT {
+            match self.next_event(Wait::No) {
+                Ok(Some(event)) => {
+                    let _ = self.inputs.offer(self.id, event, None);
+                }
+                Ok(None) => break,
+                Err(_) => self.aborted = true,
+            }
+        }
+        self.aborted
+    }
+}
+
+/// Body chunks that arrived for the stream the handler was not reading, and which streams ended.
+#[derive(Default)]
+struct Inputs {
+    queued: [VecDeque<Bytes>; 2],
+    queued_bytes: usize,
+    ended: [bool; 2],
+}
+
+impl Inputs {
+    /// A queued answer for `input`: `Some(Some(chunk))`, `Some(None)` at its end, `None` if
+    /// nothing is known yet.
+    fn take(&mut self, input: Input) -> Option<Option<Bytes>> {
+        if let Some(chunk) = self.queued[input as usize].pop_front() {
+            self.queued_bytes -= chunk.len();
+            return Some(Some(chunk));
+        }
+        self.ended[input as usize].then_some(None)
+    }
+
+    /// Takes an event of request `id`: the answer if it is for `wanted`, else queued.
+    fn offer(&mut self, id: u16, event: Event, wanted: impl Into<Option<Input>>) -> io::Result<Option<Option<Bytes>>> {
+        let (input, chunk) = match event {
+            Event::Stdin { id: i, data } if i == id => (Input::Stdin, Some(data)),
+            Event::StdinEnd { id: i } if i == id => (Input::Stdin, None),
+            Event::Data { id: i, data } if i == id => (Input::Data, Some(data)),
+            Event::DataEnd { id: i } if i == id => (Input::Data, None),
+            Event::Abort { id: i } if i == id => return Err(aborted_error()),
+            _ => return Ok(None),
+        };
+        if wanted.into() == Some(input) {
+            if chunk.is_none() {
+                self.ended[input as usize] = true;
+            }
+            return Ok(Some(chunk));
+        }
+        match chunk {
+            Some(data) => {
+                self.queued_bytes += data.len();
+                if self.queued_bytes > MAX_QUEUED_INPUT {
+                    return Err(io::Error::other("over 1 MiB of one input stream arrived while reading the other"));
+                }
+                self.queued[input as usize].push_back(data);
+            }
+            None => self.ended[input as usize] = true,
+        }
+        Ok(None)
+    }
+}
+
+/// What the requests of a multiplexed connection share.
+struct MpxShared {
+    socket: Socket,
+    proto: Connection,
+    encoder: ResponseEncoder,
+    closing: bool,
+}
+
+impl MpxShared {
+    fn take_replies(&mut self) {
+        let replies = self.proto.output().split();
+        self.encoder.buffer().unsplit(replies);
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Self { socket, encoder, .. } = self;
+        encoder.flush(|slices| write_all_vectored(socket, slices))
+    }
+}
+
+fn lock(shared: &Mutex<MpxShared>) -> MutexGuard<'_, MpxShared> {
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_multiplexed_request(
+    ctx: &Context,
+    shared: &Mutex<MpxShared>,
+    reader: &Socket,
+    id: u16,
+    role: Role,
+    params: crate::protocol::Params,
+    receiver: Receiver<Event>,
+    aborted: Arc<AtomicBool>,
+) {
+    let mut exchange = MpxExchange { shared, id, receiver, aborted, inputs: Inputs::default() };
+    let (app_status, stderr_used) = {
+        let mut request = Request::new(role, params, &mut exchange);
+        let status = run_handler(ctx.handler, &mut request);
+        (status, request.stderr_used())
+    };
+    ctx.note_request();
+    let mut guard = lock(shared);
+    let MpxShared { proto, encoder, .. } = &mut *guard;
+    if stderr_used {
+        encoder.end_stream(RecordType::Stderr, id);
+    }
+    encoder.end_stream(RecordType::Stdout, id);
+    let keep_conn = proto.end_request(id, app_status, ProtocolStatus::RequestComplete, encoder.buffer());
+    let flushed = guard.flush();
+    if flushed.is_err() || (!keep_conn && guard.proto.active_requests() == 0) {
+        guard.closing = true;
+        // Wakes the reader, which is blocked in recv.
+        let _ = reader.shutdown(Shutdown::Read);
+    }
+}
+
+/// A multiplexed request's view: input through its channel, output through the shared socket.
+struct MpxExchange<'s> {
+    shared: &'s Mutex<MpxShared>,
+    id: u16,
+    receiver: Receiver<Event>,
+    aborted: Arc<AtomicBool>,
+    inputs: Inputs,
+}
+
+impl Exchange for MpxExchange<'_> {
+    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        loop {
+            if let Some(answer) = self.inputs.take(input) {
+                return Ok(answer);
+            }
+            if self.aborted.load(Ordering::Acquire) {
+                return Err(aborted_error());
+            }
+            let event = self.receiver.recv().map_err(|_| aborted_error())?;
+            if let Some(answer) = self.inputs.offer(self.id, event, input)? {
+                return Ok(answer);
+            }
+        }
+    }
+
+    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
+        if self.aborted.load(Ordering::Acquire) {
+            return Err(aborted_error());
+        }
+        let kind = match output {
+            Output::Stdout => RecordType::Stdout,
+            Output::Stderr => RecordType::Stderr,
+        };
+        let mut guard = lock(self.shared);
+        let MpxShared { socket, encoder, .. } = &mut *guard;
+        encoder.write(kind, self.id, data, |slices| write_all_vectored(socket, slices))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        lock(self.shared).flush()
+    }
+
+    fn is_aborted(&mut self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+}
+
+fn event_id(event: &Event) -> u16 {
+    match *event {
+        Event::Begin { id, .. }
+        | Event::Params { id, .. }
+        | Event::ParamsRefused { id, .. }
+        | Event::Stdin { id, .. }
+        | Event::StdinEnd { id }
+        | Event::Data { id, .. }
+        | Event::DataEnd { id }
+        | Event::Abort { id } => id,
+    }
+}
+
+fn aborted_error() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the web server aborted the request")
+}
+
+fn protocol_error(e: ProtocolError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// Errors that only mean the web server hung up: not worth a log line.
+fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Writes every slice, resuming after short writes.
+pub(crate) fn write_all_vectored(sink: &mut impl Write, slices: &[IoSlice<'_>]) -> io::Result<()> {
+    let mut owned: Vec<IoSlice<'_>> = slices.iter().filter(|s| !s.is_empty()).copied().collect();
+    let mut remaining = &mut owned[..];
+    while !remaining.is_empty() {
+        match sink.write_vectored(remaining) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut remaining, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server stopped reading the response"))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Yes,
+    No,
+}
+
+/// Reads what the socket has into the spare capacity of `buf`, without zeroing it first.
+/// A blocking read that hits the socket's read timeout is `TimedOut`.
+fn recv(socket: &Socket, buf: &mut BytesMut, wait: Wait) -> io::Result<usize> {
+    buf.reserve(READ_CHUNK);
+    let spare = buf.spare_capacity_mut();
+    let flags = if wait == Wait::No { libc::MSG_DONTWAIT } else { 0 };
+    loop {
+        // SAFETY: `spare` is writable memory owned by `buf`, `spare.len()` bytes long, and recv
+        // writes at most that many bytes into it.
+        let n = unsafe { libc::recv(socket.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), flags) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: recv initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock if wait == Wait::Yes => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server sent nothing within the read timeout"))
+            }
+            _ => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Where connections come from: the listening socket on fd 0 (mod_fcgid, spawn-fcgi,
+//! lighttpd `bin-path`), a systemd socket (`LISTEN_FDS`), or an address the caller gives; and
+//! the `FCGI_WEB_SERVER_ADDRS` check on TCP peers.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where to listen, as a caller spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// A Unix socket path, created (a stale file is replaced) with `mode` if given.
+    Unix { path: PathBuf, mode: Option<u32> },
+    /// A TCP `host:port` (IPv4, `[IPv6]`, or a name that resolves).
+    Tcp(String),
+}
+
+impl Bind {
+    /// Parses `unix:/path`, `/path` (or `./path`), `host:port` or `[::1]:port`.
+    pub fn parse(addr: &str) -> io::Result<Self> {
+        if let Some(path) = addr.strip_prefix("unix:") {
+            return Ok(Self::Unix { path: path.into(), mode: None });
+        }
+        if addr.starts_with('/') || addr.starts_with('.') {
+            return Ok(Self::Unix { path: addr.into(), mode: None });
+        }
+        if addr.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+            return Ok(Self::Tcp(addr.to_owned()));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bind address {addr:?} is neither unix:PATH, /PATH, HOST:PORT nor [IPV6]:PORT"),
+        ))
+    }
+}
+
+impl fmt::Display for Bind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix { path, .. } => write!(f, "unix:{}", path.display()),
+            Self::Tcp(addr) => f.write_str(addr),
+        }
+    }
+}
+
+/// A listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Unix {
+        listener: UnixListener,
+        /// The socket file to remove at shutdown: only one this process created.
+        owned_path: Option<PathBuf>,
+    },
+    Tcp {
+        listener: TcpListener,
+        /// `FCGI_WEB_SERVER_ADDRS`: the peers allowed, or `None` for any.
+        allowed: Option<Vec<IpAddr>>,
+    },
+}
+
+/// What [`Listener::inherited`] found.
+#[derive(Debug)]
+pub enum Inherited {
+    /// fd 0 is a listening socket, as mod_fcgid, spawn-fcgi and lighttpd hand it over.
+    Fd0(Listener),
+    /// systemd socket activation handed over fd 3.
+    Systemd(Listener),
+    /// Neither: the process was started as a CGI program (or by hand).
+    None,
+}
+
+const LISTEN_FDS_START: RawFd = 3;
+
+impl Listener {
+    /// Binds `bind`, with backlog 1024.
+    pub fn bind(bind: &Bind) -> io::Result<Self> {
+        match bind {
+            Bind::Unix { path, mode } => {
+                remove_stale_socket(path)?;
+                let listener = UnixListener::bind(path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
+                if let Some(mode) = mode {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
+                }
+                Ok(Self::Unix { listener, owned_path: Some(path.clone()) })
+            }
+            Bind::Tcp(addr) => {
+                let addrs: Vec<_> = addr.to_socket_addrs()?.collect();
+                let listener = TcpListener::bind(&addrs[..])
+                    .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+                Ok(Self::Tcp { listener, allowed: web_server_addrs_from_env()? })
+            }
+        }
+    }
+
+    /// Looks for a listening socket given to this process: fd 0, then `LISTEN_FDS`.
+    pub fn inherited() -> io::Result<Inherited> {
+        if is_listening_socket(0) {
+            return Ok(Inherited::Fd0(Self::from_fd(0)?));
+        }
+        let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+        let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+        if ours && count >= 1 && is_listening_socket(LISTEN_FDS_START) {
+            return Ok(Inherited::Systemd(Self::from_fd(LISTEN_FDS_START)?));
+        }
+        Ok(Inherited::None)
+    }
+
+    fn from_fd(fd: RawFd) -> io::Result<Self> {
+        // SAFETY: `fd` is a listening socket handed to this process (checked by the caller), and
+        // nothing else in the process owns it: the listener takes it over for good.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        if socket_family(fd)? == libc::AF_UNIX {
+            Ok(Self::Unix { listener: UnixListener::from(owned), owned_path: None })
+        } else {
+            Ok(Self::Tcp { listener: TcpListener::from(owned), allowed: web_server_addrs_from_env()? })
+        }
+    }
+
+    /// Sets the listener non-blocking, so that accepting goes with `poll`.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Self::Unix { listener, .. } => listener.set_nonblocking(nonblocking),
+            Self::Tcp { listener, .. } => listener.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// Accepts one connection. `Ok(None)` when a TCP peer is not in `FCGI_WEB_SERVER_ADDRS`
+    /// (the connection is closed and logged).
+    pub fn accept(&self) -> io::Result<Option<Socket>> {
+        match self {
+            Self::Unix { listener, .. } => Ok(Some(Socket::Unix(listener.accept()?.0))),
+            Self::Tcp { listener, allowed } => {
+                let (stream, peer) = listener.accept()?;
+                if let Some(allowed) = allowed {
+                    if !is_allowed(peer.ip(), allowed) {
+                        eprintln!("fcgi: refused a connection from {peer}: not in FCGI_WEB_SERVER_ADDRS");
+                        return Ok(None);
+                    }
+                }
+                stream.set_nodelay(true)?;
+                Ok(Some(Socket::Tcp(stream)))
+            }
+        }
+    }
+
+    /// Removes the socket file this process created, if any.
+    pub fn remove_socket_file(&self) {
+        if let Self::Unix { owned_path: Some(path), .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Self::Unix { listener, .. } => listener.as_raw_fd(),
+            Self::Tcp { listener, .. } => listener.as_raw_fd(),
+        }
+    }
+}
+
+/// Replaces a socket file left by a previous run, but never a regular file.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+/// `getpeername` failing with ENOTCONN marks a listening socket (libfcgi's and flup's test);
+/// ENOTSOCK, EBADF or a connected peer mean something else.
+fn is_listening_socket(fd: RawFd) -> bool {
+    let mut addr: libc::sockaddr_storage = unsafe_zeroed_storage();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes of the sizes given; the call only inspects fd.
+    let rc = unsafe { libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) };
+    rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
+}
+
+fn socket_family(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut addr = unsafe_zeroed_storage();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: as in `is_listening_socket`.
+    let rc = unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(addr.ss_family as libc::c_int)
+}
+
+fn unsafe_zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data for which all-zero bytes are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Reads `FCGI_WEB_SERVER_ADDRS` (comma-separated IPv4 and IPv6 addresses).
+pub fn web_server_addrs_from_env() -> io::Result<Option<Vec<IpAddr>>> {
+    match std::env::var("FCGI_WEB_SERVER_ADDRS") {
+        Ok(list) if !list.trim().is_empty() => parse_web_server_addrs(&list).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Parses a comma-separated address list.
+pub fn parse_web_server_addrs(list: &str) -> io::Result<Vec<IpAddr>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpAddr>().map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("FCGI_WEB_SERVER_ADDRS: {s:?} is not an address"))
+            })
+        })
+        .collect()
+}
+
+/// Whether `peer` is in `allowed`, an IPv4-mapped IPv6 peer matching its IPv4 form.
+pub fn is_allowed(peer: IpAddr, allowed: &[IpAddr]) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    allowed.iter().any(|a| canonical(*a) == canonical(peer))
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+pub enum Socket {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Socket {
+    /// Bounds how long a read may wait.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.set_read_timeout(timeout),
+            Self::Tcp(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    /// Bounds how long a write may wait (a web server that never reads).
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.set_write_timeout(timeout),
+            Self::Tcp(s) => s.set_write_timeout(timeout),
+        }
+    }
+
+    /// Switches non-blocking mode.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.set_nonblocking(nonblocking),
+            Self::Tcp(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// Shuts down one or both directions.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Self::Unix(s) => s.shutdown(how),
+            Self::Tcp(s) => s.shutdown(how),
+        }
+    }
+
+    /// A second handle to the same socket (a multiplexed connection's writer).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        match self {
+            Self::Unix(s) => s.try_clone().map(Self::Unix),
+            Self::Tcp(s) => s.try_clone().map(Self::Tcp),
+        }
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Self::Unix(s) => s.as_raw_fd(),
+            Self::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.read(buf),
+            Self::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.write(buf),
+            Self::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.write_vectored(bufs),
+            Self::Tcp(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(Bind::parse("unix:/run/a.sock").unwrap(), Bind::Unix { path: "/run/a.sock".into(), mode: None });
+        assert_eq!(Bind::parse("/run/a.sock").unwrap(), Bind::Unix { path: "/run/a.sock".into(), mode: None });
+        assert_eq!(Bind::parse("127.0.0.1:9000").unwrap(), Bind::Tcp("127.0.0.1:9000".into()));
+        assert_eq!(Bind::parse("[::1]:9000").unwrap(), Bind::Tcp("[::1]:9000".into()));
+        assert!(Bind::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn web_server_addrs_match_v4_and_v6() {
+        let allowed = parse_web_server_addrs(" 127.0.0.1, ::1 ,10.1.2.3").unwrap();
+        assert!(is_allowed("127.0.0.1".parse().unwrap(), &allowed));
+        assert!(is_allowed("::1".parse().unwrap(), &allowed));
+        assert!(is_allowed("::ffff:10.1.2.3".parse().unwrap(), &allowed));
+        assert!(!is_allowed("10.1.2.4".parse().unwrap(), &allowed));
+        assert!(parse_web_server_addrs("1.2.3.4,bogus").is_err());
+    }
+
+    #[test]
+    fn a_plain_file_is_not_a_listening_socket() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(!is_listening_socket(file.as_raw_fd()));
+        let listener = UnixListener::bind(std::env::temp_dir().join(format!("fcgi-l-{}", std::process::id()))).unwrap();
+        assert!(is_listening_socket(listener.as_raw_fd()));
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("fcgi-l-{}", std::process::id())));
+    }
+}

@@ -1,0 +1,14 @@
+//! The blocking runtime around the protocol: listener, poller, workers, connections, CGI mode,
+//! signals.
+
+pub mod cgi;
+mod connection;
+pub mod listener;
+mod poller;
+pub mod request;
+pub mod server;
+pub mod signals;
+
+pub use listener::{Bind, Listener};
+pub use request::{Handler, Input, InputReader, Output, OutputWriter, Request};
+pub use server::{Served, Server, ServerConfig, Stats, StopHandle};

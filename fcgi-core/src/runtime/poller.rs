@@ -1,0 +1,83 @@
+//! An epoll set: the listener, the wake-up socket and kept-alive connections waiting for their
+//! next request, so that an idle connection never pins a worker thread.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A readiness token: the listener, the wake-up socket, or a parked connection's fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Token {
+    Listener,
+    Wake,
+    Connection(RawFd),
+}
+
+impl Token {
+    fn to_u64(self) -> u64 {
+        match self {
+            Self::Listener => 0,
+            Self::Wake => 1,
+            Self::Connection(fd) => fd as u64 + 2,
+        }
+    }
+
+    fn from_u64(value: u64) -> Self {
+        match value {
+            0 => Self::Listener,
+            1 => Self::Wake,
+            n => Self::Connection((n - 2) as RawFd),
+        }
+    }
+}
+
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+}
+
+impl Poller {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        Ok(Self { epoll: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    /// Watches `fd` for input, for good.
+    pub(crate) fn add(&self, fd: RawFd, token: Token) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, libc::EPOLLIN as u32)
+    }
+
+    /// Watches `fd` for input once: after one report it is disarmed until armed again.
+    pub(crate) fn arm_once(&self, fd: RawFd, token: Token) -> io::Result<()> {
+        let interest = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32;
+        match self.control(libc::EPOLL_CTL_MOD, fd, token, interest) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => self.control(libc::EPOLL_CTL_ADD, fd, token, interest),
+            other => other,
+        }
+    }
+
+    fn control(&self, op: libc::c_int, fd: RawFd, token: Token, events: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token.to_u64() };
+        // SAFETY: a valid epoll fd and a pointer to an initialised event.
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits for readiness and appends the tokens that are ready.
+    pub(crate) fn wait(&self, ready: &mut Vec<Token>) -> io::Result<()> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        // SAFETY: `events` is valid for 64 entries, the length passed.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        }
+        ready.extend(events[..n as usize].iter().map(|e| Token::from_u64(e.u64)));
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! The one interface every application plugs into: a [`Handler`] gets a [`Request`] with the
+//! params, readers for STDIN and DATA, writers for STDOUT and STDERR, the app status and the
+//! abort flag, whether it came over FastCGI or CGI.
+
+use std::io::{self, Read, Write};
+
+use bytes::{Buf, Bytes};
+
+use crate::protocol::{Params, Role};
+
+/// An application: called once per request, on a worker thread.
+pub trait Handler: Send + Sync {
+    /// Serves one request. An error is logged; if nothing was written yet the client gets a
+    /// 500 response. The request is ended (END_REQUEST) either way.
+    fn handle(&self, request: &mut Request<'_>) -> io::Result<()>;
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&mut Request<'_>) -> io::Result<()> + Send + Sync,
+{
+    fn handle(&self, request: &mut Request<'_>) -> io::Result<()> {
+        self(request)
+    }
+}
+
+/// Which output stream a write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The response (headers, then body), CGI style.
+    Stdout,
+    /// Log text for the web server's error log.
+    Stderr,
+}
+
+/// Which input stream a read comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The request body.
+    Stdin,
+    /// The file a Filter filters.
+    Data,
+}
+
+/// How a request's bytes move: implemented by the FastCGI connection and by CGI mode.
+pub(crate) trait Exchange {
+    /// The next chunk of `input`, `None` at its end.
+    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>>;
+    /// Sends (or buffers) `data` on `output`.
+    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()>;
+    /// Sends whatever is buffered.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Whether the web server abandoned the request (ABORT_REQUEST or a closed connection).
+    fn is_aborted(&mut self) -> bool;
+}
+
+/// One request being served.
+pub struct Request<'a> {
+    role: Role,
+    params: Params,
+    app_status: u32,
+    stdout_bytes: u64,
+    stderr_used: bool,
+    pending: [Bytes; 2],
+    exchange: &'a mut dyn Exchange,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(role: Role, params: Params, exchange: &'a mut dyn Exchange) -> Self {
+        Self {
+            role,
+            params,
+            app_status: 0,
+            stdout_bytes: 0,
+            stderr_used: false,
+            pending: [Bytes::new(), Bytes::new()],
+            exchange,
+        }
+    }
+
+    /// The role the web server asked for (always Responder in CGI mode).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// All params (CGI variables), as raw bytes in the order sent.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The value of param `name`.
+    pub fn param(&self, name: &str) -> Option<&[u8]> {
+        self.params.get(name.as_bytes())
+    }
+
+    /// The next chunk of `input` as it arrives, without copying; `None` at its end.
+    pub fn read_chunk(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        let pending = &mut self.pending[input as usize];
+        if !pending.is_empty() {
+            return Ok(Some(std::mem::take(pending)));
+        }
+        self.exchange.read(input)
+    }
+
+    /// Reads from `input` into `buf`; 0 at its end.
+    pub fn read_into(&mut self, input: Input, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pending[input as usize].is_empty() {
+            match self.exchange.read(input)? {
+                Some(chunk) => self.pending[input as usize] = chunk,
+                None => return Ok(0),
+            }
+        }
+        let pending = &mut self.pending[input as usize];
+        let n = pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&pending[..n]);
+        pending.advance(n);
+        Ok(n)
+    }
+
+    /// A reader over the request body.
+    pub fn stdin(&mut self) -> InputReader<'_, 'a> {
+        InputReader { request: self, input: Input::Stdin }
+    }
+
+    /// A reader over the Filter role's DATA stream.
+    pub fn data(&mut self) -> InputReader<'_, 'a> {
+        InputReader { request: self, input: Input::Data }
+    }
+
+    /// Writes response bytes (CGI headers, then the body).
+    pub fn write_stdout(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.exchange.write(Output::Stdout, data)?;
+        self.stdout_bytes += data.len() as u64;
+        Ok(())
+    }
+
+    /// Writes to the web server's error log.
+    pub fn write_stderr(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.stderr_used = true;
+        self.exchange.write(Output::Stderr, data)
+    }
+
+    /// A writer for the response.
+    pub fn stdout(&mut self) -> OutputWriter<'_, 'a> {
+        OutputWriter { request: self, output: Output::Stdout }
+    }
+
+    /// A writer for the error log.
+    pub fn stderr(&mut self) -> OutputWriter<'_, 'a> {
+        OutputWriter { request: self, output: Output::Stderr }
+    }
+
+    /// Sends buffered output now (a streamed response wants its first bytes out).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.exchange.flush()
+    }
+
+    /// Response bytes written so far.
+    pub fn stdout_bytes(&self) -> u64 {
+        self.stdout_bytes
+    }
+
+    pub(crate) fn stderr_used(&self) -> bool {
+        self.stderr_used
+    }
+
+    /// Sets the application status reported in END_REQUEST (the CGI exit status).
+    pub fn set_app_status(&mut self, status: u32) {
+        self.app_status = status;
+    }
+
+    /// The application status so far.
+    pub fn app_status(&self) -> u32 {
+        self.app_status
+    }
+
+    /// Whether the web server abandoned this request: a long-running handler checks it and
+    /// stops early. Writes after an abort fail.
+    pub fn is_aborted(&mut self) -> bool {
+        self.exchange.is_aborted()
+    }
+}
+
+/// `Read` over one input stream of a request.
+pub struct InputReader<'r, 'a> {
+    request: &'r mut Request<'a>,
+    input: Input,
+}
+
+impl Read for InputReader<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.request.read_into(self.input, buf)
+    }
+}
+
+/// `Write` over one output stream of a request.
+pub struct OutputWriter<'r, 'a> {
+    request: &'r mut Request<'a>,
+    output: Output,
+}
+
+impl Write for OutputWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.output {
+            Output::Stdout => self.request.write_stdout(buf)?,
+            Output::Stderr => self.request.write_stderr(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.request.flush()
+    }
+}
+
+/// The response sent when a handler fails before writing anything.
+pub(crate) const INTERNAL_ERROR: &[u8] =
+    b"Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n";
+
+/// Runs `handler` on `request`, turning an error or a panic into a log line and, if nothing was
+/// written yet, a 500 response. Returns the app status for END_REQUEST.
+pub(crate) fn run_handler(handler: &dyn Handler, request: &mut Request<'_>) -> u32 {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(request)));
+    let failure = match outcome {
+        Ok(Ok(())) => return request.app_status(),
+        Ok(Err(e)) if is_hang_up(&e) => return request.app_status(),
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned()),
+    };
+    eprintln!("fcgi: the handler failed: {failure}");
+    if request.stdout_bytes() == 0 {
+        let _ = request.write_stdout(INTERNAL_ERROR);
+    }
+    if request.app_status() == 0 {
+        request.set_app_status(1);
+    }
+    request.app_status()
+}
+
+/// An error that only says the web server left: nothing to log, nobody to answer.
+fn is_hang_up(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+}

@@ -1,0 +1,118 @@
+"""Apache httpd in the foreground with a self-contained config: mod_fcgid, mod_cgi, mod_proxy_fcgi.
+
+Apache starts as root and its children run as www-data, so everything they read or execute
+lives under the world-readable work directory (never under /root).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from .net import LOOPBACK, Address
+from .process import Process
+from .service import WebServer
+
+BINARY = "/usr/sbin/apache2"
+MODULES = Path("/usr/lib/apache2/modules")
+BASE_MODULES = ("mpm_event", "authz_core", "mime")
+
+BASE_CONFIG = """\
+ServerRoot "{workdir}"
+ServerName {host}
+Listen {host}:{port}
+PidFile "{workdir}/apache.pid"
+DefaultRuntimeDir "{workdir}/run"
+ErrorLog "{error_log}"
+LogLevel info
+User www-data
+Group www-data
+TypesConfig /etc/mime.types
+Timeout 120
+KeepAlive On
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 32
+MaxRequestWorkers 128
+{load_modules}
+<Directory "/">
+    AllowOverride None
+    Require all denied
+</Directory>
+{site}
+"""
+
+
+class Apache(WebServer):
+    """`apache2 -f CONF -DFOREGROUND`, serving `site` (config text at server level)."""
+
+    def __init__(self, workdir: Path, port: int, modules: tuple[str, ...], site: str):
+        self.address = (LOOPBACK, port)
+        self.error_log = workdir / "error.log"
+        self.config = workdir / "apache2.conf"
+        (workdir / "run").mkdir(exist_ok=True)
+        load = "\n".join(
+            f"LoadModule {name}_module {MODULES}/mod_{name}.so" for name in (*BASE_MODULES, *modules)
+        )
+        self.config.write_text(
+            BASE_CONFIG.format(
+                workdir=workdir,
+                host=LOOPBACK,
+                port=port,
+                error_log=self.error_log,
+                load_modules=load,
+                site=site,
+            )
+        )
+        self.process = Process(
+            "apache2", [BINARY, "-f", self.config, "-DFOREGROUND"], log=workdir / "apache2.out.log"
+        )
+
+    def graceful(self) -> None:
+        """What `apache2 -k graceful` does: SIGUSR1 to the parent."""
+        self.process.signal(signal.SIGUSR1)
+
+
+def docroot_site(docroot: Path, handler: str) -> str:
+    """A docroot whose scripts run through `handler` (e.g. `fcgid-script .fcgi`)."""
+    return f"""\
+DocumentRoot "{docroot}"
+<Directory "{docroot}">
+    Options +ExecCGI
+    AddHandler {handler}
+    Require all granted
+</Directory>
+"""
+
+
+def fcgid_site(workdir: Path, docroot: Path) -> str:
+    """mod_fcgid: it spawns `*.fcgi` with a listening Unix socket on fd 0.
+
+    Requests may be as large as the tests send; processes live forever (no recycling), and up
+    to 8 of them serve concurrent requests, each one request at a time; the rest queue.
+    """
+    return f"""\
+FcgidIPCDir "{workdir}/fcgid"
+FcgidProcessTableFile "{workdir}/fcgid/shm"
+FcgidMaxRequestLen 1073741824
+FcgidMaxRequestsPerProcess 0
+FcgidIOTimeout 120
+FcgidBusyTimeout 300
+FcgidMaxProcesses 8
+FcgidMaxProcessesPerClass 8
+{docroot_site(docroot, "fcgid-script .fcgi")}"""
+
+
+def cgi_site(docroot: Path) -> str:
+    """mod_cgi: the very same binary as `*.cgi`, one process per request."""
+    return docroot_site(docroot, "cgi-script .cgi")
+
+
+def proxy_fcgi_site(prefix: str, backend: Address) -> str:
+    """mod_proxy_fcgi: forwards `prefix/` to an app the harness started."""
+    if isinstance(backend, Path):
+        target = f"unix:{backend}|fcgi://localhost/"
+    else:
+        host, port = backend
+        target = f"fcgi://{host}:{port}/"
+    return f'ProxyPass "{prefix}/" "{target}"\n'

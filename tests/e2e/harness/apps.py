@@ -1,0 +1,67 @@
+"""The apps under test: command lines that honour the echo contract (tests/README.md).
+
+Every face of the library (Rust, C, Python) ships an echo app; each one is registered here
+once and then runs behind every web server of the matrix.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    argv: tuple[str, ...]
+    """The command line; the harness appends `--bind ADDR` when it starts the app itself."""
+    build: tuple[str, ...] = ()
+    """Run from the repository root once per session before the app is used (cheap when fresh)."""
+
+    def command(self, *args: str) -> list[str]:
+        return [*self.argv, *args]
+
+    def build_now(self) -> None:
+        if not self.build:
+            return
+        done = subprocess.run(self.build, check=False, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"building {self.name} failed: $ {shlex.join(self.build)}\n{done.stdout}{done.stderr}"
+            )
+
+    def install(self, dest: Path) -> Path:
+        """Put an executable at `dest` that runs the app, for servers that spawn it themselves.
+
+        A lone program is copied (servers may run it as another user, who cannot read the
+        build tree); a longer command line gets a shell wrapper that execs it, so fd 0 and
+        the environment reach the app untouched.
+        """
+        if len(self.argv) == 1:
+            shutil.copyfile(self.argv[0], dest)
+        else:
+            dest.write_text(f"#!/bin/sh\nexec {shlex.join(self.argv)} \"$@\"\n")
+        dest.chmod(0o755)
+        return dest
+
+
+REGISTRY: tuple[App, ...] = (
+    App(
+        name="rust-echo",
+        argv=(str(REPO / "target/release/examples/echo"),),
+        build=("cargo", "build", "--release", "-p", "fcgi-core", "--example", "echo"),
+    ),
+)
+
+
+def from_spec(spec: str) -> App:
+    """An ad-hoc app from the command line: `NAME=COMMAND LINE` (see --app-cmd)."""
+    name, sep, command = spec.partition("=")
+    if not sep or not name or not command.strip():
+        raise ValueError(f"--app-cmd wants NAME=COMMAND, got {spec!r}")
+    return App(name=name, argv=tuple(shlex.split(command)))
