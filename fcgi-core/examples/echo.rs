@@ -49,7 +49,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerConfig, St
                 config.max_requests = Some(value("--max-requests")?.parse().map_err(|_| "bad --max-requests")?)
             }
             "--multiplex" => {
-                config.connection.max_requests_per_conn = value("--multiplex")?.parse().map_err(|_| "bad --multiplex")?
+                config.connection.max_requests_per_conn =
+                    value("--multiplex")?.parse().map_err(|_| "bad --multiplex")?
             }
             "--cgi" => config.force_cgi = true,
             other => return Err(format!("unknown argument {other:?}")),

@@ -23,7 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--front", action="append", default=[], choices=sorted(FRONTS),
                     help="test only this web-server front (repeatable); default: all")
     group.addoption("--app", action="append", default=[], metavar="NAME",
-                    help="test only this app of the registry (repeatable); default: all")
+                    help="test only this app (repeatable); default: all")
     group.addoption("--app-cmd", action="append", default=[], metavar="NAME=COMMAND",
                     help="also test this command line as an echo app (repeatable)")
     group.addoption("--keep-workdir", action="store_true",
@@ -31,12 +31,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def selected_apps(config: pytest.Config) -> list[App]:
+    apps = [*REGISTRY, *(from_spec(spec) for spec in config.getoption("--app-cmd"))]
     wanted = config.getoption("--app")
-    apps = [app for app in REGISTRY if not wanted or app.name in wanted]
-    unknown = set(wanted) - {app.name for app in REGISTRY}
+    unknown = set(wanted) - {app.name for app in apps}
     if unknown:
-        raise pytest.UsageError(f"--app: no such app {sorted(unknown)}; known: {[a.name for a in REGISTRY]}")
-    return apps + [from_spec(spec) for spec in config.getoption("--app-cmd")]
+        raise pytest.UsageError(f"--app {sorted(unknown)}: known apps are {[a.name for a in apps]}")
+    return [app for app in apps if not wanted or app.name in wanted]
 
 
 def selected_fronts(config: pytest.Config) -> list[str]:

@@ -105,7 +105,12 @@ mod tests {
         let mut encoder = ResponseEncoder::new();
         let mut sends = 0;
         for _ in 0..10 {
-            encoder.write(RecordType::Stdout, 1, b"abc", |_| { sends += 1; Ok(()) }).unwrap();
+            encoder
+                .write(RecordType::Stdout, 1, b"abc", |_| {
+                    sends += 1;
+                    Ok(())
+                })
+                .unwrap();
         }
         encoder.end_stream(RecordType::Stdout, 1);
         encoder.end_request(1, 0, ProtocolStatus::RequestComplete);

@@ -22,7 +22,9 @@ use bytes::{Bytes, BytesMut};
 use super::listener::Socket;
 use super::request::{run_handler, Exchange, Input, Output, Request};
 use super::server::{Context, Stats};
-use crate::protocol::{Connection, Event, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role};
+use crate::protocol::{
+    Connection, Event, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role,
+};
 
 /// Bytes asked of the kernel per read: one full record and then some.
 const READ_CHUNK: usize = 64 << 10;
@@ -245,7 +247,9 @@ impl FcgiConnection {
                         requests.insert(id, (sender, aborted.clone()));
                         let role = roles.remove(&id).unwrap_or(Role::Responder);
                         let shared = &shared;
-                        scope.spawn(move || serve_multiplexed_request(ctx, shared, reader, id, role, params, receiver, aborted));
+                        scope.spawn(move || {
+                            serve_multiplexed_request(ctx, shared, reader, id, role, params, receiver, aborted)
+                        });
                     }
                     Ok(Some(Event::ParamsRefused { id, error })) => {
                         eprintln!("fcgi: request {id} refused: {error}");
@@ -620,7 +624,10 @@ fn recv(socket: &Socket, buf: &mut BytesMut, wait: Wait) -> io::Result<usize> {
         match e.kind() {
             io::ErrorKind::Interrupted => continue,
             io::ErrorKind::WouldBlock if wait == Wait::Yes => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server sent nothing within the read timeout"))
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the web server sent nothing within the read timeout",
+                ))
             }
             _ => return Err(e),
         }

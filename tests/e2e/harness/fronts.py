@@ -1,5 +1,7 @@
 """The web-server side of the matrix: each front is one server in one FastCGI (or CGI) mode.
 
+`FRONTS` is the matrix; other builders here serve the lifecycle tests.
+
 A front builder takes an app and an empty, world-readable work directory, starts whatever it
 needs (the server, and the app itself when the server does not spawn it) and yields a `Front`.
 """
@@ -135,6 +137,20 @@ def lighttpd_socket(app: App, workdir: Path) -> Iterator[Front]:
         lighttpd.Lighttpd(workdir, port, "/app", lighttpd.external(socket)) as server,
     ):
         yield Front("lighttpd-socket", app, "/app", server, [backend])
+
+
+@contextmanager
+def nginx_two_backends(app: App, workdir: Path) -> Iterator[Front]:
+    """nginx balancing one location over two app processes on TCP; when one fails, nginx
+    retries the request on the other (`fastcgi_next_upstream error timeout`)."""
+    addresses = [(LOOPBACK, free_port()), (LOOPBACK, free_port())]
+    upstreams = nginx.upstream("pair", addresses)
+    with (
+        Backend(app, addresses[0], workdir, name="app1") as first,
+        Backend(app, addresses[1], workdir, name="app2") as second,
+        nginx.Nginx(workdir, free_port(), upstreams, nginx.location("/app", "pair")) as server,
+    ):
+        yield Front("nginx-two-backends", app, "/app", server, [first, second])
 
 
 FRONTS: dict[str, FrontBuilder] = {

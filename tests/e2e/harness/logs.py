@@ -22,19 +22,26 @@ def tail(path: Path, limit: int = TAIL_BYTES) -> str:
     return cut + data.decode("utf-8", "backslashreplace") or "(empty)"
 
 
-def contains(path: Path, needle: bytes) -> bool:
+def count(path: Path, needle: bytes) -> int:
     try:
-        return needle in path.read_bytes()
+        return path.read_bytes().count(needle)
     except FileNotFoundError:
-        return False
+        return 0
 
 
-def wait_for(paths: list[Path], needle: bytes, timeout: float = 5.0) -> Path | None:
-    """Poll until one of `paths` contains `needle`; the file that does, or None at the timeout."""
+def lines_with(path: Path, needle: bytes) -> list[bytes]:
+    try:
+        return [line for line in path.read_bytes().splitlines() if needle in line]
+    except FileNotFoundError:
+        return []
+
+
+def wait_for(paths: list[Path], needle: bytes, timeout: float = 5.0, times: int = 1) -> Path | None:
+    """Poll until one of `paths` contains `needle` `times` times; that file, or None at the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         for path in paths:
-            if contains(path, needle):
+            if count(path, needle) >= times:
                 return path
         if time.monotonic() > deadline:
             return None

@@ -1,0 +1,273 @@
+//! A raw FastCGI test client, and the app under test started on a Unix socket.
+//!
+//! The app is the echo example unless `FCGI_TEST_APP` names another command (the Python and C
+//! faces run this same suite); `--bind unix:PATH` and any extra arguments are appended.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use fcgi_core::protocol::header::RecordType;
+use fcgi_core::protocol::params::encode_pair;
+use fcgi_core::protocol::record::{encode_record, encode_stream, encode_stream_end};
+use fcgi_core::protocol::{BeginRequest, EndRequest, Header, Record, Role};
+
+/// The app under test, stopped (and its socket removed) on drop.
+pub struct App {
+    child: Child,
+    dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+fn echo_binary() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "fcgi-core", "--example", "echo"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the echo example failed");
+    });
+    root.join("target/debug/examples/echo")
+}
+
+impl App {
+    /// Starts the app with `extra` arguments and waits for its socket.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "fcgi-test-{}-{:?}-{}",
+            std::process::id(),
+            std::thread::current().id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("app.sock");
+        let mut command = match std::env::var("FCGI_TEST_APP") {
+            Ok(line) if !line.trim().is_empty() => {
+                let mut words = line.split_whitespace();
+                let mut command = Command::new(words.next().unwrap());
+                command.args(words);
+                command
+            }
+            _ => Command::new(echo_binary()),
+        };
+        command.arg("--bind").arg(format!("unix:{}", socket.display())).args(extra);
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+        let child = command.spawn().expect("the app starts");
+        let app = Self { child, dir, socket };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&app.socket).is_err() {
+            assert!(Instant::now() < deadline, "the app did not listen: {}", app.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        app
+    }
+
+    /// A new connection.
+    pub fn connect(&self) -> Client {
+        let stream = UnixStream::connect(&self.socket).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client { stream, buf: BytesMut::new() }
+    }
+
+    /// What the app wrote to stderr.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// Panics unless the app still runs and serves a fresh connection correctly.
+    pub fn assert_serves(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_none(), "the app exited: {}", self.stderr());
+        let response = self.connect().get(1, "/hello", false);
+        assert_eq!(response.body(), b"Hello, world!", "stderr: {}", self.stderr());
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What came back for one request.
+#[derive(Debug, Default)]
+pub struct Response {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub end: Option<EndRequest>,
+    pub headers: Vec<Header>,
+}
+
+impl Response {
+    /// The CGI header block, as text.
+    pub fn head(&self) -> String {
+        let end = find(&self.stdout, b"\r\n\r\n").unwrap_or(self.stdout.len());
+        String::from_utf8_lossy(&self.stdout[..end]).into_owned()
+    }
+
+    /// The body after the CGI headers.
+    pub fn body(&self) -> &[u8] {
+        find(&self.stdout, b"\r\n\r\n").map_or(&[], |i| &self.stdout[i + 4..])
+    }
+
+    /// The `Status:` code (200 when absent, as CGI says).
+    pub fn status(&self) -> u16 {
+        self.head()
+            .lines()
+            .find_map(|l| l.strip_prefix("Status: "))
+            .and_then(|s| s.split(' ').next()?.parse().ok())
+            .unwrap_or(200)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A raw FastCGI client connection.
+pub struct Client {
+    pub stream: UnixStream,
+    buf: BytesMut,
+}
+
+impl Client {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    pub fn begin(&mut self, id: u16, role: Role, keep_conn: bool) {
+        let mut out = BytesMut::new();
+        encode_record(RecordType::BeginRequest, id, &BeginRequest { role, keep_conn }.encode(), &mut out);
+        self.send(&out);
+    }
+
+    /// Sends the params, cut into records of at most `record_size` bytes, and their end.
+    pub fn params(&mut self, id: u16, pairs: &[(&str, &[u8])], record_size: usize) {
+        let mut body = BytesMut::new();
+        for (name, value) in pairs {
+            encode_pair(name.as_bytes(), value, &mut body);
+        }
+        let mut out = BytesMut::new();
+        for chunk in body.chunks(record_size) {
+            encode_record(RecordType::Params, id, chunk, &mut out);
+        }
+        encode_stream_end(RecordType::Params, id, &mut out);
+        self.send(&out);
+    }
+
+    /// Sends `data` as STDIN records, and the stream end.
+    pub fn stdin(&mut self, id: u16, data: &[u8]) {
+        let mut out = BytesMut::new();
+        encode_stream(RecordType::Stdin, id, data, &mut out);
+        encode_stream_end(RecordType::Stdin, id, &mut out);
+        self.send(&out);
+    }
+
+    /// Sends a whole request: BEGIN, params for `uri`, the body.
+    pub fn request(&mut self, id: u16, method: &str, uri: &str, body: &[u8], keep_conn: bool) {
+        self.begin(id, Role::Responder, keep_conn);
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let length = body.len().to_string();
+        self.params(
+            id,
+            &[
+                ("REQUEST_METHOD", method.as_bytes()),
+                ("REQUEST_URI", uri.as_bytes()),
+                ("SCRIPT_NAME", path.as_bytes()),
+                ("QUERY_STRING", query.as_bytes()),
+                ("CONTENT_LENGTH", length.as_bytes()),
+                ("SERVER_PROTOCOL", b"HTTP/1.1"),
+            ],
+            65535,
+        );
+        self.stdin(id, body);
+    }
+
+    /// GET `uri` and read the whole response.
+    pub fn get(&mut self, id: u16, uri: &str, keep_conn: bool) -> Response {
+        self.request(id, "GET", uri, b"", keep_conn);
+        self.response(id)
+    }
+
+    /// The next record, `None` at EOF. Checks the padding rule on every record received.
+    pub fn record(&mut self) -> Option<Record> {
+        loop {
+            if let Some(record) = Record::decode(&mut self.buf).expect("the app sends valid records") {
+                let total = record.content.len() + record.header.padding_len as usize;
+                assert_eq!(total % 8, 0, "record not padded to 8: {:?}", record.header);
+                return Some(record);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("reading from the app: {e}"),
+            }
+        }
+    }
+
+    /// Reads records until request `id` ends.
+    pub fn response(&mut self, id: u16) -> Response {
+        let mut response = Response::default();
+        while let Some(record) = self.record() {
+            assert_eq!(record.header.request_id, id, "unexpected record {:?}", record.header);
+            response.headers.push(record.header);
+            match record.header.record_type {
+                RecordType::Stdout => response.stdout.extend_from_slice(&record.content),
+                RecordType::Stderr => response.stderr.extend_from_slice(&record.content),
+                RecordType::EndRequest => {
+                    response.end = Some(EndRequest::parse(&record.content).unwrap());
+                    return response;
+                }
+                other => panic!("unexpected record type {other:?}"),
+            }
+        }
+        panic!("the connection closed before END_REQUEST; got {response:?}")
+    }
+
+    /// Whether the app closed the connection (reads until EOF or a 5 s timeout).
+    pub fn is_closed_by_app(&mut self) -> bool {
+        self.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
