@@ -206,7 +206,7 @@ fn two_interleaved_multiplexed_requests() {
     }
     for (out, body) in stdout.iter().zip([&body_a, &body_b]) {
         let start = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        assert!(&out[start..] == &body[..], "multiplexed echo differs");
+        assert!(out[start..] == body[..], "multiplexed echo differs");
     }
     // The kept connection goes on serving.
     assert_eq!(client.get(3, "/hello", true).body(), b"Hello, world!");
@@ -271,15 +271,12 @@ fn sigterm_lets_the_request_in_flight_finish() {
     let mut client = app.connect();
     client.request(1, "GET", "/slow?ms=500", b"", false);
     std::thread::sleep(std::time::Duration::from_millis(150));
-    let pid = std::thread::spawn({
-        let mut status = None;
-        move || {
-            status = Some(app.terminate());
-            (status, app)
-        }
+    let terminated = std::thread::spawn(move || {
+        let status = app.terminate();
+        (status, app)
     });
     let response = client.response(1);
     assert_eq!(response.body(), b"slept 500\n");
-    let (status, _app) = pid.join().unwrap();
-    assert!(status.unwrap().success(), "exit status {status:?}");
+    let (status, app) = terminated.join().unwrap();
+    assert!(status.success(), "exit status {status:?}: {}", app.stderr());
 }

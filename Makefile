@@ -1,0 +1,42 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both install what they need.
+
+CARGO ?= cargo
+PYTHON ?= python3
+FUZZ_SMOKE_SECONDS ?= 10
+
+.PHONY: all build test demo deps lint rust-test e2e clean
+
+all: build
+
+build:
+	$(CARGO) build --release --workspace --examples
+
+## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, end-to-end tests.
+test: deps lint rust-test fuzz-smoke-short e2e
+
+deps:
+	bash tests/install-deps.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(PYTHON) -m ruff check tests demo
+
+rust-test:
+	$(CARGO) test --workspace
+
+fuzz-smoke-short:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+e2e:
+	$(CARGO) build --release -p fcgi-core --example echo
+	$(PYTHON) -m pytest -c tests/pytest.ini tests/e2e
+
+## The echo example behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
+demo:
+	bash demo/demo.sh
+
+clean:
+	$(CARGO) clean
+
+include Makefile.fuzz
