@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,12 +21,74 @@ use fcgi_core::protocol::{BeginRequest, EndRequest, Header, Record, Role};
 
 /// The app under test, stopped (and its socket removed) on drop.
 pub struct App {
-    child: Child,
+    pub child: Child,
     dir: PathBuf,
-    pub socket: PathBuf,
+    pub address: Address,
 }
 
-fn echo_binary() -> PathBuf {
+/// Where the app listens.
+#[derive(Debug, Clone)]
+pub enum Address {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+/// Either kind of stream a client talks over.
+pub trait Stream: Read + Write + Send {
+    fn shutdown(&self, how: Shutdown) -> std::io::Result<()>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Stream for UnixStream {
+    fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
+        UnixStream::shutdown(self, how)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Stream for TcpStream {
+    fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl Address {
+    fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
+        Ok(match self {
+            Self::Unix(path) => Box::new(UnixStream::connect(path)?),
+            Self::Tcp(addr) => Box::new(TcpStream::connect(addr)?),
+        })
+    }
+}
+
+/// A fresh temporary folder for one app.
+pub fn temp_dir() -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("fcgi-test-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The command that starts the app under test, without a bind address.
+pub fn app_command() -> Command {
+    match std::env::var("FCGI_TEST_APP") {
+        Ok(line) if !line.trim().is_empty() => {
+            let mut words = line.split_whitespace();
+            let mut command = Command::new(words.next().unwrap());
+            command.args(words);
+            command
+        }
+        _ => Command::new(echo_binary()),
+    }
+}
+
+pub fn echo_binary() -> PathBuf {
     static BUILD: Once = Once::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     BUILD.call_once(|| {
@@ -41,42 +104,52 @@ fn echo_binary() -> PathBuf {
 }
 
 impl App {
-    /// Starts the app with `extra` arguments and waits for its socket.
+    /// Starts the app on a Unix socket with `extra` arguments and waits until it listens.
     pub fn start(extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "fcgi-test-{}-{:?}-{}",
-            std::process::id(),
-            std::thread::current().id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("app.sock");
-        let mut command = match std::env::var("FCGI_TEST_APP") {
-            Ok(line) if !line.trim().is_empty() => {
-                let mut words = line.split_whitespace();
-                let mut command = Command::new(words.next().unwrap());
-                command.args(words);
-                command
-            }
-            _ => Command::new(echo_binary()),
+        let dir = temp_dir();
+        let address = Address::Unix(dir.join("app.sock"));
+        Self::start_at(dir, address, app_command(), extra)
+    }
+
+    /// Starts the app on `address` with `command` and `extra` arguments.
+    pub fn start_at(dir: PathBuf, address: Address, mut command: Command, extra: &[&str]) -> Self {
+        let bind = match &address {
+            Address::Unix(path) => format!("unix:{}", path.display()),
+            Address::Tcp(addr) => addr.to_string(),
         };
-        command.arg("--bind").arg(format!("unix:{}", socket.display())).args(extra);
+        command.arg("--bind").arg(bind).args(extra);
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("stderr")).unwrap());
         let child = command.spawn().expect("the app starts");
-        let app = Self { child, dir, socket };
+        let app = Self { child, dir, address };
+        app.wait_until_listening();
+        app
+    }
+
+    /// Adopts a child started some other way (fd 0, LISTEN_FDS) that listens on `address`.
+    pub fn adopt(child: Child, dir: PathBuf, address: Address) -> Self {
+        let app = Self { child, dir, address };
+        app.wait_until_listening();
+        app
+    }
+
+    fn wait_until_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&app.socket).is_err() {
-            assert!(Instant::now() < deadline, "the app did not listen: {}", app.stderr());
+        while let Err(e) = self.address.connect() {
+            assert!(Instant::now() < deadline, "the app did not listen ({e}): {}", self.stderr());
             std::thread::sleep(Duration::from_millis(20));
         }
-        app
     }
 
     /// A new connection.
     pub fn connect(&self) -> Client {
-        let stream = UnixStream::connect(&self.socket).expect("connect");
+        let stream = self.address.connect().expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         Client { stream, buf: BytesMut::new() }
+    }
+
+    /// The folder holding the app's files (its stderr log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// What the app wrote to stderr.
@@ -93,9 +166,26 @@ impl App {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         self.child.wait().unwrap()
+    }
+
+    /// Sends `signal` to the app.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits up to `timeout` for the app to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 }
 
@@ -144,7 +234,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A raw FastCGI client connection.
 pub struct Client {
-    pub stream: UnixStream,
+    pub stream: Box<dyn Stream>,
     buf: BytesMut,
 }
 

@@ -1,0 +1,202 @@
+//! How the app finds its listener (fd 0, LISTEN_FDS, an address, else CGI), who may connect,
+//! and how it stops.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::{app_command, random_bytes, temp_dir, Address, App};
+use fcgi_core::protocol::header::RecordType;
+use fcgi_core::protocol::params::encode_pair;
+use fcgi_core::protocol::record::encode_record;
+use fcgi_core::protocol::{Params, ParamsLimits};
+
+fn get_values_max_reqs(app: &App) -> Vec<u8> {
+    let mut client = app.connect();
+    let mut query = BytesMut::new();
+    encode_pair(b"FCGI_MAX_REQS", b"", &mut query);
+    let mut out = BytesMut::new();
+    encode_record(RecordType::GetValues, 0, &query, &mut out);
+    client.send(&out);
+    let values = Params::decode(&client.record().unwrap().content, ParamsLimits::default()).unwrap();
+    values.get(b"FCGI_MAX_REQS").unwrap().to_vec()
+}
+
+#[test]
+fn a_listening_socket_on_fd0_is_served_one_request_at_a_time() {
+    let dir = temp_dir();
+    let path = dir.join("fd0.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let child = app_command()
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut app = App::adopt(child, dir, Address::Unix(path));
+    assert_eq!(get_values_max_reqs(&app), b"1", "mod_fcgid's one request at a time");
+    app.assert_serves();
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn systemd_socket_activation_on_fd3() {
+    let dir = temp_dir();
+    let path = dir.join("systemd.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let fd = listener.as_raw_fd();
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\"")
+        .arg(common::echo_binary())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+    // SAFETY: between fork and exec only dup2(2) runs, which is async-signal-safe; it puts the
+    // listener on fd 3 without the close-on-exec flag, as systemd hands it over.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    drop(listener);
+    let mut app = App::adopt(child, dir, Address::Unix(path));
+    app.assert_serves();
+}
+
+fn run_cgi(env: &[(&str, &str)], stdin: &[u8]) -> (std::process::ExitStatus, Vec<u8>, Vec<u8>) {
+    let mut child = app_command()
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (output.status, output.stdout, output.stderr)
+}
+
+fn body_of(stdout: &[u8]) -> &[u8] {
+    let start = stdout.windows(4).position(|w| w == b"\r\n\r\n").expect("CGI headers") + 4;
+    &stdout[start..]
+}
+
+#[test]
+fn without_a_listener_one_cgi_request_is_served() {
+    let (status, stdout, _) = run_cgi(&[("REQUEST_URI", "/env"), ("GATEWAY_INTERFACE", "CGI/1.1")], b"");
+    assert!(status.success());
+    assert!(stdout.starts_with(b"Status: 200 OK\r\n"), "{}", String::from_utf8_lossy(&stdout));
+    let body = String::from_utf8_lossy(body_of(&stdout)).into_owned();
+    assert!(body.contains("GATEWAY_INTERFACE=CGI/1.1\n"), "{body}");
+}
+
+#[test]
+fn cgi_reads_exactly_content_length_bytes_of_stdin() {
+    let body = random_bytes(3 << 20, 11);
+    let mut stdin = body.clone();
+    stdin.extend_from_slice(b"TRAILING BYTES NOT PART OF THE BODY");
+    let length = body.len().to_string();
+    let (status, stdout, _) = run_cgi(&[("REQUEST_URI", "/echo"), ("CONTENT_LENGTH", &length)], &stdin);
+    assert!(status.success());
+    assert!(body_of(&stdout) == body, "CGI echo differs");
+}
+
+#[test]
+fn cgi_status_and_stderr() {
+    let (status, stdout, stderr) = run_cgi(&[("REQUEST_URI", "/status/404")], b"");
+    assert!(status.success());
+    assert!(stdout.starts_with(b"Status: 404 "));
+    let (_, _, stderr_too) = run_cgi(&[("REQUEST_URI", "/stderr"), ("QUERY_STRING", "msg=cgi-line")], b"");
+    assert!(stderr.is_empty());
+    assert_eq!(stderr_too, b"echo-stderr: cgi-line\n");
+}
+
+#[test]
+fn fcgi_force_cgi_overrides_a_listener_on_fd0() {
+    let dir = temp_dir();
+    let listener = UnixListener::bind(dir.join("unused.sock")).unwrap();
+    let output = app_command()
+        .env("FCGI_FORCE_CGI", "1")
+        .env("REQUEST_URI", "/hello")
+        .stdin(Stdio::from(OwnedFd::from(listener)))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(body_of(&output.stdout), b"Hello, world!");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_tcp(addr: SocketAddr, allowed: &str) -> App {
+    let mut command = app_command();
+    command.env("FCGI_WEB_SERVER_ADDRS", allowed);
+    App::start_at(temp_dir(), Address::Tcp(addr), command, &[])
+}
+
+#[test]
+fn tcp_peers_outside_fcgi_web_server_addrs_are_refused() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut app = start_tcp(addr, "10.9.9.9, ::1");
+    let mut client = app.connect();
+    client.request(1, "GET", "/hello", b"", false);
+    assert!(client.record().is_none(), "a refused peer gets nothing");
+    assert!(app.stderr().contains("not in FCGI_WEB_SERVER_ADDRS"), "{}", app.stderr());
+    drop(app);
+    app = start_tcp(addr, "10.9.9.9,127.0.0.1");
+    app.assert_serves();
+}
+
+#[test]
+fn ipv6_loopback_with_fcgi_web_server_addrs() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine");
+        return;
+    }
+    let addr: SocketAddr = format!("[::1]:{}", free_port()).parse().unwrap();
+    let mut app = start_tcp(addr, "::1");
+    app.assert_serves();
+    assert!(TcpStream::connect(addr).is_ok());
+}
+
+#[test]
+fn max_requests_ends_the_process_cleanly() {
+    let mut app = App::start(&["--max-requests", "3"]);
+    for _ in 0..3 {
+        assert_eq!(app.connect().get(1, "/hello", false).body(), b"Hello, world!");
+    }
+    let status = app.wait_exit(Duration::from_secs(10)).expect("the app exits after 3 requests");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sigusr1_and_sighup_stop_gracefully() {
+    for signal in [libc::SIGUSR1, libc::SIGHUP, libc::SIGINT] {
+        let mut app = App::start(&[]);
+        app.assert_serves();
+        app.signal(signal);
+        let status = app.wait_exit(Duration::from_secs(10)).expect("the app exits");
+        assert!(status.success(), "signal {signal}: {status:?}");
+        if let Address::Unix(path) = &app.address {
+            assert!(!path.exists(), "the socket file is removed");
+        }
+    }
+}
