@@ -1,7 +1,7 @@
 //! CGI mode (RFC 3875): the process environment and CONTENT_LENGTH bytes of stdin make one
 //! request; the handler's CGI-style response goes to stdout; then the server returns.
 
-use std::io::{self, BufWriter, Read, StdinLock, StdoutLock, Write};
+use std::io::{self, BufWriter, Read, Stdin, Stdout, Write};
 use std::os::unix::ffi::OsStrExt;
 
 use bytes::Bytes;
@@ -21,9 +21,9 @@ pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
     let mut exchange = CgiExchange {
-        stdin: io::stdin().lock(),
+        stdin: io::stdin(),
         remaining,
-        stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout().lock()),
+        stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()),
     };
     let status = {
         let mut request = Request::new(Role::Responder, params, &mut exchange);
@@ -34,10 +34,10 @@ pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
 }
 
 struct CgiExchange {
-    stdin: StdinLock<'static>,
+    stdin: Stdin,
     /// Body bytes not yet read: stdin past CONTENT_LENGTH is never touched.
     remaining: u64,
-    stdout: BufWriter<StdoutLock<'static>>,
+    stdout: BufWriter<Stdout>,
 }
 
 impl Exchange for CgiExchange {

@@ -43,7 +43,7 @@ pub enum Input {
 }
 
 /// How a request's bytes move: implemented by the FastCGI connection and by CGI mode.
-pub(crate) trait Exchange {
+pub(crate) trait Exchange: Send {
     /// The next chunk of `input`, `None` at its end.
     fn read(&mut self, input: Input) -> io::Result<Option<Bytes>>;
     /// Sends (or buffers) `data` on `output`.
@@ -64,6 +64,12 @@ pub struct Request<'a> {
     pending: [Bytes; 2],
     exchange: &'a mut dyn Exchange,
 }
+
+// A Request may be handed to another thread while its worker waits (the C API's accept model).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Request<'static>>();
+};
 
 impl<'a> Request<'a> {
     pub(crate) fn new(role: Role, params: Params, exchange: &'a mut dyn Exchange) -> Self {
