@@ -10,4 +10,6 @@ pub mod protocol;
 pub mod runtime;
 
 pub use protocol::{ConnectionConfig, Params, ParamsLimits, Role, Roles};
-pub use runtime::{Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, Stats, StopHandle};
+pub use runtime::{
+    Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats, StopHandle, Transport,
+};

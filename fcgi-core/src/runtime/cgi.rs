@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use bytes::Bytes;
 
-use super::request::{run_handler, Exchange, Handler, Input, Output, Request};
+use super::request::{run_handler, Exchange, Handler, Input, Output, Request, ServerInfo, Transport};
 use crate::protocol::{Params, Role};
 
 const READ_CHUNK: usize = 64 << 10;
@@ -26,7 +26,7 @@ pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
         stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()),
     };
     let status = {
-        let mut request = Request::new(Role::Responder, params, &mut exchange);
+        let mut request = Request::new(ServerInfo { transport: Transport::Cgi, workers: 1 }, Role::Responder, params, &mut exchange);
         run_handler(handler, &mut request)
     };
     exchange.stdout.flush()?;

@@ -144,7 +144,7 @@ impl FcgiConnection {
     fn run_request(&mut self, ctx: &Context, id: u16, role: Role, params: crate::protocol::Params) -> io::Result<bool> {
         let mut exchange = InlineExchange { conn: self, id, inputs: Inputs::default(), aborted: false, broken: None };
         let (app_status, stderr_used) = {
-            let mut request = Request::new(role, params, &mut exchange);
+            let mut request = Request::new(ctx.info, role, params, &mut exchange);
             let status = run_handler(ctx.handler, &mut request);
             (status, request.stderr_used())
         };
@@ -481,7 +481,7 @@ fn serve_multiplexed_request(
 ) {
     let mut exchange = MpxExchange { shared, id, receiver, aborted, inputs: Inputs::default() };
     let (app_status, stderr_used) = {
-        let mut request = Request::new(role, params, &mut exchange);
+        let mut request = Request::new(ctx.info, role, params, &mut exchange);
         let status = run_handler(ctx.handler, &mut request);
         (status, request.stderr_used())
     };

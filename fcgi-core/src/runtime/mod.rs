@@ -10,5 +10,5 @@ pub mod server;
 pub mod signals;
 
 pub use listener::{Bind, Listener};
-pub use request::{Handler, Input, InputReader, Output, OutputWriter, Request};
+pub use request::{Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
 pub use server::{Served, Server, ServerConfig, Stats, StopHandle};

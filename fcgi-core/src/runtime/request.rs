@@ -54,8 +54,28 @@ pub(crate) trait Exchange: Send {
     fn is_aborted(&mut self) -> bool;
 }
 
+/// How the process was reached: what a face reports as `wsgi.multiprocess`, `wsgi.run_once`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// One CGI request in this process.
+    Cgi,
+    /// A listener handed over on fd 0 or by systemd: the web server may run several processes.
+    Inherited,
+    /// A listener this process bound itself.
+    Bound,
+}
+
+/// Facts about the serving server that a handler may want.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub transport: Transport,
+    /// Worker threads: requests that may run at once in this process.
+    pub workers: usize,
+}
+
 /// One request being served.
 pub struct Request<'a> {
+    info: ServerInfo,
     role: Role,
     params: Params,
     app_status: u32,
@@ -72,8 +92,9 @@ const _: () = {
 };
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(role: Role, params: Params, exchange: &'a mut dyn Exchange) -> Self {
+    pub(crate) fn new(info: ServerInfo, role: Role, params: Params, exchange: &'a mut dyn Exchange) -> Self {
         Self {
+            info,
             role,
             params,
             app_status: 0,
@@ -82,6 +103,11 @@ impl<'a> Request<'a> {
             pending: [Bytes::new(), Bytes::new()],
             exchange,
         }
+    }
+
+    /// How this process serves (CGI or FastCGI, workers).
+    pub fn server_info(&self) -> ServerInfo {
+        self.info
     }
 
     /// The role the web server asked for (always Responder in CGI mode).

@@ -13,7 +13,7 @@ use super::cgi;
 use super::connection::FcgiConnection;
 use super::listener::{Bind, Inherited, Listener};
 use super::poller::{Poller, Token};
-use super::request::Handler;
+use super::request::{Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
 use crate::protocol::{Capabilities, ConnectionConfig};
 
@@ -123,6 +123,7 @@ pub(crate) struct Context<'h> {
     pub(crate) handler: &'h dyn Handler,
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
+    pub(crate) info: ServerInfo,
     stop: StopHandle,
 }
 
@@ -163,12 +164,12 @@ impl Server {
 
     /// Serves `handler` until stopped (FastCGI) or for one request (CGI).
     pub fn serve(&self, handler: &dyn Handler) -> io::Result<Served> {
-        let (listener, inherited_fd0) = match self.listener()? {
+        let (listener, on_fd0, transport) = match self.listener()? {
             Some(found) => found,
             None => return cgi::serve_once(handler).map(|app_status| Served::Cgi { app_status }),
         };
         let mut config = self.config.clone();
-        let workers = config.workers.unwrap_or_else(|| default_workers(inherited_fd0)).max(1);
+        let workers = config.workers.unwrap_or_else(|| default_workers(on_fd0)).max(1);
         config.connection.capabilities = Capabilities {
             max_conns: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
             max_reqs: u32::try_from(workers * usize::from(config.connection.max_requests_per_conn.max(1)))
@@ -181,32 +182,33 @@ impl Server {
         self.stop.wake_fd.store(wake_writer.as_raw_fd(), Ordering::SeqCst);
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
 
-        let ctx = Context { handler, config, stats: self.stats.clone(), stop: self.stop.clone() };
+        let info = ServerInfo { transport, workers };
+        let ctx = Context { handler, config, stats: self.stats.clone(), info, stop: self.stop.clone() };
         let result = serve_listener(&ctx, &listener, wake_reader, workers);
         self.stop.wake_fd.store(-1, Ordering::SeqCst);
         listener.remove_socket_file();
         result.map(|()| Served::FastCgi)
     }
 
-    /// The listener to serve, and whether it is an inherited fd 0; `None` for CGI mode.
-    fn listener(&self) -> io::Result<Option<(Listener, bool)>> {
+    /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode.
+    fn listener(&self) -> io::Result<Option<(Listener, bool, Transport)>> {
         if let Some(bind) = &self.config.bind {
-            return Ok(Some((Listener::bind(bind)?, false)));
+            return Ok(Some((Listener::bind(bind)?, false, Transport::Bound)));
         }
         let forced = std::env::var("FCGI_FORCE_CGI").is_ok_and(|v| !v.is_empty() && v != "0");
         if self.config.force_cgi || forced {
             return Ok(None);
         }
         Ok(match Listener::inherited()? {
-            Inherited::Fd0(listener) => Some((listener, true)),
-            Inherited::Systemd(listener) => Some((listener, false)),
+            Inherited::Fd0(listener) => Some((listener, true, Transport::Inherited)),
+            Inherited::Systemd(listener) => Some((listener, false, Transport::Inherited)),
             Inherited::None => None,
         })
     }
 }
 
-fn default_workers(inherited_fd0: bool) -> usize {
-    if inherited_fd0 {
+fn default_workers(on_fd0: bool) -> usize {
+    if on_fd0 {
         return 1;
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
