@@ -58,11 +58,15 @@ fn systemd_socket_activation_on_fd3() {
         .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\"")
         .arg(common::echo_binary())
         .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
-    // SAFETY: between fork and exec only dup2(2) runs, which is async-signal-safe; it puts the
-    // listener on fd 3 without the close-on-exec flag, as systemd hands it over.
+    // SAFETY: between fork and exec only dup2(2) and fcntl(2) run, both async-signal-safe; they
+    // put the listener on fd 3 without the close-on-exec flag, as systemd hands it over (dup2 onto
+    // itself keeps the flag, hence the fcntl).
     unsafe {
         command.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            if fd != 3 && libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
