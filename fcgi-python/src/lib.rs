@@ -1,1 +1,105 @@
-//! The native half of the `fcgi_wsgi` Python package. The PyO3 module lands with the fcgi-python issue.
+//! The native half of the `fcgi_wsgi` Python package: serves a PEP 3333 app over FastCGI (or
+//! one CGI request) on the fcgi-core runtime. The pure-Python package around it parses
+//! arguments and formats errors; everything per request happens here.
+
+mod environ;
+mod error;
+mod live_request;
+mod response;
+mod streams;
+mod wsgi;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fcgi_core::{Bind, Served, Server, ServerConfig, Stats};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::error::to_py;
+
+/// The counters of the server this process is running, for `server_stats()`.
+static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
+
+/// Serves `app` until a signal stops the server (FastCGI) or for one request (CGI); returns
+/// `"fastcgi"` or `"cgi"`.
+#[pyfunction]
+#[pyo3(signature = (
+    app, report, bind=None, *, workers=None, max_requests=None, max_connections=None, multiplex=None,
+    force_cgi=false, read_timeout=None, write_timeout=None, handle_signals=true
+))]
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    py: Python<'_>,
+    app: Py<PyAny>,
+    report: Py<PyAny>,
+    bind: Option<String>,
+    workers: Option<usize>,
+    max_requests: Option<u64>,
+    max_connections: Option<usize>,
+    multiplex: Option<u16>,
+    force_cgi: bool,
+    read_timeout: Option<f64>,
+    write_timeout: Option<f64>,
+    handle_signals: bool,
+) -> PyResult<&'static str> {
+    let mut config = ServerConfig { force_cgi, workers, max_requests, handle_signals, ..ServerConfig::default() };
+    if let Some(bind) = bind {
+        config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
+    }
+    if let Some(max_connections) = max_connections {
+        config.max_connections = max_connections;
+    }
+    if let Some(multiplex) = multiplex {
+        config.connection.max_requests_per_conn = multiplex.max(1);
+    }
+    let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| PyValueError::new_err(e.to_string()));
+    if let Some(timeout) = read_timeout {
+        config.read_timeout = Some(seconds(timeout)?);
+    }
+    if let Some(timeout) = write_timeout {
+        config.write_timeout = Some(seconds(timeout)?);
+    }
+    let server = Server::new(config);
+    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
+    let handler = wsgi::WsgiHandler { app, report };
+    let served = py.detach(|| server.serve(&handler));
+    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    match served.map_err(to_py)? {
+        Served::FastCgi => Ok("fastcgi"),
+        Served::Cgi { .. } => Ok("cgi"),
+    }
+}
+
+/// `{"connections": N, "requests": M}` for the server running in this process, else `None`.
+#[pyfunction]
+fn server_stats(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
+    let Some(stats) = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        return Ok(None);
+    };
+    let dict = PyDict::new(py);
+    dict.set_item("connections", stats.connections())?;
+    dict.set_item("requests", stats.requests())?;
+    Ok(Some(dict))
+}
+
+/// Asks the running server to stop, as SIGTERM would.
+#[pyfunction]
+fn request_stop() {
+    fcgi_core::runtime::signals::request_stop();
+}
+
+#[pymodule]
+fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(serve, m)?)?;
+    m.add_function(wrap_pyfunction!(server_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(request_stop, m)?)?;
+    m.add_class::<streams::InputStream>()?;
+    m.add_class::<streams::ErrorStream>()?;
+    m.add_class::<response::StartResponse>()?;
+    m.add_class::<response::FileWrapper>()?;
+    m.add("ClientDisconnected", m.py().get_type::<error::ClientDisconnected>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The WSGI environ of one request: the params as native strings decoded as latin-1, then the
+//! `wsgi.*` keys.
+
+use std::sync::Arc;
+
+use fcgi_core::{Params, ServerInfo, Transport};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{intern, Bound};
+
+use crate::live_request::LiveRequest;
+use crate::response::FileWrapper;
+use crate::streams::{ErrorStream, InputStream};
+
+/// Decodes `bytes` as latin-1 (every byte is the code point of the same value).
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if bytes.is_ascii() => PyString::new(py, ascii),
+        _ => PyString::new(py, &bytes.iter().map(|b| char::from(*b)).collect::<String>()),
+    }
+}
+
+/// The key for a param name: the names every request carries are interned once.
+fn key<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+    macro_rules! interned {
+        ($($name:literal)*) => {
+            match name {
+                $(n if n == $name.as_bytes() => intern!(py, $name).clone(),)*
+                _ => latin1(py, name),
+            }
+        };
+    }
+    interned!(
+        "REQUEST_METHOD" "REQUEST_URI" "QUERY_STRING" "SCRIPT_NAME" "PATH_INFO" "CONTENT_TYPE" "CONTENT_LENGTH"
+        "SERVER_PROTOCOL" "SERVER_NAME" "SERVER_PORT" "SERVER_ADDR" "SERVER_SOFTWARE" "REMOTE_ADDR" "REMOTE_PORT"
+        "GATEWAY_INTERFACE" "DOCUMENT_ROOT" "DOCUMENT_URI" "SCRIPT_FILENAME" "REQUEST_SCHEME" "HTTPS"
+        "HTTP_HOST" "HTTP_USER_AGENT" "HTTP_ACCEPT" "HTTP_ACCEPT_ENCODING" "HTTP_ACCEPT_LANGUAGE" "HTTP_CONNECTION"
+        "HTTP_COOKIE" "HTTP_REFERER" "REDIRECT_STATUS"
+    )
+}
+
+fn is_on(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
+}
+
+/// The CONTENT_LENGTH param as a number, if present and valid.
+pub fn content_length(params: &Params) -> Option<u64> {
+    std::str::from_utf8(params.get(b"CONTENT_LENGTH")?).ok()?.trim().parse().ok()
+}
+
+/// Builds the environ for `params`.
+pub fn build<'py>(
+    py: Python<'py>,
+    params: &Params,
+    info: ServerInfo,
+    live: &Arc<LiveRequest>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let environ = PyDict::new(py);
+    for (name, value) in params.iter() {
+        environ.set_item(key(py, name), latin1(py, value))?;
+    }
+    // PEP 3333 requires these even when the web server sends none.
+    for required in [intern!(py, "SCRIPT_NAME"), intern!(py, "PATH_INFO")] {
+        if !environ.contains(required)? {
+            environ.set_item(required, intern!(py, ""))?;
+        }
+    }
+    let https = is_on(params.get(b"HTTPS")) || params.get(b"REQUEST_SCHEME") == Some(b"https");
+    let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
+    environ.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+    environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    environ.set_item(intern!(py, "wsgi.input"), InputStream::new(live.clone(), content_length(params)))?;
+    environ.set_item(intern!(py, "wsgi.errors"), ErrorStream::new(live.clone()))?;
+    environ.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
+    environ.set_item(intern!(py, "wsgi.multiprocess"), info.transport != Transport::Bound)?;
+    environ.set_item(intern!(py, "wsgi.run_once"), info.transport == Transport::Cgi)?;
+    environ.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
+    Ok(environ)
+}

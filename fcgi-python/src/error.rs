@@ -1,0 +1,34 @@
+//! From the core's I/O errors to Python exceptions, in one place.
+
+use std::io;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyOSError;
+use pyo3::PyErr;
+
+create_exception!(
+    fcgi_wsgi,
+    ClientDisconnected,
+    PyOSError,
+    "The web server went away, or aborted the request, while the app was reading or writing."
+);
+
+/// Whether `e` only means the web server left.
+pub fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// The Python exception for a core I/O error.
+pub fn to_py(e: io::Error) -> PyErr {
+    if is_disconnect(&e) {
+        ClientDisconnected::new_err(e.to_string())
+    } else {
+        PyOSError::new_err(e.to_string())
+    }
+}

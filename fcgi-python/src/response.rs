@@ -1,0 +1,194 @@
+//! The response side of WSGI: `start_response`, its `write` callable, and
+//! `wsgi.file_wrapper`. Headers are checked and serialized as CGI headers (latin-1, a `Status:`
+//! line first) when `start_response` is called, and sent with the first non-empty chunk.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::error::to_py;
+use crate::live_request::LiveRequest;
+
+#[derive(Default)]
+struct Head {
+    /// `Status:` and the app's headers, each line ending in CRLF, without the blank line.
+    lines: Option<Vec<u8>>,
+    has_content_length: bool,
+    sent: bool,
+}
+
+/// The `start_response` callable of one request.
+#[pyclass(module = "fcgi_wsgi", frozen)]
+pub struct StartResponse {
+    live: Arc<LiveRequest>,
+    head: Mutex<Head>,
+}
+
+impl StartResponse {
+    pub fn new(live: Arc<LiveRequest>) -> Self {
+        Self { live, head: Mutex::new(Head::default()) }
+    }
+
+    fn head(&self) -> MutexGuard<'_, Head> {
+        self.head.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the headers went out already.
+    pub fn headers_sent(&self) -> bool {
+        self.head().sent
+    }
+
+    /// Adds `Content-Length` when the app gave none and the body's length is known.
+    pub fn set_content_length_if_absent(&self, length: usize) {
+        let mut head = self.head();
+        let head = &mut *head;
+        if let (Some(lines), false) = (head.lines.as_mut(), head.has_content_length) {
+            lines.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
+            head.has_content_length = true;
+        }
+    }
+
+    /// Sends `data`, preceded by the headers if they have not gone out yet.
+    pub fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let lines = {
+            let mut head = self.head();
+            if head.sent {
+                None
+            } else {
+                let mut lines =
+                    head.lines.clone().ok_or_else(|| PyAssertionError::new_err("write() before start_response()"))?;
+                lines.extend_from_slice(b"\r\n");
+                head.sent = true;
+                Some(lines)
+            }
+        };
+        let live = &self.live;
+        py.detach(|| {
+            live.with(|request| {
+                if let Some(lines) = &lines {
+                    request.write_stdout(lines)?;
+                }
+                request.write_stdout(data)
+            })
+        })
+        .map_err(to_py)
+    }
+
+    /// Sends the headers if no body chunk did (an empty body).
+    pub fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        if self.headers_sent() {
+            return Ok(());
+        }
+        self.send(py, b"")
+    }
+}
+
+/// Appends `text` to `out` as latin-1, refusing characters above U+00FF and line breaks (which
+/// would let a header value inject headers).
+fn push_latin1(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
+    for c in text.chars() {
+        let byte =
+            u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))?;
+        if byte == b'\r' || byte == b'\n' {
+            return Err(PyValueError::new_err(format!("{what} {text:?} contains a line break")));
+        }
+        out.push(byte);
+    }
+    Ok(())
+}
+
+#[pymethods]
+impl StartResponse {
+    /// `start_response(status, response_headers, exc_info=None)`, as PEP 3333 says.
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        status: String,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.get();
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let head = this.head();
+            match exc_info {
+                // Too late to change the response: re-raise the app's error.
+                Some(exc_info) if head.sent => {
+                    let exc_info = exc_info.cast::<PyTuple>()?;
+                    return Err(PyErr::from_value(exc_info.get_item(1)?));
+                }
+                None if head.lines.is_some() => {
+                    return Err(PyAssertionError::new_err("start_response() called again without exc_info"));
+                }
+                _ => {}
+            }
+        }
+        let code = status.split(' ').next().unwrap_or("");
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(PyValueError::new_err(format!("status {status:?} does not start with a 3-digit code")));
+        }
+        let mut lines = b"Status: ".to_vec();
+        push_latin1(&mut lines, &status, "status")?;
+        lines.extend_from_slice(b"\r\n");
+        let mut has_content_length = false;
+        for header in headers.try_iter()? {
+            let (name, value): (String, String) = header?
+                .extract()
+                .map_err(|_| PyTypeError::new_err("response headers must be a list of (str, str) tuples"))?;
+            if name.is_empty() || name.contains(':') {
+                return Err(PyValueError::new_err(format!("header name {name:?} is not valid")));
+            }
+            has_content_length |= name.eq_ignore_ascii_case("content-length");
+            push_latin1(&mut lines, &name, "header name")?;
+            lines.extend_from_slice(b": ");
+            push_latin1(&mut lines, &value, "header value")?;
+            lines.extend_from_slice(b"\r\n");
+        }
+        *this.head() = Head { lines: Some(lines), has_content_length, sent: false };
+        slf.getattr("write")
+    }
+
+    /// The `write(data)` callable that `start_response` returns: sends `data` at once.
+    fn write(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        if data.as_bytes().is_empty() {
+            return Ok(());
+        }
+        self.send(py, data.as_bytes())?;
+        let live = &self.live;
+        py.detach(|| live.with(|request| request.flush())).map_err(to_py)
+    }
+}
+
+/// `wsgi.file_wrapper`: iterates a file-like object in blocks, and closes it with the response.
+#[pyclass(module = "fcgi_wsgi")]
+pub struct FileWrapper {
+    filelike: Py<PyAny>,
+    block_size: usize,
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, block_size=65536))]
+    fn new(filelike: Py<PyAny>, block_size: usize) -> Self {
+        Self { filelike, block_size: block_size.max(1) }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let block = self.filelike.bind(py).call_method1("read", (self.block_size,))?;
+        Ok((block.len()? > 0).then_some(block))
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(close) = self.filelike.bind(py).getattr_opt("close")? {
+            close.call0()?;
+        }
+        Ok(())
+    }
+}

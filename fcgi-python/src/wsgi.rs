@@ -1,0 +1,131 @@
+//! The handler that runs a WSGI app for each request, holding the GIL only while Python runs.
+
+use std::io;
+use std::sync::Arc;
+
+use fcgi_core::{Handler, Request};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::environ;
+use crate::error::{is_disconnect, ClientDisconnected};
+use crate::live_request::{publish, LiveRequest};
+use crate::response::StartResponse;
+
+/// A WSGI app and how to report its failures.
+pub struct WsgiHandler {
+    pub app: Py<PyAny>,
+    /// `report(environ, exc) -> bytes`: logs a failure and returns the 500 page's body
+    /// (the traceback in debug mode, a short message otherwise).
+    pub report: Py<PyAny>,
+}
+
+impl Handler for WsgiHandler {
+    fn handle(&self, request: &mut Request<'_>) -> io::Result<()> {
+        let info = request.server_info();
+        let params = request.params().clone();
+        publish(request, |live| Python::attach(|py| self.call(py, live, &params, info)))
+    }
+}
+
+impl WsgiHandler {
+    fn call(
+        &self,
+        py: Python<'_>,
+        live: &Arc<LiveRequest>,
+        params: &fcgi_core::Params,
+        info: fcgi_core::ServerInfo,
+    ) -> io::Result<()> {
+        let environ = environ::build(py, params, info, live).map_err(|e| io::Error::other(e.to_string()))?;
+        let start_response =
+            Bound::new(py, StartResponse::new(live.clone())).map_err(|e| io::Error::other(e.to_string()))?;
+        let outcome = match self.app.bind(py).call1((&environ, &start_response)) {
+            Ok(result) => {
+                let sent = send_body(py, start_response.get(), &result);
+                // PEP 3333: close() is called however the iteration ended.
+                let closed = match result.getattr_opt("close") {
+                    Ok(Some(close)) if !result.is_exact_instance_of::<PyList>() => close.call0().map(drop),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                sent.and(closed)
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(py, live, &environ, start_response.get(), e),
+        }
+    }
+
+    /// Reports an app failure: a 500 page if no header went out yet, else only the log.
+    fn fail(
+        &self,
+        py: Python<'_>,
+        live: &Arc<LiveRequest>,
+        environ: &Bound<'_, PyDict>,
+        start_response: &StartResponse,
+        error: PyErr,
+    ) -> io::Result<()> {
+        if error.is_instance_of::<ClientDisconnected>(py) {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the web server went away"));
+        }
+        let body = match self.report.bind(py).call1((environ, error.value(py))) {
+            Ok(body) => body.extract::<Vec<u8>>().unwrap_or_else(|_| b"Internal Server Error\n".to_vec()),
+            Err(report_error) => {
+                report_error.print(py);
+                b"Internal Server Error\n".to_vec()
+            }
+        };
+        if start_response.headers_sent() {
+            // The response is cut short; the web server sees it end early.
+            return Ok(());
+        }
+        let page = format!(
+            "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let result = py.detach(|| {
+            live.with(|request| {
+                request.write_stdout(page.as_bytes())?;
+                request.write_stdout(&body)
+            })
+        });
+        match result {
+            Err(e) if is_disconnect(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Sends each chunk of the app's iterable. A list or tuple of one chunk gets a Content-Length.
+fn send_body(py: Python<'_>, start_response: &StartResponse, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    let send = |chunk: Bound<'_, PyAny>| -> PyResult<()> {
+        let chunk = chunk
+            .cast_into::<PyBytes>()
+            .map_err(|e| pyo3::exceptions::PyTypeError::new_err(format!("the app yielded {e}, not bytes")))?;
+        if chunk.as_bytes().is_empty() {
+            return Ok(());
+        }
+        start_response.send(py, chunk.as_bytes())
+    };
+    if let Ok(list) = result.cast_exact::<PyList>() {
+        if list.len() == 1 {
+            if let Ok(only) = list.get_item(0)?.cast::<PyBytes>() {
+                start_response.set_content_length_if_absent(only.as_bytes().len());
+            }
+        }
+        for chunk in list.iter() {
+            send(chunk)?;
+        }
+    } else if let Ok(tuple) = result.cast_exact::<PyTuple>() {
+        for chunk in tuple.iter() {
+            send(chunk)?;
+        }
+    } else {
+        for chunk in result.try_iter()? {
+            send(chunk?)?;
+        }
+    }
+    start_response.finish(py)
+}

@@ -1,0 +1,103 @@
+"""Serve any WSGI (PEP 3333) app over FastCGI, or as one CGI request, on a Rust core.
+
+The two-line ``django.cgi``::
+
+    from fcgi_wsgi import serve_wsgi
+    from django.core.handlers.wsgi import WSGIHandler
+    serve_wsgi(WSGIHandler())
+
+runs under Apache mod_fcgid (fd 0 is a listening socket: FastCGI), Apache mod_cgi (it is not:
+one CGI request), and, with ``bind=``, behind nginx, lighttpd or Apache mod_proxy_fcgi.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Callable, Union
+
+from . import _errors
+from ._fcgi_wsgi import (
+    ClientDisconnected,
+    ErrorStream,
+    FileWrapper,
+    InputStream,
+    StartResponse,
+    __version__,
+    request_stop,
+    server_stats,
+)
+from ._fcgi_wsgi import serve as _serve
+
+__all__ = [
+    "ClientDisconnected",
+    "ErrorStream",
+    "FileWrapper",
+    "InputStream",
+    "StartResponse",
+    "__version__",
+    "list_environment",
+    "request_stop",
+    "serve_wsgi",
+    "server_stats",
+]
+
+Bind = Union[str, tuple[str, int], None]
+Debug = Union[bool, Sequence[str]]
+
+
+def bind_address(bind: Bind) -> str | None:
+    """The core's spelling of ``bind``: a Unix path, ``unix:PATH``, ``host:port`` or ``(host, port)``."""
+    if bind is None or isinstance(bind, str):
+        return bind
+    host, port = bind
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve_wsgi(
+    app: Callable,
+    bind: Bind = None,
+    *,
+    workers: int | None = None,
+    max_requests: int | None = None,
+    max_connections: int | None = None,
+    multiplex: int | None = None,
+    debug: Debug = False,
+    force_cgi: bool = False,
+    read_timeout: float | None = None,
+    write_timeout: float | None = None,
+    handle_signals: bool = True,
+) -> str:
+    """Serve ``app`` until SIGTERM, SIGINT, SIGUSR1 or SIGHUP (FastCGI), or for one request (CGI).
+
+    ``bind=None`` serves the listening socket on fd 0 (mod_fcgid, lighttpd, spawn-fcgi), else a
+    systemd socket, else one CGI request from the environment and stdin. Requests in flight finish
+    before it returns ``"fastcgi"`` or ``"cgi"``.
+
+    ``debug``: ``True`` shows tracebacks of failing requests to every client, a list of addresses
+    or networks (``["127.0.0.1", "::1", "10.0.0.0/8"]``) only to clients whose REMOTE_ADDR is in
+    it; everyone else gets a short 500 page. Tracebacks always go to ``wsgi.errors`` (the web
+    server's error log).
+    """
+    report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
+    return _serve(
+        app,
+        report,
+        bind_address(bind),
+        workers=workers,
+        max_requests=max_requests,
+        max_connections=max_connections,
+        multiplex=multiplex,
+        force_cgi=force_cgi,
+        read_timeout=read_timeout,
+        write_timeout=write_timeout,
+        handle_signals=handle_signals,
+    )
+
+
+def list_environment(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """A WSGI app that lists its environ as plain text: the recipe's test app."""
+    lines = [f"{key}: {environ[key]!r}\n" for key in sorted(environ)]
+    body = "".join(lines).encode("utf-8", "backslashreplace")
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]

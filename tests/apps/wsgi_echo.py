@@ -1,0 +1,77 @@
+"""The echo contract (see fcgi-core/examples/echo.rs) as a WSGI app, so the raw-protocol suites
+and the end-to-end matrix run against the Python face too."""
+
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import parse_qs
+
+import fcgi_wsgi
+
+ROUTES = ("hello", "env", "echo", "big", "status", "cookies", "stderr", "stats", "slow", "pid", "fail")
+PATTERN = bytes(i % 251 for i in range(251 * 1044))
+
+
+def route(environ):
+    path = environ.get("PATH_INFO") or environ.get("REQUEST_URI", "/").split("?")[0]
+    segments = [s for s in path.split("/") if s]
+    for i, segment in enumerate(segments):
+        if segment in ROUTES:
+            return segment, "/".join(segments[i + 1 :])
+    return "", ""
+
+
+def query(environ, name, default=""):
+    return parse_qs(environ.get("QUERY_STRING", "")).get(name, [default])[0]
+
+
+def respond(start_response, status, body, content_type="text/plain", extra=()):
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra])
+    return [body]
+
+
+def big(n):
+    sent = 0
+    while sent < n:
+        block = PATTERN[: min(len(PATTERN), n - sent)]
+        sent += len(block)
+        yield block
+
+
+def app(environ, start_response):
+    name, rest = route(environ)
+    if name == "hello":
+        return respond(start_response, "200 OK", b"Hello, world!")
+    if name == "env":
+        lines = [f"{k}={v}\n" for k, v in environ.items() if isinstance(v, str) and not k.startswith("wsgi.")]
+        return respond(start_response, "200 OK", "".join(lines).encode("latin-1"))
+    if name == "echo":
+        body = environ["wsgi.input"].read()
+        return respond(start_response, "200 OK", body, "application/octet-stream")
+    if name == "big":
+        n = int(query(environ, "n", "0"))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+        return big(n)
+    if name == "status":
+        code = int(rest or "500")
+        return respond(start_response, f"{code} Status {code}", f"status {code}\n".encode())
+    if name == "cookies":
+        cookies = [("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")]
+        return respond(start_response, "200 OK", b"cookies\n", extra=cookies)
+    if name == "stderr":
+        environ["wsgi.errors"].write(f"echo-stderr: {query(environ, 'msg')}\n")
+        return respond(start_response, "200 OK", b"ok\n")
+    if name == "stats":
+        stats = fcgi_wsgi.server_stats() or {"connections": 0, "requests": 0}
+        body = "connections={connections} requests={requests}\n".format(**stats).encode()
+        return respond(start_response, "200 OK", body)
+    if name == "slow":
+        ms = int(query(environ, "ms", "100"))
+        time.sleep(ms / 1000)
+        return respond(start_response, "200 OK", f"slept {ms}\n".encode())
+    if name == "pid":
+        return respond(start_response, "200 OK", f"{os.getpid()}\n".encode())
+    if name == "fail":
+        raise RuntimeError("the app failed on purpose")
+    return respond(start_response, "404 Not Found", b"not found\n")
