@@ -4,15 +4,18 @@ CARGO ?= cargo
 PYTHON ?= python3
 FUZZ_SMOKE_SECONDS ?= 10
 
-.PHONY: all build test demo deps lint rust-test e2e clean
+.PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean
 
 all: build
 
 build:
 	$(CARGO) build --release --workspace --examples
 
-## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, end-to-end tests.
-test: deps lint rust-test fuzz-smoke-short e2e
+# The raw-protocol suites of fcgi-core, pointed at the Python face.
+PYTHON_ECHO_APP = $(PYTHON) -m fcgi_wsgi --chdir $(CURDIR)/tests/apps wsgi_echo:app
+
+## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, the Python face, end-to-end tests.
+test: deps lint rust-test fuzz-smoke-short python-test e2e
 
 deps:
 	bash tests/install-deps.sh
@@ -20,10 +23,18 @@ deps:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(PYTHON) -m ruff check tests demo
+	$(PYTHON) -m ruff check python tests demo
+	$(PYTHON) -m ruff format --check python tests demo
 
 rust-test:
 	$(CARGO) test --workspace
+
+python-install:
+	$(PYTHON) -m pip install -q --root-user-action=ignore .
+
+python-test: python-install
+	$(PYTHON) -m pytest -c tests/pytest.ini tests/python
+	FCGI_TEST_APP="$(PYTHON_ECHO_APP)" $(CARGO) test -p fcgi-core --test spec --test hostile --test modes
 
 fuzz-smoke-short:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)

@@ -1,0 +1,59 @@
+"""Starts the semantics app under ``python -m fcgi_wsgi`` on a Unix socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
+    address = str(tmp_path / "app.sock")
+    log = tmp_path / "app.log"
+    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(HERE), "semantics_app:app", "--bind", address, *args]
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=log_file)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(address)
+            return process, address, log
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not start: {log.read_text()}") from None
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    process, address, log = start(tmp_path_factory.mktemp("app"), "--workers", "4")
+    yield address
+    process.terminate()
+    assert process.wait(10) == 0, log.read_text()
+
+
+@pytest.fixture(scope="module")
+def debug_app(tmp_path_factory):
+    process, address, log = start(tmp_path_factory.mktemp("debug"), "--debug")
+    yield address
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def cgi_env():
+    def run(path: str, body: bytes = b"", **params: str) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ["PATH"], "PATH_INFO": path, "REQUEST_METHOD": "GET", **params}
+        env.update({"CONTENT_LENGTH": str(len(body))} if body else {})
+        command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(HERE), "semantics_app:app"]
+        return subprocess.run(command, input=body, env=env, capture_output=True, timeout=30)
+
+    return run

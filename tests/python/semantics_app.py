@@ -1,0 +1,115 @@
+"""A WSGI app whose routes each exercise one part of PEP 3333, reporting what it saw as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def as_json(start_response, value, status="200 OK"):
+    body = json.dumps(value).encode()
+    start_response(status, [("Content-Type", "application/json")])
+    return [body]
+
+
+class ClosingBody:
+    """An iterable whose close() leaves a mark in a file, to prove close() was called."""
+
+    def __init__(self, chunks, mark_path):
+        self.chunks = chunks
+        self.mark_path = mark_path
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            if chunk is None:
+                raise RuntimeError("failure while iterating")
+            yield chunk
+
+    def close(self):
+        with open(self.mark_path, "w") as mark:
+            mark.write("closed")
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    query = environ.get("QUERY_STRING", "")
+    if path == "/environ":
+        report = {k: v for k, v in environ.items() if isinstance(v, str)}
+        report["types"] = sorted({type(v).__name__ for k, v in environ.items() if not k.startswith("wsgi.")})
+        for key in ("wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
+            report[key] = environ[key]
+        report["wsgi.version"] = list(environ["wsgi.version"])
+        report["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))
+        return as_json(start_response, report)
+    if path == "/input":
+        stream = environ["wsgi.input"]
+        seen = {
+            "read3": stream.read(3).decode(),
+            "readline": stream.readline().decode(),
+            "readline2": stream.readline(2).decode(),
+            "readlines": [line.decode() for line in stream.readlines()],
+            "after_end": stream.read().decode(),
+        }
+        return as_json(start_response, seen)
+    if path == "/input_iter":
+        return as_json(start_response, [line.decode() for line in environ["wsgi.input"]])
+    if path == "/input_all":
+        return as_json(start_response, {"body": environ["wsgi.input"].read().decode()})
+    if path == "/errors":
+        environ["wsgi.errors"].write("one line\n")
+        environ["wsgi.errors"].writelines(["two\n", "three\n"])
+        environ["wsgi.errors"].flush()
+        return as_json(start_response, "logged")
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"a")
+        write(b"b")
+        return [b"c"]
+    if path == "/exc_info_before":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"replaced"]
+    if path == "/exc_info_after":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"partial")
+        try:
+            raise ValueError("too late")
+        except ValueError:
+            start_response("500 Internal Server Error", [], sys.exc_info())
+        return [b"never"]
+    if path == "/close":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ClosingBody([b"x", b"y"], query)
+    if path == "/close_on_error":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ClosingBody([b"", None], query)
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](open(query, "rb"), 4096)
+    if path == "/raise":
+        raise RuntimeError("the app failed on purpose")
+    if path == "/bad_header":
+        start_response("200 OK", [("X-Injected", "a\r\nSet-Cookie: evil=1")])
+        return [b"no"]
+    if path == "/not_latin1":
+        start_response("200 OK", [("X-Name", "snowman \u2603")])
+        return [b"no"]
+    if path == "/latin1":
+        start_response("200 OK", [("X-Name", "caf\u00e9")])
+        return [b"yes"]
+    if path == "/str_body":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["text, not bytes"]
+    if path == "/single":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"twelve bytes"]
+    if path == "/generator":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (chunk for chunk in [b"gen", b"", b"erated"])
+    if path == "/empty":
+        start_response("204 No Content", [])
+        return []
+    return as_json(start_response, "no such route", "404 Not Found")
