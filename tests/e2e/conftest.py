@@ -20,14 +20,26 @@ from .harness.fronts import FRONTS
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("e2e", "end-to-end matrix")
-    group.addoption("--front", action="append", default=[], choices=sorted(FRONTS),
-                    help="test only this web-server front (repeatable); default: all")
-    group.addoption("--app", action="append", default=[], metavar="NAME",
-                    help="test only this app (repeatable); default: all")
-    group.addoption("--app-cmd", action="append", default=[], metavar="NAME=COMMAND",
-                    help="also test this command line as an echo app (repeatable)")
-    group.addoption("--keep-workdir", action="store_true",
-                    help="keep the configs and logs under /tmp/fcgi-e2e-* after the run")
+    group.addoption(
+        "--front",
+        action="append",
+        default=[],
+        choices=sorted(FRONTS),
+        help="test only this web-server front (repeatable); default: all",
+    )
+    group.addoption(
+        "--app", action="append", default=[], metavar="NAME", help="test only this app (repeatable); default: all"
+    )
+    group.addoption(
+        "--app-cmd",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="also test this command line as an echo app (repeatable)",
+    )
+    group.addoption(
+        "--keep-workdir", action="store_true", help="keep the configs and logs under /tmp/fcgi-e2e-* after the run"
+    )
 
 
 def selected_apps(config: pytest.Config) -> list[App]:

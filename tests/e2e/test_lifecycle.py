@@ -16,8 +16,10 @@ KILL_MESSAGES = (b"graceful kill fail", b"still did not exit")
 # Apache says it once at start and once when a graceful restart is done, which mod_fcgid holds
 # back until the old app processes are gone (or killed after ~9 s).
 RESTARTED = b"resuming normal operations"
-# mod_fcgid's line for each app process that went away, with how it ended.
+# mod_fcgid's lines for each app process it started, and that went away (with how it ended).
+SPAWNED = b") started"
 EXITED = b"exit(shutting down)"
+THREADS = 4
 
 
 @pytest.fixture
@@ -37,8 +39,11 @@ def test_fcgid_graceful_restart_loses_no_request(fcgid_front: Front) -> None:
     finish what they serve and exit; Apache's new generation spawns new ones."""
     apache = fcgid_front.server
     assert isinstance(apache, Apache)
-    with RequestStream(fcgid_front, fcgid_front.url("/slow?ms=200"), threads=4) as stream:
-        stream.wait_for(8)
+    with RequestStream(fcgid_front, fcgid_front.url("/slow?ms=200"), threads=THREADS) as stream:
+        # One app process per thread first: a restart while mod_fcgid waits on a spawn can
+        # hang that request in mod_fcgid itself, whatever the app does.
+        assert logs.wait_for([apache.error_log], SPAWNED, timeout=20, times=THREADS)
+        stream.wait_for(len(stream.outcomes) + 2 * THREADS)
         apache.graceful()
         assert logs.wait_for([apache.error_log], RESTARTED, timeout=30, times=2), "no restart"
         stream.wait_for(len(stream.outcomes) + 16)

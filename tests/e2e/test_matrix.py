@@ -63,9 +63,7 @@ def test_utf8_path_arrives_intact(front: Front) -> None:
 
 
 def test_post_10mib_is_echoed_exactly(front: Front, upload: bytes) -> None:
-    response = client.request(
-        front, "POST", front.url("/echo"), upload, {"Content-Type": "application/octet-stream"}
-    )
+    response = client.request(front, "POST", front.url("/echo"), upload, {"Content-Type": "application/octet-stream"})
     assert response.status == 200, response
     assert len(response.body) == len(upload)
     assert hashlib.sha256(response.body).hexdigest() == hashlib.sha256(upload).hexdigest()
@@ -107,7 +105,7 @@ def test_concurrent_requests(front: Front) -> None:
 
 def test_keepalive_reuses_fastcgi_connections(front: Front) -> None:
     if not front.keeps_connections:
-        pytest.skip(f"{front.name} opens one FastCGI connection per request")
+        pytest.skip(f"{front.name} keeps no FastCGI connection open between requests (no KEEP_CONN)")
     before = contract.parse_stats(client.get(front, front.url("/stats")).body)
     with client.Connection(front) as conn:
         for i in range(KEEPALIVE_REQUESTS):

@@ -20,13 +20,11 @@ pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let mut exchange = CgiExchange {
-        stdin: io::stdin(),
-        remaining,
-        stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()),
-    };
+    let mut exchange =
+        CgiExchange { stdin: io::stdin(), remaining, stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()) };
     let status = {
-        let mut request = Request::new(ServerInfo { transport: Transport::Cgi, workers: 1 }, Role::Responder, params, &mut exchange);
+        let mut request =
+            Request::new(ServerInfo { transport: Transport::Cgi, workers: 1 }, Role::Responder, params, &mut exchange);
         run_handler(handler, &mut request)
     };
     exchange.stdout.flush()?;

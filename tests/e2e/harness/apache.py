@@ -27,7 +27,7 @@ ErrorLog "{error_log}"
 LogLevel info
 User www-data
 Group www-data
-TypesConfig /etc/mime.types
+TypesConfig /dev/null
 Timeout 120
 KeepAlive On
 StartServers 2
@@ -51,9 +51,7 @@ class Apache(WebServer):
         self.error_log = workdir / "error.log"
         self.config = workdir / "apache2.conf"
         (workdir / "run").mkdir(exist_ok=True)
-        load = "\n".join(
-            f"LoadModule {name}_module {MODULES}/mod_{name}.so" for name in (*BASE_MODULES, *modules)
-        )
+        load = "\n".join(f"LoadModule {name}_module {MODULES}/mod_{name}.so" for name in (*BASE_MODULES, *modules))
         self.config.write_text(
             BASE_CONFIG.format(
                 workdir=workdir,
@@ -64,9 +62,7 @@ class Apache(WebServer):
                 site=site,
             )
         )
-        self.process = Process(
-            "apache2", [BINARY, "-f", self.config, "-DFOREGROUND"], log=workdir / "apache2.out.log"
-        )
+        self.process = Process("apache2", [BINARY, "-f", self.config, "-DFOREGROUND"], log=workdir / "apache2.out.log")
 
     def graceful(self) -> None:
         """What `apache2 -k graceful` does: SIGUSR1 to the parent."""

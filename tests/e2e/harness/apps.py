@@ -31,9 +31,7 @@ class App:
             return
         done = subprocess.run(self.build, check=False, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(
-                f"building {self.name} failed: $ {shlex.join(self.build)}\n{done.stdout}{done.stderr}"
-            )
+            raise RuntimeError(f"building {self.name} failed: $ {shlex.join(self.build)}\n{done.stdout}{done.stderr}")
 
     def install(self, dest: Path) -> Path:
         """Put an executable at `dest` that runs the app, for servers that spawn it themselves.
@@ -45,7 +43,7 @@ class App:
         if len(self.argv) == 1:
             shutil.copyfile(self.argv[0], dest)
         else:
-            dest.write_text(f"#!/bin/sh\nexec {shlex.join(self.argv)} \"$@\"\n")
+            dest.write_text(f'#!/bin/sh\nexec {shlex.join(self.argv)} "$@"\n')
         dest.chmod(0o755)
         return dest
 

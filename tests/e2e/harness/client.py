@@ -16,7 +16,7 @@ class Origin(Protocol):
     port: int
 
 
-@dataclass
+@dataclass(repr=False)
 class Response:
     status: int
     headers: http.client.HTTPMessage
@@ -25,9 +25,11 @@ class Response:
     def header_values(self, name: str) -> list[str]:
         return self.headers.get_all(name) or []
 
-    def __str__(self) -> str:
+    def __repr__(self) -> str:
+        """The status, headers and start of the body: what an assertion message should show."""
         body = self.body[:400].decode("utf-8", "backslashreplace")
-        return f"HTTP {self.status}\n{self.headers}{body}"
+        more = f" [... {len(self.body)} bytes in all]" if len(self.body) > 400 else ""
+        return f"HTTP {self.status}\n{self.headers}{body}{more}"
 
 
 @dataclass
@@ -69,15 +71,20 @@ class Connection:
 
 
 def request(
-    origin: Origin, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    origin: Origin,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
 ) -> Response:
     """One request on a fresh connection."""
-    with Connection(origin) as conn:
+    with Connection(origin, timeout) as conn:
         return conn.request(method, path, body, headers)
 
 
-def get(origin: Origin, path: str) -> Response:
-    return request(origin, "GET", path)
+def get(origin: Origin, path: str, timeout: float = TIMEOUT) -> Response:
+    return request(origin, "GET", path, timeout=timeout)
 
 
 def digest(origin: Origin, path: str) -> Digest:

@@ -21,7 +21,7 @@ from .net import LOOPBACK, free_port
 from .service import WebServer
 
 
-@dataclass
+@dataclass(repr=False)
 class Front:
     """A running web server in front of an app, as the tests see it."""
 
@@ -44,6 +44,9 @@ class Front:
     @property
     def port(self) -> int:
         return self.server.address[1]
+
+    def __repr__(self) -> str:
+        return f"<{self.name} on {self.host}:{self.port}{self.prefix} → {self.app.name}>"
 
     def url(self, route: str) -> str:
         return self.prefix + route

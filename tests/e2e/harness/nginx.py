@@ -111,9 +111,13 @@ class Nginx(WebServer):
         )
         argv = [
             BINARY,
-            "-p", workdir,
-            "-c", self.config,
-            "-e", self.error_log,
-            "-g", "daemon off; master_process on;",
+            "-p",
+            workdir,
+            "-c",
+            self.config,
+            "-e",
+            self.error_log,
+            "-g",
+            "daemon off; master_process on;",
         ]
         self.process = Process("nginx", argv, log=workdir / "nginx.out.log")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Self
 
@@ -22,7 +23,7 @@ class Service:
             wait_listening(self.address, self.process.check_running)
         except (ProcessFailed, TimeoutError) as e:
             self.process.stop()
-            raise ProcessFailed(f"{self.process.name} did not start: {e}\n{self.report()}") from None
+            raise ProcessFailed(f"did not start: {e}\n{self.report()}") from None
         except BaseException:
             self.process.stop()
             raise
@@ -40,7 +41,7 @@ class Service:
         return {f"{self.process.name} output": self.process.log}
 
     def report(self) -> str:
-        parts = [f"$ {' '.join(self.process.argv)}"]
+        parts = [f"$ {shlex.join(self.process.argv)}"]
         parts += [f"--- {label}: {path} ---\n{tail(path)}" for label, path in self.logs().items()]
         return "\n".join(parts)
 

@@ -10,6 +10,8 @@ from typing import Self
 
 from . import client
 
+REQUEST_TIMEOUT = 20.0
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -22,7 +24,8 @@ class Outcome:
 class RequestStream:
     """`threads` threads GET `path` in a loop, each on a fresh connection.
 
-    Bounded: every thread stops after `max_seconds` even if nobody stops the stream.
+    Bounded: every thread stops after `max_seconds` even if nobody stops the stream, and a
+    request that gets no answer in `REQUEST_TIMEOUT` counts as failed.
     """
 
     def __init__(self, origin: client.Origin, path: str, threads: int = 4, max_seconds: float = 60.0):
@@ -47,7 +50,7 @@ class RequestStream:
     def _run(self) -> None:
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             try:
-                response = client.get(self._origin, self._path)
+                response = client.get(self._origin, self._path, timeout=REQUEST_TIMEOUT)
                 outcome = Outcome(response.status, response.body)
             except (OSError, http.client.HTTPException) as e:
                 outcome = Outcome(None, error=f"{type(e).__name__}: {e}")
