@@ -19,6 +19,7 @@ test: deps lint rust-test fuzz-smoke-short python-test e2e
 
 deps:
 	bash tests/install-deps.sh
+	$(PYTHON) -m pip install -q --root-user-action=ignore -r tests/requirements.txt
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -13,6 +13,8 @@ one CGI request), and, with ``bind=``, behind nginx, lighttpd or Apache mod_prox
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 from collections.abc import Iterable, Sequence
 from typing import Callable, Union
 
@@ -41,6 +43,30 @@ __all__ = [
     "serve_wsgi",
     "server_stats",
 ]
+
+
+def _finish_django_setup() -> None:
+    """Let the recipe's ``django.cgi`` run unchanged on modern Django.
+
+    The script names its settings, imports us and Django's ``WSGIHandler`` (in either order) and
+    builds ``WSGIHandler()`` without ``django.setup()``, which Django has required since 1.7 once
+    a project has apps with models. When the settings are named and Django is installed, we
+    complete that setup on import, as ``get_wsgi_application()`` would. If it fails here, the
+    same error comes back, clearer, from the script's own Django calls.
+    """
+    if not os.environ.get("DJANGO_SETTINGS_MODULE") or importlib.util.find_spec("django") is None:
+        return
+    try:
+        import django
+        from django.apps import apps
+
+        if not apps.ready:
+            django.setup(set_prefix=False)
+    except Exception:
+        return
+
+
+_finish_django_setup()
 
 Bind = Union[str, tuple[str, int], None]
 Debug = Union[bool, Sequence[str]]

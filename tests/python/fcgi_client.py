@@ -51,7 +51,8 @@ class Response:
 def parse_cgi(response: Response) -> Response:
     head, _, response.body = response.stdout.partition(b"\r\n\r\n")
     for line in head.decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(": ")
+        name, _, value = line.partition(":")
+        value = value.strip()
         if name.lower() == "status":
             response.status = int(value.split(" ")[0])
         elif name:
