@@ -65,9 +65,17 @@ impl StartResponse {
             }
         };
         let live = &self.live;
+        // Small writes only fill the send buffer: no I/O, so no reason to let go of the GIL.
+        let head_buffered = match &lines {
+            Some(lines) => live.with(|request| request.try_buffer_stdout(lines)).map_err(to_py)?,
+            None => true,
+        };
+        if head_buffered && live.with(|request| request.try_buffer_stdout(data)).map_err(to_py)? {
+            return Ok(());
+        }
         py.detach(|| {
             live.with(|request| {
-                if let Some(lines) = &lines {
+                if let (Some(lines), false) = (&lines, head_buffered) {
                     request.write_stdout(lines)?;
                 }
                 request.write_stdout(data)

@@ -138,7 +138,10 @@ impl ErrorStream {
     /// Writes `text` (UTF-8 encoded).
     fn write(&self, py: Python<'_>, text: String) -> PyResult<usize> {
         let live = &self.live;
-        py.detach(|| live.with(|request| request.write_stderr(text.as_bytes()))).map_err(to_py)?;
+        let data = text.as_bytes();
+        if !live.with(|request| request.try_buffer_stderr(data)).map_err(to_py)? {
+            py.detach(|| live.with(|request| request.write_stderr(data))).map_err(to_py)?;
+        }
         Ok(text.chars().count())
     }
 

@@ -26,6 +26,12 @@ impl Handler for WsgiHandler {
         let params = request.params().clone();
         publish(request, |live| Python::attach(|py| self.call(py, live, &params, info)))
     }
+
+    /// Gives the worker thread one Python thread state for its whole life, instead of one per
+    /// request: attaching to the interpreter is then only taking the GIL.
+    fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {
+        Python::attach(|py| py.detach(work));
+    }
 }
 
 impl WsgiHandler {

@@ -52,6 +52,18 @@ impl ResponseEncoder {
         Ok(())
     }
 
+    /// Buffers `data` if it fits without a flush, and says whether it did: a caller that must
+    /// not block (one holding an interpreter lock) writes small chunks this way and does the
+    /// real write, which may wait for the web server, only when this says no.
+    pub fn try_buffer(&mut self, kind: RecordType, id: u16, data: &[u8]) -> bool {
+        let framed = data.len() + data.len().div_ceil(STREAM_CHUNK).max(1) * 16;
+        if data.len() > COALESCE_MAX || self.buf.len() + framed >= FLUSH_AT {
+            return false;
+        }
+        encode_stream(kind, id, data, &mut self.buf);
+        true
+    }
+
     /// Buffers the end of the `kind` stream.
     pub fn end_stream(&mut self, kind: RecordType, id: u16) {
         encode_stream_end(kind, id, &mut self.buf);
@@ -118,6 +130,19 @@ mod tests {
         let mut wire = Vec::new();
         encoder.flush(collect(&mut wire)).unwrap();
         assert_eq!(wire.len(), 10 * 16 + 8 + 16);
+    }
+
+    #[test]
+    fn try_buffer_never_needs_a_send() {
+        let mut encoder = ResponseEncoder::new();
+        assert!(!encoder.try_buffer(RecordType::Stdout, 1, &[0; COALESCE_MAX + 1]));
+        let mut buffered = 0;
+        while encoder.try_buffer(RecordType::Stdout, 1, &[0; 1000]) {
+            buffered += 1;
+        }
+        let len = encoder.buffer().len();
+        assert_eq!(len, buffered * 1008);
+        assert!(len < FLUSH_AT && len + 1016 >= FLUSH_AT, "fills the buffer up to the flush mark: {len}");
     }
 
     #[test]

@@ -65,6 +65,15 @@ impl Exchange for CgiExchange {
         }
     }
 
+    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
+        let room = self.stdout.capacity() - self.stdout.buffer().len();
+        if output == Output::Stderr || data.len() > room {
+            return Ok(false);
+        }
+        self.stdout.write_all(data)?;
+        Ok(true)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.stdout.flush()
     }

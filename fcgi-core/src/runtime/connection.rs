@@ -248,7 +248,16 @@ impl FcgiConnection {
                         let role = roles.remove(&id).unwrap_or(Role::Responder);
                         let shared = &shared;
                         scope.spawn(move || {
-                            serve_multiplexed_request(ctx, shared, reader, id, role, params, receiver, aborted)
+                            let mut params = Some(params);
+                            let mut receiver = Some(receiver);
+                            let mut aborted = Some(aborted);
+                            ctx.handler.run_thread(&mut || {
+                                if let (Some(params), Some(receiver), Some(aborted)) =
+                                    (params.take(), receiver.take(), aborted.take())
+                                {
+                                    serve_multiplexed_request(ctx, shared, reader, id, role, params, receiver, aborted)
+                                }
+                            })
                         });
                     }
                     Ok(Some(Event::ParamsRefused { id, error })) => {
@@ -357,16 +366,22 @@ impl Exchange for InlineExchange<'_> {
         if self.aborted {
             return Err(aborted_error());
         }
-        let kind = match output {
-            Output::Stdout => RecordType::Stdout,
-            Output::Stderr => RecordType::Stderr,
-        };
         let FcgiConnection { socket, encoder, .. } = &mut *self.conn;
-        let result = encoder.write(kind, self.id, data, |slices| write_all_vectored(socket, slices));
+        let result = encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices));
         if let Err(e) = &result {
             self.broken = Some(e.kind());
         }
         result
+    }
+
+    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
+        if let Some(kind) = self.broken {
+            return Err(kind.into());
+        }
+        if self.aborted {
+            return Err(aborted_error());
+        }
+        Ok(self.conn.encoder.try_buffer(record_type(output), self.id, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -530,13 +545,16 @@ impl Exchange for MpxExchange<'_> {
         if self.aborted.load(Ordering::Acquire) {
             return Err(aborted_error());
         }
-        let kind = match output {
-            Output::Stdout => RecordType::Stdout,
-            Output::Stderr => RecordType::Stderr,
-        };
         let mut guard = lock(self.shared);
         let MpxShared { socket, encoder, .. } = &mut *guard;
-        encoder.write(kind, self.id, data, |slices| write_all_vectored(socket, slices))
+        encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices))
+    }
+
+    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
+        if self.aborted.load(Ordering::Acquire) {
+            return Err(aborted_error());
+        }
+        Ok(lock(self.shared).encoder.try_buffer(record_type(output), self.id, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -545,6 +563,13 @@ impl Exchange for MpxExchange<'_> {
 
     fn is_aborted(&mut self) -> bool {
         self.aborted.load(Ordering::Acquire)
+    }
+}
+
+fn record_type(output: Output) -> RecordType {
+    match output {
+        Output::Stdout => RecordType::Stdout,
+        Output::Stderr => RecordType::Stderr,
     }
 }
 

@@ -13,6 +13,12 @@ pub trait Handler: Send + Sync {
     /// Serves one request. An error is logged; if nothing was written yet the client gets a
     /// 500 response. The request is ended (END_REQUEST) either way.
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()>;
+
+    /// Runs the whole life of a thread that calls [`handle`](Self::handle): a face that needs
+    /// per-thread state (an interpreter's thread state) sets it up once around `work`.
+    fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {
+        work()
+    }
 }
 
 impl<F> Handler for F
@@ -48,6 +54,8 @@ pub(crate) trait Exchange: Send {
     fn read(&mut self, input: Input) -> io::Result<Option<Bytes>>;
     /// Sends (or buffers) `data` on `output`.
     fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()>;
+    /// Buffers `data` if that needs no I/O; `Ok(false)` means it was not written.
+    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool>;
     /// Sends whatever is buffered.
     fn flush(&mut self) -> io::Result<()>;
     /// Whether the web server abandoned the request (ABORT_REQUEST or a closed connection).
@@ -170,6 +178,24 @@ impl<'a> Request<'a> {
         self.exchange.write(Output::Stdout, data)?;
         self.stdout_bytes += data.len() as u64;
         Ok(())
+    }
+
+    /// Writes `data` only if that needs no I/O (it fits the send buffer), and says whether it did.
+    /// A caller that must not block, such as one holding Python's GIL, tries this first and
+    /// calls [`write_stdout`](Self::write_stdout) without its lock when it says no.
+    pub fn try_buffer_stdout(&mut self, data: &[u8]) -> io::Result<bool> {
+        let buffered = data.is_empty() || self.exchange.try_buffer(Output::Stdout, data)?;
+        if buffered {
+            self.stdout_bytes += data.len() as u64;
+        }
+        Ok(buffered)
+    }
+
+    /// [`try_buffer_stdout`](Self::try_buffer_stdout) for the error log.
+    pub fn try_buffer_stderr(&mut self, data: &[u8]) -> io::Result<bool> {
+        let buffered = data.is_empty() || self.exchange.try_buffer(Output::Stderr, data)?;
+        self.stderr_used |= buffered && !data.is_empty();
+        Ok(buffered)
     }
 
     /// Writes to the web server's error log.

@@ -262,7 +262,7 @@ fn serve_listener(ctx: &Context, listener: &Listener, wake: UnixStream, workers:
     let parked: Parked = Mutex::new(HashMap::new());
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| work(ctx, &queue, &parked, &poller));
+            scope.spawn(|| ctx.handler.run_thread(&mut || work(ctx, &queue, &parked, &poller)));
         }
         let result = poll(ctx, listener, &wake, &poller, &queue, &parked);
         queue.close();
