@@ -140,7 +140,14 @@ fn handle(request: &mut Request<'_>, stats: &Arc<Stats>) -> io::Result<()> {
         }
         "slow" => {
             let ms: u64 = query_value(request, "ms").and_then(|n| n.parse().ok()).unwrap_or(100);
-            std::thread::sleep(Duration::from_millis(ms));
+            // Sleep in steps, giving up as soon as the web server aborts the request.
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(ms) {
+                if request.is_aborted() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(ms.min(10)));
+            }
             respond(request, "200 OK", "text/plain", format!("slept {ms}\n").as_bytes())
         }
         "pid" => respond(request, "200 OK", "text/plain", format!("{}\n", std::process::id()).as_bytes()),

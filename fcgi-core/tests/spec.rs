@@ -280,3 +280,31 @@ fn sigterm_lets_the_request_in_flight_finish() {
     let (status, app) = terminated.join().unwrap();
     assert!(status.success(), "exit status {status:?}: {}", app.stderr());
 }
+
+#[test]
+fn an_unread_body_does_not_disturb_the_next_request_on_a_kept_connection() {
+    let app = App::start(&[]);
+    let mut client = app.connect();
+    for _ in 0..3 {
+        client.request(1, "POST", "/hello", &random_bytes(1 << 20, 5), true);
+        assert_eq!(client.response(1).body(), b"Hello, world!");
+    }
+}
+
+#[test]
+fn abort_reaches_a_handler_that_is_not_reading() {
+    if std::env::var_os("FCGI_TEST_APP").is_some() {
+        // Only the echo example polls the abort flag while it works (a WSGI app cannot).
+        return;
+    }
+    let app = App::start(&[]);
+    let mut client = app.connect();
+    client.request(1, "GET", "/slow?ms=30000", b"", false);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut out = BytesMut::new();
+    encode_record(RecordType::AbortRequest, 1, b"", &mut out);
+    client.send(&out);
+    let response = client.response(1);
+    assert!(response.stdout.is_empty(), "an aborted handler answers nothing");
+    assert_eq!(response.end.unwrap().protocol_status, ProtocolStatus::RequestComplete);
+}
