@@ -24,8 +24,8 @@ deps:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(PYTHON) -m ruff check python tests demo
-	$(PYTHON) -m ruff format --check python tests demo
+	$(PYTHON) -m ruff check python tests examples demo
+	$(PYTHON) -m ruff format --check python tests examples demo
 
 rust-test:
 	$(CARGO) test --workspace
