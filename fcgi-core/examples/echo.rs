@@ -5,7 +5,8 @@
 //! `/stats`, `/slow?ms=N`, `/pid`; anything else is 404.
 //!
 //! ```text
-//! echo [--bind ADDR] [--workers N] [--max-requests N] [--cgi]
+//! echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
+//!      [--read-timeout SECS] [--idle-timeout SECS] [--cgi]
 //! ```
 
 use std::io::{self, Read};
@@ -52,11 +53,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerConfig, St
                 config.connection.max_requests_per_conn =
                     value("--multiplex")?.parse().map_err(|_| "bad --multiplex")?
             }
+            "--max-body-bytes" => {
+                config.max_body_bytes = Some(value("--max-body-bytes")?.parse().map_err(|_| "bad --max-body-bytes")?)
+            }
+            "--read-timeout" => config.read_timeout = Some(seconds(&value("--read-timeout")?)?),
+            "--idle-timeout" => config.idle_timeout = Some(seconds(&value("--idle-timeout")?)?),
             "--cgi" => config.force_cgi = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(config)
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()).ok_or(format!("bad duration {text:?}"))
 }
 
 /// The route named in the path, and what follows it (`/status/404` → `("status", "404")`).

@@ -156,3 +156,41 @@ fn a_vanished_web_server_mid_response_is_survived() {
     }
     app.assert_serves();
 }
+
+#[test]
+fn a_body_over_max_body_bytes_gets_413() {
+    let mut app = App::start(&["--max-body-bytes", "1000"]);
+    let at_limit = random_bytes(1000, 3);
+    let response = app.connect().request_response(1, "POST", "/echo", &at_limit);
+    assert!(response.status() == 200 && response.body() == at_limit, "a body at the limit is served");
+    let response = app.connect().request_response(1, "POST", "/echo", &random_bytes(1001, 3));
+    assert_eq!(response.status(), 413, "a declared length over the limit");
+    // A body that lies about its length is stopped as it passes the limit.
+    let mut client = app.connect();
+    client.begin(1, Role::Responder, false);
+    client.params(1, &[("REQUEST_URI", b"/echo")], 65535);
+    client.stdin(1, &random_bytes(5000, 4));
+    assert_eq!(client.response(1).status(), 413);
+    app.assert_serves();
+}
+
+#[test]
+fn a_web_server_that_stalls_mid_request_is_timed_out() {
+    let mut app = App::start(&["--read-timeout", "0.3"]);
+    let mut client = app.connect();
+    client.begin(1, Role::Responder, false);
+    client.send(&[1, 4, 0, 1, 0, 100, 0, 0, 5]); // a PARAMS record cut short
+    assert!(client.is_closed_by_app(), "the stalled connection is closed");
+    app.assert_serves();
+}
+
+#[test]
+fn idle_kept_connections_are_closed_after_the_idle_timeout() {
+    let mut app = App::start(&["--idle-timeout", "0.3"]);
+    let mut kept = app.connect();
+    assert_eq!(kept.get(1, "/hello", true).body(), b"Hello, world!");
+    let mut silent = app.connect();
+    assert!(kept.is_closed_by_app(), "an idle kept connection is closed");
+    assert!(silent.is_closed_by_app(), "a connection that never spoke is closed");
+    app.assert_serves();
+}

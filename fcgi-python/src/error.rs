@@ -13,6 +13,13 @@ create_exception!(
     "The web server went away, or aborted the request, while the app was reading or writing."
 );
 
+create_exception!(
+    fcgi_wsgi,
+    RequestTooLarge,
+    PyOSError,
+    "The request body is larger than max_body_bytes; the client gets a 413."
+);
+
 /// Whether `e` only means the web server left.
 pub fn is_disconnect(e: &io::Error) -> bool {
     matches!(
@@ -28,6 +35,8 @@ pub fn is_disconnect(e: &io::Error) -> bool {
 pub fn to_py(e: io::Error) -> PyErr {
     if is_disconnect(&e) {
         ClientDisconnected::new_err(e.to_string())
+    } else if e.kind() == io::ErrorKind::FileTooLarge {
+        RequestTooLarge::new_err(e.to_string())
     } else {
         PyOSError::new_err(e.to_string())
     }

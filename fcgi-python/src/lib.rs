@@ -27,7 +27,8 @@ static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 #[pyfunction]
 #[pyo3(signature = (
     app, report, bind=None, *, workers=None, max_requests=None, max_connections=None, multiplex=None,
-    force_cgi=false, read_timeout=None, write_timeout=None, handle_signals=true
+    force_cgi=false, read_timeout=None, write_timeout=None, idle_timeout=None, max_body_bytes=None,
+    handle_signals=true
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -42,9 +43,12 @@ fn serve(
     force_cgi: bool,
     read_timeout: Option<f64>,
     write_timeout: Option<f64>,
+    idle_timeout: Option<f64>,
+    max_body_bytes: Option<u64>,
     handle_signals: bool,
 ) -> PyResult<&'static str> {
-    let mut config = ServerConfig { force_cgi, workers, max_requests, handle_signals, ..ServerConfig::default() };
+    let mut config =
+        ServerConfig { force_cgi, workers, max_requests, max_body_bytes, handle_signals, ..ServerConfig::default() };
     if let Some(bind) = bind {
         config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
     }
@@ -60,6 +64,9 @@ fn serve(
     }
     if let Some(timeout) = write_timeout {
         config.write_timeout = Some(seconds(timeout)?);
+    }
+    if let Some(timeout) = idle_timeout {
+        config.idle_timeout = Some(seconds(timeout)?);
     }
     let server = Server::new(config);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
@@ -100,6 +107,7 @@ fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::StartResponse>()?;
     m.add_class::<response::FileWrapper>()?;
     m.add("ClientDisconnected", m.py().get_type::<error::ClientDisconnected>())?;
+    m.add("RequestTooLarge", m.py().get_type::<error::RequestTooLarge>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

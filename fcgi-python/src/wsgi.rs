@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::environ;
-use crate::error::{is_disconnect, ClientDisconnected};
+use crate::error::{is_disconnect, ClientDisconnected, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::response::StartResponse;
 
@@ -75,6 +75,10 @@ impl WsgiHandler {
     ) -> io::Result<()> {
         if error.is_instance_of::<ClientDisconnected>(py) {
             return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the web server went away"));
+        }
+        if error.is_instance_of::<RequestTooLarge>(py) && !start_response.headers_sent() {
+            // The core answers 413 for a failed request whose body passed the limit.
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, error.to_string()));
         }
         let body = match self.report.bind(py).call1((environ, error.value(py))) {
             Ok(body) => body.extract::<Vec<u8>>().unwrap_or_else(|_| b"Internal Server Error\n".to_vec()),

@@ -24,6 +24,7 @@ from ._fcgi_wsgi import (
     ErrorStream,
     FileWrapper,
     InputStream,
+    RequestTooLarge,
     StartResponse,
     __version__,
     request_stop,
@@ -36,6 +37,7 @@ __all__ = [
     "ErrorStream",
     "FileWrapper",
     "InputStream",
+    "RequestTooLarge",
     "StartResponse",
     "__version__",
     "list_environment",
@@ -92,6 +94,8 @@ def serve_wsgi(
     force_cgi: bool = False,
     read_timeout: float | None = None,
     write_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    max_body_bytes: int | None = None,
     handle_signals: bool = True,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT, SIGUSR1 or SIGHUP (FastCGI), or for one request (CGI).
@@ -104,6 +108,11 @@ def serve_wsgi(
     or networks (``["127.0.0.1", "::1", "10.0.0.0/8"]``) only to clients whose REMOTE_ADDR is in
     it; everyone else gets a short 500 page. Tracebacks always go to ``wsgi.errors`` (the web
     server's error log).
+
+    Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``),
+    ``read_timeout`` and ``write_timeout`` (seconds a request may wait for the web server, default
+    60), ``idle_timeout`` (seconds a kept-alive connection may idle, default 90),
+    ``max_connections`` (default 1024), ``multiplex`` (requests at once on one connection).
     """
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     return _serve(
@@ -117,6 +126,8 @@ def serve_wsgi(
         force_cgi=force_cgi,
         read_timeout=read_timeout,
         write_timeout=write_timeout,
+        idle_timeout=idle_timeout,
+        max_body_bytes=max_body_bytes,
         handle_signals=handle_signals,
     )
 

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, help="exit after this many requests")
     parser.add_argument("--max-connections", type=int, help="connections open at once")
     parser.add_argument("--multiplex", type=int, help="requests at once on one connection")
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body (413 beyond)")
+    parser.add_argument("--read-timeout", type=float, help="seconds a request may wait for the web server")
+    parser.add_argument("--idle-timeout", type=float, help="seconds a kept-alive connection may idle")
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
     parser.add_argument("--chdir", help="change to this folder before importing the app")
     parser.add_argument("--debug", action="store_true", help="show tracebacks to clients")
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         max_requests=args.max_requests,
         max_connections=args.max_connections,
         multiplex=args.multiplex,
+        max_body_bytes=args.max_body_bytes,
+        read_timeout=args.read_timeout,
+        idle_timeout=args.idle_timeout,
         force_cgi=args.cgi,
         debug=args.debug,
     )

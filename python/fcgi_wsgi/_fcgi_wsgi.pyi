@@ -4,6 +4,7 @@ from typing import Any, Callable
 __version__: str
 
 class ClientDisconnected(OSError): ...
+class RequestTooLarge(OSError): ...
 
 class InputStream:
     def read(self, size: int | None = -1) -> bytes: ...
@@ -39,6 +40,8 @@ def serve(
     force_cgi: bool = False,
     read_timeout: float | None = None,
     write_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    max_body_bytes: int | None = None,
     handle_signals: bool = True,
 ) -> str: ...
 def server_stats() -> dict | None: ...

@@ -12,7 +12,7 @@ use crate::protocol::{Params, Role};
 const READ_CHUNK: usize = 64 << 10;
 
 /// Serves the one request this CGI process was started for; returns its app status.
-pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
+pub(crate) fn serve_once(handler: &dyn Handler, max_body_bytes: Option<u64>) -> io::Result<u32> {
     let vars: Vec<_> = std::env::vars_os().collect();
     let params = Params::from_pairs(vars.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
     let remaining = params
@@ -23,8 +23,12 @@ pub(crate) fn serve_once(handler: &dyn Handler) -> io::Result<u32> {
     let mut exchange =
         CgiExchange { stdin: io::stdin(), remaining, stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()) };
     let status = {
-        let mut request =
-            Request::new(ServerInfo { transport: Transport::Cgi, workers: 1 }, Role::Responder, params, &mut exchange);
+        let mut request = Request::new(
+            ServerInfo { transport: Transport::Cgi, workers: 1, max_body_bytes },
+            Role::Responder,
+            params,
+            &mut exchange,
+        );
         run_handler(handler, &mut request)
     };
     exchange.stdout.flush()?;

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// A readiness token: the listener, the wake-up socket, or a parked connection's fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +69,13 @@ impl Poller {
         Ok(())
     }
 
-    /// Waits for readiness and appends the tokens that are ready.
-    pub(crate) fn wait(&self, ready: &mut Vec<Token>) -> io::Result<()> {
+    /// Waits for readiness (at most `timeout`, or for ever) and appends the tokens that are ready.
+    pub(crate) fn wait(&self, ready: &mut Vec<Token>, timeout: Option<Duration>) -> io::Result<()> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let timeout_ms = timeout.map_or(-1, |t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX));
         // SAFETY: `events` is valid for 64 entries, the length passed.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
+        let n =
+            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout_ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };

@@ -79,6 +79,9 @@ pub struct ServerInfo {
     pub transport: Transport,
     /// Worker threads: requests that may run at once in this process.
     pub workers: usize,
+    /// Largest request body accepted: a larger CONTENT_LENGTH gets a 413 without the handler
+    /// being called, and a body that grows past it fails the read.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// One request being served.
@@ -89,6 +92,7 @@ pub struct Request<'a> {
     app_status: u32,
     stdout_bytes: u64,
     stderr_used: bool,
+    stdin_bytes: u64,
     pending: [Bytes; 2],
     exchange: &'a mut dyn Exchange,
 }
@@ -108,6 +112,7 @@ impl<'a> Request<'a> {
             app_status: 0,
             stdout_bytes: 0,
             stderr_used: false,
+            stdin_bytes: 0,
             pending: [Bytes::new(), Bytes::new()],
             exchange,
         }
@@ -139,7 +144,19 @@ impl<'a> Request<'a> {
         if !pending.is_empty() {
             return Ok(Some(std::mem::take(pending)));
         }
-        self.exchange.read(input)
+        self.receive(input)
+    }
+
+    /// The next chunk from the exchange, counting the body against `max_body_bytes`.
+    fn receive(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        let chunk = self.exchange.read(input)?;
+        if let (Input::Stdin, Some(chunk), Some(limit)) = (input, &chunk, self.info.max_body_bytes) {
+            self.stdin_bytes += chunk.len() as u64;
+            if self.stdin_bytes > limit {
+                return Err(body_too_large(limit));
+            }
+        }
+        Ok(chunk)
     }
 
     /// Reads from `input` into `buf`; 0 at its end.
@@ -148,7 +165,7 @@ impl<'a> Request<'a> {
             return Ok(0);
         }
         if self.pending[input as usize].is_empty() {
-            match self.exchange.read(input)? {
+            match self.receive(input)? {
                 Some(chunk) => self.pending[input as usize] = chunk,
                 None => return Ok(0),
             }
@@ -280,6 +297,15 @@ impl Write for OutputWriter<'_, '_> {
     }
 }
 
+/// The error a read returns once the body passes `max_body_bytes`.
+pub fn body_too_large(limit: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::FileTooLarge, format!("the request body is larger than {limit} bytes"))
+}
+
+/// The response to a body over `max_body_bytes`.
+pub(crate) const TOO_LARGE: &[u8] =
+    b"Status: 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\nContent Too Large\r\n";
+
 /// The response sent when a handler fails before writing anything.
 pub(crate) const INTERNAL_ERROR: &[u8] =
     b"Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n";
@@ -287,6 +313,15 @@ pub(crate) const INTERNAL_ERROR: &[u8] =
 /// Runs `handler` on `request`, turning an error or a panic into a log line and, if nothing was
 /// written yet, a 500 response. Returns the app status for END_REQUEST.
 pub(crate) fn run_handler(handler: &dyn Handler, request: &mut Request<'_>) -> u32 {
+    let declared =
+        request.param("CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    if let (Some(declared), Some(limit)) = (declared, request.info.max_body_bytes) {
+        if declared > limit {
+            eprintln!("fcgi: refused a {declared}-byte body: the limit is {limit}");
+            let _ = request.write_stdout(TOO_LARGE);
+            return 1;
+        }
+    }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(request)));
     let failure = match outcome {
         Ok(Ok(())) => return request.app_status(),
@@ -300,7 +335,12 @@ pub(crate) fn run_handler(handler: &dyn Handler, request: &mut Request<'_>) -> u
     };
     eprintln!("fcgi: the handler failed: {failure}");
     if request.stdout_bytes() == 0 {
-        let _ = request.write_stdout(INTERNAL_ERROR);
+        let page = if request.info.max_body_bytes.is_some_and(|limit| request.stdin_bytes > limit) {
+            TOO_LARGE
+        } else {
+            INTERNAL_ERROR
+        };
+        let _ = request.write_stdout(page);
     }
     if request.app_status() == 0 {
         request.set_app_status(1);

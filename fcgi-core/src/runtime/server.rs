@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cgi;
 use super::connection::FcgiConnection;
@@ -36,6 +36,10 @@ pub struct ServerConfig {
     pub read_timeout: Option<Duration>,
     /// How long a write may wait for the web server to read.
     pub write_timeout: Option<Duration>,
+    /// How long a kept-alive connection may sit idle before it is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Largest request body accepted (413 beyond); `None`: the web server's limit alone.
+    pub max_body_bytes: Option<u64>,
     /// Params limits, roles accepted and multiplexing.
     pub connection: ConnectionConfig,
     /// Install handlers for SIGTERM, SIGINT, SIGUSR1 and SIGHUP while serving.
@@ -52,6 +56,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             read_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: Some(Duration::from_secs(90)),
+            max_body_bytes: None,
             connection: ConnectionConfig::default(),
             handle_signals: true,
         }
@@ -166,7 +172,10 @@ impl Server {
     pub fn serve(&self, handler: &dyn Handler) -> io::Result<Served> {
         let (listener, on_fd0, transport) = match self.listener()? {
             Some(found) => found,
-            None => return cgi::serve_once(handler).map(|app_status| Served::Cgi { app_status }),
+            None => {
+                let app_status = cgi::serve_once(handler, self.config.max_body_bytes)?;
+                return Ok(Served::Cgi { app_status });
+            }
         };
         let mut config = self.config.clone();
         let workers = config.workers.unwrap_or_else(|| default_workers(on_fd0)).max(1);
@@ -182,7 +191,7 @@ impl Server {
         self.stop.wake_fd.store(wake_writer.as_raw_fd(), Ordering::SeqCst);
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
 
-        let info = ServerInfo { transport, workers };
+        let info = ServerInfo { transport, workers, max_body_bytes: config.max_body_bytes };
         let ctx = Context { handler, config, stats: self.stats.clone(), info, stop: self.stop.clone() };
         let result = serve_listener(&ctx, &listener, wake_reader, workers);
         self.stop.wake_fd.store(-1, Ordering::SeqCst);
@@ -251,7 +260,8 @@ impl ReadyQueue {
     }
 }
 
-type Parked = Mutex<HashMap<RawFd, FcgiConnection>>;
+/// Kept-alive connections waiting in the poller, with the time each went idle.
+type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
 
 fn serve_listener(ctx: &Context, listener: &Listener, wake: UnixStream, workers: usize) -> io::Result<()> {
     listener.set_nonblocking(true)?;
@@ -280,6 +290,9 @@ fn poll(
     parked: &Parked,
 ) -> io::Result<()> {
     let mut ready = Vec::new();
+    // Idle connections are swept a few times per idle timeout.
+    let sweep_every = ctx.config.idle_timeout.map(|t| (t / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    let mut last_sweep = Instant::now();
     loop {
         if ctx.is_stopping() {
             // Connections the kernel already accepted were sent by a web server that expects
@@ -290,13 +303,19 @@ fn poll(
             return Ok(());
         }
         ready.clear();
-        poller.wait(&mut ready)?;
+        poller.wait(&mut ready, sweep_every)?;
+        if let (Some(idle_timeout), Some(every)) = (ctx.config.idle_timeout, sweep_every) {
+            if last_sweep.elapsed() >= every {
+                last_sweep = Instant::now();
+                lock_parked(parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
+            }
+        }
         for token in &ready {
             match *token {
                 Token::Listener => accept_all(ctx, listener, queue),
                 Token::Wake => while wake.read(&mut [0; 64]).is_ok_and(|n| n > 0) {},
                 Token::Connection(fd) => {
-                    if let Some(conn) = lock_parked(parked).remove(&fd) {
+                    if let Some((conn, _)) = lock_parked(parked).remove(&fd) {
                         queue.push(conn);
                     }
                 }
@@ -348,7 +367,7 @@ fn work(ctx: &Context, queue: &ReadyQueue, parked: &Parked, poller: &Poller) {
         if ctx.is_stopping() {
             continue;
         }
-        parked.insert(fd, conn);
+        parked.insert(fd, (conn, Instant::now()));
         if let Err(e) = poller.arm_once(fd, Token::Connection(fd)) {
             eprintln!("fcgi: cannot watch a kept connection: {e}");
             parked.remove(&fd);
@@ -356,6 +375,6 @@ fn work(ctx: &Context, queue: &ReadyQueue, parked: &Parked, poller: &Poller) {
     }
 }
 
-fn lock_parked(parked: &Parked) -> MutexGuard<'_, HashMap<RawFd, FcgiConnection>> {
+fn lock_parked(parked: &Parked) -> MutexGuard<'_, HashMap<RawFd, (FcgiConnection, Instant)>> {
     parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

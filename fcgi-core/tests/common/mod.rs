@@ -291,6 +291,12 @@ impl Client {
         self.stdin(id, body);
     }
 
+    /// Sends a request with `body` (its CONTENT_LENGTH declared) and reads the whole response.
+    pub fn request_response(&mut self, id: u16, method: &str, uri: &str, body: &[u8]) -> Response {
+        self.request(id, method, uri, body, false);
+        self.response(id)
+    }
+
     /// GET `uri` and read the whole response.
     pub fn get(&mut self, id: u16, uri: &str, keep_conn: bool) -> Response {
         self.request(id, "GET", uri, b"", keep_conn);
