@@ -1,0 +1,11 @@
+"""The end-to-end harness, one concept per module.
+
+- `apps`: the registry of apps under test (command lines that honour the echo contract).
+- `contract`: what an echo app answers, parsed and expected.
+- `process`, `service`, `net`, `logs`: owned child processes, processes that listen, loopback
+  addresses, log files.
+- `apache`, `nginx`, `lighttpd`: each web server's self-contained config and foreground process.
+- `backend`: the app started by the harness itself (`--bind ADDR`).
+- `fronts`: `Front` (a running server in front of an app) and the matrix of fronts.
+- `client`, `stream`: HTTP requests, and a steady stream of them from a few threads.
+"""
