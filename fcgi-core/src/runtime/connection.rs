@@ -75,6 +75,16 @@ impl FcgiConnection {
         &self.socket
     }
 
+    /// Whether the web server has sent something not yet read (without reading it).
+    pub(crate) fn has_pending_input(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: recv(2) writes at most one byte into `byte`; MSG_PEEK leaves it queued.
+        let n = unsafe {
+            libc::recv(self.socket.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        };
+        n > 0 || !self.input.is_empty()
+    }
+
     /// Serves every request that is ready, and says what to do next.
     pub(crate) fn serve(mut self, ctx: &Context) -> Option<Self> {
         let after = if ctx.config.connection.max_requests_per_conn > 1 {

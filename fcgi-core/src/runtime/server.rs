@@ -298,8 +298,12 @@ fn poll(
             // Connections the kernel already accepted were sent by a web server that expects
             // an answer: serve them too.
             accept_all(ctx, listener, queue);
-            let idle: Vec<_> = lock_parked(parked).drain().collect();
-            drop(idle);
+            // A kept connection whose next request already arrived is served; idle ones close.
+            for (_, (conn, _)) in lock_parked(parked).drain() {
+                if conn.has_pending_input() {
+                    queue.push(conn);
+                }
+            }
             return Ok(());
         }
         ready.clear();
