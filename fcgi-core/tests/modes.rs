@@ -208,3 +208,52 @@ fn sigusr1_and_sighup_stop_gracefully() {
         }
     }
 }
+
+fn pids_seen(app: &App, requests: usize) -> std::collections::BTreeSet<u32> {
+    (0..requests)
+        .map(|_| {
+            let response = app.connect().get(1, "/pid", false);
+            String::from_utf8_lossy(response.body()).trim().parse::<u32>().expect("a pid")
+        })
+        .collect()
+}
+
+fn is_running(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+#[test]
+fn a_prefork_pool_shares_the_listener_and_replaces_a_dead_worker() {
+    let mut app = App::start(&["--processes", "2", "--workers", "1"]);
+    let supervisor = app.child.id();
+    let mut pids = pids_seen(&app, 60);
+    for _ in 0..10 {
+        if pids.len() >= 2 {
+            break;
+        }
+        pids.extend(pids_seen(&app, 60));
+    }
+    assert_eq!(pids.len(), 2, "two worker processes answer: {pids:?}");
+    assert!(!pids.contains(&supervisor), "the supervisor serves nothing itself");
+    let victim = *pids.iter().next().unwrap();
+    // SAFETY: kill(2) on a worker process of the app under test.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let replacement = loop {
+        let seen = pids_seen(&app, 20);
+        if let Some(new) = seen.iter().find(|pid| !pids.contains(pid)) {
+            break *new;
+        }
+        assert!(std::time::Instant::now() < deadline, "no worker replaced {victim}");
+    };
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+    for pid in pids.iter().chain([&replacement]) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while is_running(*pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!is_running(*pid), "worker {pid} outlived its supervisor");
+    }
+}

@@ -9,7 +9,7 @@ mod response;
 mod streams;
 mod wsgi;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fcgi_core::{Bind, Served, Server, ServerConfig, Stats};
@@ -22,24 +22,26 @@ use crate::error::to_py;
 /// The counters of the server this process is running, for `server_stats()`.
 static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 
-/// Serves `app` until a signal stops the server (FastCGI) or for one request (CGI); returns
-/// `"fastcgi"` or `"cgi"`.
+/// Serves `app` (or, with `loader`, the app it returns, loaded in each process) until a signal
+/// stops the server (FastCGI) or for one request (CGI); returns `"fastcgi"` or `"cgi"`.
 #[pyfunction]
 #[pyo3(signature = (
-    app, report, bind=None, *, workers=None, max_requests=None, max_connections=None, multiplex=None,
-    force_cgi=false, read_timeout=None, write_timeout=None, idle_timeout=None, max_body_bytes=None,
-    handle_signals=true
+    app, report, bind=None, *, loader=None, workers=None, max_requests=None, max_connections=None,
+    multiplex=None, processes=None, force_cgi=false, read_timeout=None, write_timeout=None, idle_timeout=None,
+    max_body_bytes=None, handle_signals=true
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
     py: Python<'_>,
-    app: Py<PyAny>,
+    app: Option<Py<PyAny>>,
     report: Py<PyAny>,
     bind: Option<String>,
+    loader: Option<Py<PyAny>>,
     workers: Option<usize>,
     max_requests: Option<u64>,
     max_connections: Option<usize>,
     multiplex: Option<u16>,
+    processes: Option<usize>,
     force_cgi: bool,
     read_timeout: Option<f64>,
     write_timeout: Option<f64>,
@@ -54,6 +56,9 @@ fn serve(
     }
     if let Some(max_connections) = max_connections {
         config.max_connections = max_connections;
+    }
+    if let Some(processes) = processes {
+        config.processes = processes.max(1);
     }
     if let Some(multiplex) = multiplex {
         config.connection.max_requests_per_conn = multiplex.max(1);
@@ -70,7 +75,10 @@ fn serve(
     }
     let server = Server::new(config);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
-    let handler = wsgi::WsgiHandler { app, report };
+    if app.is_none() && loader.is_none() {
+        return Err(PyValueError::new_err("serve() needs an app or a loader"));
+    }
+    let handler = wsgi::WsgiHandler { app: app.map(OnceLock::from).unwrap_or_default(), loader, report };
     let served = py.detach(|| server.serve(&handler));
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
     match served.map_err(to_py)? {

@@ -1,7 +1,7 @@
 //! The handler that runs a WSGI app for each request, holding the GIL only while Python runs.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fcgi_core::{Handler, Request};
 use pyo3::prelude::*;
@@ -14,7 +14,11 @@ use crate::response::StartResponse;
 
 /// A WSGI app and how to report its failures.
 pub struct WsgiHandler {
-    pub app: Py<PyAny>,
+    /// The app, once loaded.
+    pub app: OnceLock<Py<PyAny>>,
+    /// `loader() -> app`: imports the app in each worker process after the fork (gunicorn's
+    /// default: nothing opened at import, such as a database connection, is shared by forks).
+    pub loader: Option<Py<PyAny>>,
     /// `report(environ, exc) -> bytes`: logs a failure and returns the 500 page's body
     /// (the traceback in debug mode, a short message otherwise).
     pub report: Py<PyAny>,
@@ -32,9 +36,38 @@ impl Handler for WsgiHandler {
     fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {
         Python::attach(|py| py.detach(work));
     }
+
+    /// Forks through `os.fork()`, so the interpreter does its own before- and after-fork work.
+    fn fork(&self) -> io::Result<i32> {
+        Python::attach(|py| {
+            let pid = py.import("os")?.call_method0("fork")?;
+            pid.extract::<i32>()
+        })
+        .map_err(|e| io::Error::other(format!("os.fork() failed: {e}")))
+    }
+
+    fn after_fork(&self) {
+        Python::attach(|py| {
+            if let Err(e) = self.load(py) {
+                // A worker without its app cannot serve: say why and let the supervisor retry.
+                e.print(py);
+                std::process::exit(1);
+            }
+        });
+    }
 }
 
 impl WsgiHandler {
+    /// The app, loading it first if it is loaded lazily.
+    fn load<'py>(&self, py: Python<'py>) -> PyResult<&Bound<'py, PyAny>> {
+        if self.app.get().is_none() {
+            let loader = self.loader.as_ref().expect("an app or a loader is given");
+            let app = loader.bind(py).call0()?.unbind();
+            let _ = self.app.set(app);
+        }
+        Ok(self.app.get().expect("loaded above").bind(py))
+    }
+
     fn call(
         &self,
         py: Python<'_>,
@@ -45,7 +78,7 @@ impl WsgiHandler {
         let environ = environ::build(py, params, info, live).map_err(|e| io::Error::other(e.to_string()))?;
         let start_response =
             Bound::new(py, StartResponse::new(live.clone())).map_err(|e| io::Error::other(e.to_string()))?;
-        let outcome = match self.app.bind(py).call1((&environ, &start_response)) {
+        let outcome = match self.load(py).and_then(|app| app.call1((&environ, &start_response))) {
             Ok(result) => {
                 let sent = send_body(py, start_response.get(), &result);
                 // PEP 3333: close() is called however the iteration ended.

@@ -41,6 +41,7 @@ __all__ = [
     "StartResponse",
     "__version__",
     "list_environment",
+    "load_app",
     "request_stop",
     "serve_wsgi",
     "server_stats",
@@ -82,11 +83,22 @@ def bind_address(bind: Bind) -> str | None:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def load_app(spec: str) -> Callable:
+    """Imports ``module:attribute`` (``attribute`` defaults to ``application``, as Django names it)."""
+    module_name, _, attribute = spec.partition(":")
+    app = importlib.import_module(module_name)
+    for part in (attribute or "application").split("."):
+        app = getattr(app, part)
+    return app
+
+
 def serve_wsgi(
-    app: Callable,
+    app: Callable | str,
     bind: Bind = None,
     *,
     workers: int | None = None,
+    processes: int | None = None,
+    preload: bool = False,
     max_requests: int | None = None,
     max_connections: int | None = None,
     multiplex: int | None = None,
@@ -109,17 +121,30 @@ def serve_wsgi(
     it; everyone else gets a short 500 page. Tracebacks always go to ``wsgi.errors`` (the web
     server's error log).
 
+    ``processes``: worker processes sharing the listener (pre-fork; this process supervises them).
+    ``app`` may be ``"module:attribute"``; with several processes it is then imported in each
+    process after the fork, unless ``preload`` (a database connection opened at import must not
+    be shared by forks).
+
     Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``),
     ``read_timeout`` and ``write_timeout`` (seconds a request may wait for the web server, default
     60), ``idle_timeout`` (seconds a kept-alive connection may idle, default 90),
     ``max_connections`` (default 1024), ``multiplex`` (requests at once on one connection).
     """
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
+    loader = None
+    if isinstance(app, str):
+        if (processes or 1) > 1 and not preload:
+            app, loader = None, functools.partial(load_app, app)
+        else:
+            app = load_app(app)
     return _serve(
         app,
         report,
         bind_address(bind),
+        loader=loader,
         workers=workers,
+        processes=processes,
         max_requests=max_requests,
         max_connections=max_connections,
         multiplex=multiplex,

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from typing import Callable
 
 from . import serve_wsgi
-
-
-def load_app(spec: str) -> Callable:
-    """Imports ``module:attribute`` (``attribute`` defaults to ``application``, as Django names it)."""
-    module_name, _, attribute = spec.partition(":")
-    module = importlib.import_module(module_name)
-    app = module
-    for part in (attribute or "application").split("."):
-        app = getattr(app, part)
-    return app
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fcgi_wsgi", description=__doc__)
     parser.add_argument("app", help="the WSGI app as module:attribute")
     parser.add_argument("--bind", help="unix:PATH, PATH, HOST:PORT or [IPV6]:PORT (default: fd 0, else CGI)")
-    parser.add_argument("--workers", type=int, help="requests served at once")
+    parser.add_argument("--workers", type=int, help="requests served at once (threads per process)")
+    parser.add_argument("--processes", type=int, help="worker processes sharing the listener")
+    parser.add_argument("--preload", action="store_true", help="import the app before forking the processes")
     parser.add_argument("--max-requests", type=int, help="exit after this many requests")
     parser.add_argument("--max-connections", type=int, help="connections open at once")
     parser.add_argument("--multiplex", type=int, help="requests at once on one connection")
@@ -41,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     # Like gunicorn: the app's module is found from the current folder.
     sys.path.insert(0, os.getcwd())
     serve_wsgi(
-        load_app(args.app),
+        args.app,
         args.bind,
         workers=args.workers,
+        processes=args.processes,
+        preload=args.preload,
         max_requests=args.max_requests,
         max_connections=args.max_connections,
         multiplex=args.multiplex,

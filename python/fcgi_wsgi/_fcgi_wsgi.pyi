@@ -29,14 +29,16 @@ class FileWrapper:
     def close(self) -> None: ...
 
 def serve(
-    app: Callable[..., Any],
+    app: Callable[..., Any] | None,
     report: Callable[[dict, BaseException], bytes],
     bind: str | None = None,
     *,
+    loader: Callable[[], Callable[..., Any]] | None = None,
     workers: int | None = None,
     max_requests: int | None = None,
     max_connections: int | None = None,
     multiplex: int | None = None,
+    processes: int | None = None,
     force_cgi: bool = False,
     read_timeout: float | None = None,
     write_timeout: float | None = None,

@@ -9,7 +9,10 @@ from urllib.parse import parse_qs
 
 import fcgi_wsgi
 
-ROUTES = ("hello", "env", "echo", "big", "status", "cookies", "stderr", "stats", "slow", "pid", "fail")
+ROUTES = ("hello", "env", "echo", "big", "status", "cookies", "stderr", "stats", "slow", "pid", "fail", "imported")
+# The process that imported this module: with pre-forked processes, each imports it after the fork
+# unless the app is preloaded.
+IMPORTED_BY = os.getpid()
 PATTERN = bytes(i % 251 for i in range(251 * 1044))
 
 
@@ -72,6 +75,8 @@ def app(environ, start_response):
         return respond(start_response, "200 OK", f"slept {ms}\n".encode())
     if name == "pid":
         return respond(start_response, "200 OK", f"{os.getpid()}\n".encode())
+    if name == "imported":
+        return respond(start_response, "200 OK", f"{IMPORTED_BY} {os.getpid()}\n".encode())
     if name == "fail":
         raise RuntimeError("the app failed on purpose")
     return respond(start_response, "404 Not Found", b"not found\n")

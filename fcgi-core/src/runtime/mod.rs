@@ -5,6 +5,7 @@ pub mod cgi;
 mod connection;
 pub mod listener;
 mod poller;
+mod prefork;
 pub mod request;
 pub mod server;
 pub mod signals;

@@ -13,6 +13,7 @@ use super::cgi;
 use super::connection::FcgiConnection;
 use super::listener::{Bind, Inherited, Listener};
 use super::poller::{Poller, Token};
+use super::prefork;
 use super::request::{Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
 use crate::protocol::{Capabilities, ConnectionConfig};
@@ -44,6 +45,9 @@ pub struct ServerConfig {
     pub connection: ConnectionConfig,
     /// Install handlers for SIGTERM, SIGINT, SIGUSR1 and SIGHUP while serving.
     pub handle_signals: bool,
+    /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
+    /// them: it restarts one that dies and stops them all on a stop signal.
+    pub processes: usize,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +64,7 @@ impl Default for ServerConfig {
             max_body_bytes: None,
             connection: ConnectionConfig::default(),
             handle_signals: true,
+            processes: 1,
         }
     }
 }
@@ -177,26 +182,60 @@ impl Server {
                 return Ok(Served::Cgi { app_status });
             }
         };
+        let config = self.resolved_config(on_fd0);
+        let result = if config.processes > 1 {
+            prefork::supervise(self, handler, &listener, &config, transport)
+        } else {
+            self.serve_in_process(handler, &listener, config, transport)
+        };
+        listener.remove_socket_file();
+        result.map(|()| Served::FastCgi)
+    }
+
+    /// The configuration with the worker count and what GET_VALUES reports filled in.
+    fn resolved_config(&self, on_fd0: bool) -> ServerConfig {
         let mut config = self.config.clone();
         let workers = config.workers.unwrap_or_else(|| default_workers(on_fd0)).max(1);
+        config.workers = Some(workers);
         config.connection.capabilities = Capabilities {
             max_conns: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
             max_reqs: u32::try_from(workers * usize::from(config.connection.max_requests_per_conn.max(1)))
                 .unwrap_or(u32::MAX),
             mpxs_conns: config.connection.max_requests_per_conn > 1,
         };
+        config
+    }
+
+    /// Serves `listener` in this process until stopped.
+    pub(crate) fn serve_in_process(
+        &self,
+        handler: &dyn Handler,
+        listener: &Listener,
+        config: ServerConfig,
+        transport: Transport,
+    ) -> io::Result<()> {
+        let workers = config.workers.unwrap_or(1);
+        let (wake_reader, wake_writer) = self.wake_pair()?;
+        let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+        let info = ServerInfo { transport, workers, max_body_bytes: config.max_body_bytes };
+        let ctx = Context { handler, config, stats: self.stats.clone(), info, stop: self.stop.clone() };
+        let result = serve_listener(&ctx, listener, wake_reader, workers);
+        self.stop.wake_fd.store(-1, Ordering::SeqCst);
+        result
+    }
+
+    /// A socket pair whose write end wakes this server's poller (or supervisor).
+    pub(crate) fn wake_pair(&self) -> io::Result<(UnixStream, UnixStream)> {
         let (wake_reader, wake_writer) = UnixStream::pair()?;
         wake_reader.set_nonblocking(true)?;
         wake_writer.set_nonblocking(true)?;
         self.stop.wake_fd.store(wake_writer.as_raw_fd(), Ordering::SeqCst);
-        let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+        Ok((wake_reader, wake_writer))
+    }
 
-        let info = ServerInfo { transport, workers, max_body_bytes: config.max_body_bytes };
-        let ctx = Context { handler, config, stats: self.stats.clone(), info, stop: self.stop.clone() };
-        let result = serve_listener(&ctx, &listener, wake_reader, workers);
-        self.stop.wake_fd.store(-1, Ordering::SeqCst);
-        listener.remove_socket_file();
-        result.map(|()| Served::FastCgi)
+    /// Whether this server was asked to stop (by its handle, a signal or `max_requests`).
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop.stopping.load(Ordering::SeqCst) || (self.config.handle_signals && signals::stop_requested())
     }
 
     /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode.
