@@ -52,11 +52,14 @@ fn systemd_socket_activation_on_fd3() {
     let path = dir.join("systemd.sock");
     let listener = UnixListener::bind(&path).unwrap();
     let fd = listener.as_raw_fd();
+    // The app command runs behind `sh`, which sets LISTEN_PID to its own pid before exec.
+    let app = app_command();
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\"")
-        .arg(common::echo_binary())
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+        .arg(app.get_program())
+        .args(app.get_args())
         .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
     // SAFETY: between fork and exec only dup2(2) and fcntl(2) run, both async-signal-safe; they
     // put the listener on fd 3 without the close-on-exec flag, as systemd hands it over (dup2 onto
