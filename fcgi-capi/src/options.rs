@@ -1,0 +1,234 @@
+//! `fcgi_options`: how a server is set up, filled in by setters before `fcgi_server_open`.
+
+use std::ffi::{c_char, CStr};
+use std::time::Duration;
+
+use fcgi_core::{Bind, ParamsLimits, Roles, ServerConfig};
+
+use crate::fcgi_result::{self, *};
+use crate::panic::{ffi_boundary, try_mut};
+
+/// Server options. Made by `fcgi_options_new`, freed by `fcgi_options_free`;
+/// `fcgi_server_open` copies them, so they may be freed (or reused) right after.
+pub struct fcgi_options {
+    pub(crate) config: ServerConfig,
+}
+
+/// Makes options with the defaults: find the listener (fd 0, else `LISTEN_FDS`, else CGI
+/// mode), workers chosen by the core, 1024 connections, 60 s read and write timeouts, 90 s idle
+/// timeout, no body limit, no multiplexing, every role, signals handled. On success `*out` owns the options: free them with
+/// `fcgi_options_free`.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_new(out: *mut *mut fcgi_options) -> fcgi_result {
+    ffi_boundary!({
+        let out = try_mut!(out);
+        *out = Box::into_raw(Box::new(fcgi_options { config: ServerConfig::default() }));
+        FCGI_OK
+    })
+}
+
+/// Frees options made by `fcgi_options_new`. NULL is ignored. Free each exactly once.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_free(options: *mut fcgi_options) {
+    ffi_boundary!((), {
+        if !options.is_null() {
+            // SAFETY: a non-NULL `options` came from Box::into_raw in fcgi_options_new and is
+            // freed once, by this call (the caller's contract).
+            drop(unsafe { Box::from_raw(options) });
+        }
+    })
+}
+
+/// Listens on `address` instead of looking for an inherited listener: `unix:/path`, `/path`,
+/// `./path`, `host:port`, `[::1]:port`. A stale socket file is replaced; the file is removed
+/// when the server stops. The empty string goes back to finding the listener.
+/// FCGI_ERR_INVALID_ARG if the address does not parse.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, address: *const c_char) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        if address.is_null() {
+            return FCGI_ERR_NULL;
+        }
+        // SAFETY: a non-NULL `address` is a NUL-terminated string (the caller's contract), read
+        // only during this call.
+        let address = unsafe { CStr::from_ptr(address) };
+        let Ok(address) = address.to_str() else { return FCGI_ERR_INVALID_ARG };
+        if address.is_empty() {
+            options.config.bind = None;
+            return FCGI_OK;
+        }
+        match Bind::parse(address) {
+            Ok(bind) => {
+                options.config.bind = Some(bind);
+                FCGI_OK
+            }
+            Err(_) => FCGI_ERR_INVALID_ARG,
+        }
+    })
+}
+
+/// Worker threads, which is also how many requests the server hands out at once (without
+/// multiplexing): accept on at least this many threads to use them all. 0 lets the core
+/// choose: 1 on an inherited fd 0 (mod_fcgid sends one request at a time), else twice the
+/// cores, between 4 and 32.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_workers(options: *mut fcgi_options, workers: usize) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.workers = (workers > 0).then_some(workers);
+        FCGI_OK
+    })
+}
+
+/// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`); 0 means
+/// no limit.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_max_requests(options: *mut fcgi_options, max_requests: u64) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.max_requests = (max_requests > 0).then_some(max_requests);
+        FCGI_OK
+    })
+}
+
+/// Connections open at once (default 1024); more are closed with a log line.
+/// FCGI_ERR_INVALID_ARG for 0.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_max_conns(options: *mut fcgi_options, max_conns: usize) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        if max_conns == 0 {
+            return FCGI_ERR_INVALID_ARG;
+        }
+        options.config.max_connections = max_conns;
+        FCGI_OK
+    })
+}
+
+/// Bounds on one request's params: the whole PARAMS stream in bytes (default 1 MiB), one
+/// name-value pair (default 256 KiB), the number of pairs (default 4096). A request over a
+/// bound gets a 431 (or 400) page without reaching the application.
+/// FCGI_ERR_INVALID_ARG if any is 0.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_params_limits(
+    options: *mut fcgi_options,
+    max_total_bytes: usize,
+    max_pair_len: usize,
+    max_pairs: usize,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        if max_total_bytes == 0 || max_pair_len == 0 || max_pairs == 0 {
+            return FCGI_ERR_INVALID_ARG;
+        }
+        options.config.connection.params_limits = ParamsLimits { max_total_bytes, max_pair_len, max_pairs };
+        FCGI_OK
+    })
+}
+
+/// Which roles are accepted (default: all three); others get END_REQUEST(UNKNOWN_ROLE) and
+/// never reach the application. FCGI_ERR_INVALID_ARG if none is.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_roles(
+    options: *mut fcgi_options,
+    responder: bool,
+    authorizer: bool,
+    filter: bool,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        if !(responder || authorizer || filter) {
+            return FCGI_ERR_INVALID_ARG;
+        }
+        options.config.connection.roles = Roles { responder, authorizer, filter };
+        FCGI_OK
+    })
+}
+
+/// Requests served at once on one connection: 1 (the default) refuses a second with
+/// CANT_MPX_CONN, as every mainstream web server expects; more multiplexes. The requests of a
+/// multiplexed connection share its reader, so keep an accepting thread free for each of up to
+/// `workers × requests_per_conn` requests (or hand each accepted request to a thread of its
+/// own): an unaccepted request can otherwise hold up the others. FCGI_ERR_INVALID_ARG for 0.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_multiplex(options: *mut fcgi_options, requests_per_conn: u16) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        if requests_per_conn == 0 {
+            return FCGI_ERR_INVALID_ARG;
+        }
+        options.config.connection.max_requests_per_conn = requests_per_conn;
+        FCGI_OK
+    })
+}
+
+/// Milliseconds as a timeout: 0 is none.
+fn timeout(ms: u32) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
+}
+
+/// How long a read may wait for the web server in the middle of a request, in milliseconds
+/// (default 60000); 0 means no limit. A stalled web server's connection is then closed.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_read_timeout(options: *mut fcgi_options, read_ms: u32) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.read_timeout = timeout(read_ms);
+        FCGI_OK
+    })
+}
+
+/// How long a write may wait for the web server to read, in milliseconds (default 60000); 0
+/// means no limit. A write that times out returns FCGI_ERR_TIMEOUT.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_write_timeout(options: *mut fcgi_options, write_ms: u32) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.write_timeout = timeout(write_ms);
+        FCGI_OK
+    })
+}
+
+/// How long a kept-alive connection may sit idle (no request in progress) before it is closed,
+/// in milliseconds (default 90000); 0 means no limit.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_idle_timeout(options: *mut fcgi_options, idle_ms: u32) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.idle_timeout = timeout(idle_ms);
+        FCGI_OK
+    })
+}
+
+/// The largest request body accepted, in bytes; 0 (the default) leaves it to the web server.
+/// A larger CONTENT_LENGTH gets a 413 page without reaching the application; a body that grows
+/// past the limit anyway makes `fcgi_request_read` return FCGI_ERR_TOO_LARGE (and the web
+/// server gets a 413 if nothing was written).
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_max_body_bytes(options: *mut fcgi_options, max_bytes: u64) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.max_body_bytes = (max_bytes > 0).then_some(max_bytes);
+        FCGI_OK
+    })
+}
+
+/// Serve one CGI request from the environment and stdin even if a listener is there (the
+/// environment variable `FCGI_FORCE_CGI=1` does the same).
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_force_cgi(options: *mut fcgi_options, force_cgi: bool) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.force_cgi = force_cgi;
+        FCGI_OK
+    })
+}
+
+/// Whether the server installs handlers for SIGTERM, SIGINT, SIGUSR1 and SIGHUP (each stops it
+/// gracefully: no new requests, those in flight finish) and ignores SIGPIPE while serving; the
+/// previous handlers come back when it stops. Default true. With false, stop the server from
+/// your own handler with `fcgi_server_shutdown`.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_handle_signals(
+    options: *mut fcgi_options,
+    handle_signals: bool,
+) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.handle_signals = handle_signals;
+        FCGI_OK
+    })
+}

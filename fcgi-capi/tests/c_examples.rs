@@ -1,0 +1,429 @@
+//! The C examples are real programs: built here with `cc -Wall -Wextra -Werror` against
+//! include/fcgi.h and the library, then run. echo.c must pass fcgi-core's raw-protocol suites
+//! (spec, hostile, modes) as the Rust echo does, and serve a few hundred requests, hostile ones
+//! included, under valgrind without a definite leak or a memory error.
+
+#[path = "../../fcgi-core/tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::{random_bytes, temp_dir, Address, App};
+use fcgi_core::protocol::header::RecordType;
+use fcgi_core::protocol::record::encode_record;
+use fcgi_core::protocol::{ProtocolStatus, Role};
+
+/// What the build step made.
+struct Built {
+    root: PathBuf,
+    /// Holds libfcgi_capi.so.0 (the soname the programs ask for) and libfcgi_capi.so.
+    lib: PathBuf,
+    /// The directory of libfcgi_capi.a and .so as cargo left them.
+    profile: PathBuf,
+    bin: PathBuf,
+}
+
+impl Built {
+    fn program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+}
+
+/// The heavy tests (a whole protocol suite, valgrind) take turns: on two cores, running them
+/// side by side only makes their timeouts flaky.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?} does not run: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The compiler flags every example builds with.
+fn cc(built: &Built) -> Command {
+    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cc.args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"])
+        .arg("-I")
+        .arg(built.root.join("include"));
+    cc
+}
+
+/// Builds the library (the profile these tests were built with) and the C examples, once.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        // This test runs from target/PROFILE/deps/.
+        let profile = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo.args(["build", "-q", "-p", "fcgi-capi"]).current_dir(&root);
+        if profile.file_name().is_some_and(|name| name == "release") {
+            cargo.arg("--release");
+        }
+        run(&mut cargo);
+
+        let out = profile.join("capi-tests");
+        let (lib, bin) = (out.join("lib"), out.join("bin"));
+        for dir in [&lib, &bin] {
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for name in ["libfcgi_capi.so", "libfcgi_capi.so.0"] {
+            std::os::unix::fs::symlink(profile.join("libfcgi_capi.so"), lib.join(name)).unwrap();
+        }
+        let built = Built { root, lib, profile, bin };
+        for example in ["hello", "echo", "threaded"] {
+            run(cc(&built)
+                .arg(built.root.join(format!("examples/c/{example}.c")))
+                .arg("-L")
+                .arg(&built.lib)
+                .arg(format!("-Wl,-rpath,{}", built.lib.display()))
+                .args(["-lfcgi_capi", "-pthread", "-o"])
+                .arg(built.program(example)));
+        }
+        built
+    })
+}
+
+/// A CGI run: the environment is exactly `env`.
+fn cgi(program: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(program).env_clear().envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap()
+}
+
+fn body(stdout: &[u8]) -> &[u8] {
+    let start = stdout.windows(4).position(|w| w == b"\r\n\r\n").expect("CGI headers") + 4;
+    &stdout[start..]
+}
+
+#[test]
+fn the_shared_library_has_a_versioned_soname() {
+    let built = built();
+    let output = run(Command::new("readelf").arg("-d").arg(built.profile.join("libfcgi_capi.so")));
+    let dynamic = String::from_utf8_lossy(&output.stdout);
+    assert!(dynamic.contains("Library soname: [libfcgi_capi.so.0]"), "{dynamic}");
+    assert!(built.profile.join("libfcgi_capi.a").exists());
+
+    // The library exports exactly the functions the header declares, and nothing else.
+    let symbols = run(Command::new("nm").args(["-D", "--defined-only"]).arg(built.profile.join("libfcgi_capi.so")));
+    let mut exported: Vec<String> = String::from_utf8_lossy(&symbols.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .filter(|name| !name.starts_with('_'))
+        .map(str::to_owned)
+        .collect();
+    exported.sort();
+    let header = std::fs::read_to_string(built.root.join("include/fcgi.h")).unwrap();
+    let mut declared: Vec<String> = header
+        .lines()
+        .filter(|line| line.contains('(') && !line.starts_with([' ', '#', '}']) && !line.starts_with("typedef"))
+        .filter_map(|line| line.split('(').next()?.rsplit([' ', '*']).next())
+        .filter(|name| name.starts_with("fcgi_"))
+        .map(str::to_owned)
+        .collect();
+    declared.sort();
+    assert_eq!(exported, declared);
+}
+
+#[test]
+fn echo_c_passes_the_fcgi_core_protocol_suites() {
+    let built = built();
+    let _turn = heavy();
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["test", "-q", "-p", "fcgi-core", "--test", "spec", "--test", "hostile", "--test", "modes"])
+        .current_dir(&built.root)
+        .env("FCGI_TEST_APP", built.program("echo"));
+    if built.profile.file_name().is_some_and(|name| name == "release") {
+        cargo.arg("--release");
+    }
+    // Pre-fork (`--processes N`) cannot apply to the C face as it stands: the core forks on
+    // the thread that runs `Server::serve`, a background thread here, and the child process has
+    // none of the C program's accepting threads. It needs the fork on the caller's thread, in
+    // fcgi_server_open (a core API to bind and fork before serving).
+    cargo.args(["--", "--skip", "prefork"]);
+    let output = cargo.output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the protocol suites failed against echo.c:\n{report}");
+    let passed: usize = report
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(passed >= 30, "too few tests ran ({passed}):\n{report}");
+}
+
+#[test]
+fn hello_c_serves_fastcgi_and_cgi() {
+    let built = built();
+    let dir = temp_dir();
+    let address = Address::Unix(dir.join("hello.sock"));
+    let mut app = App::start_at(dir, address, Command::new(built.program("hello")), &[]);
+    for _ in 0..3 {
+        app.assert_serves();
+    }
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+
+    let output = cgi(&built.program("hello"), &[("REQUEST_URI", "/")]);
+    assert!(output.status.success());
+    assert_eq!(body(&output.stdout), b"Hello, world!");
+}
+
+#[test]
+fn threaded_c_serves_requests_on_several_threads_at_once() {
+    let built = built();
+    let dir = temp_dir();
+    let address = Address::Unix(dir.join("threaded.sock"));
+    let mut app = App::start_at(dir, address, Command::new(built.program("threaded")), &["--threads", "3"]);
+    let start = Instant::now();
+    let bodies: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..3)
+            .map(|_| {
+                let app = &app;
+                scope.spawn(move || {
+                    let response = app.connect().get(1, "/slow?ms=600", false);
+                    String::from_utf8_lossy(response.body()).into_owned()
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_millis(1500), "3 × 600 ms took {elapsed:?}: not concurrent");
+    let mut threads: Vec<&str> = bodies.iter().map(|b| b.split(" (").next().unwrap()).collect();
+    threads.sort();
+    threads.dedup();
+    assert_eq!(threads.len(), 3, "{bodies:?}");
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+}
+
+#[test]
+fn the_static_library_and_pkg_config_build_working_programs() {
+    let built = built();
+    let out = built.bin.join("pkg");
+    std::fs::create_dir_all(&out).unwrap();
+
+    // pkg-config, as an application's build would use it.
+    let pkgconfig = out.join("pkgconfig");
+    run(Command::new(built.root.join("fcgi-capi/make-pc.sh"))
+        .arg(&built.root)
+        .arg(&pkgconfig)
+        .env("LIBDIR", &built.lib)
+        .env("INCLUDEDIR", built.root.join("include")));
+    let flags =
+        run(Command::new("pkg-config").args(["--cflags", "--libs", "fcgi-capi"]).env("PKG_CONFIG_PATH", &pkgconfig));
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let version =
+        run(Command::new("pkg-config").args(["--modversion", "fcgi-capi"]).env("PKG_CONFIG_PATH", &pkgconfig));
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), env!("CARGO_PKG_VERSION"));
+    let dynamic = out.join("hello-pkg-config");
+    run(Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-Wall", "-Wextra", "-Werror"])
+        .arg(built.root.join("examples/c/hello.c"))
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", built.lib.display()))
+        .arg("-o")
+        .arg(&dynamic));
+
+    // Static: libfcgi_capi.a and what pkg-config lists for a static link.
+    let private =
+        run(Command::new("pkg-config").args(["--libs", "--static", "fcgi-capi"]).env("PKG_CONFIG_PATH", &pkgconfig));
+    let private = String::from_utf8(private.stdout).unwrap();
+    let fixed = out.join("hello-static");
+    run(cc(built)
+        .arg(built.root.join("examples/c/hello.c"))
+        .arg(built.profile.join("libfcgi_capi.a"))
+        .args(private.split_whitespace().filter(|flag| !flag.starts_with("-L") && *flag != "-lfcgi_capi"))
+        .arg("-o")
+        .arg(&fixed));
+    let needed = run(Command::new("readelf").arg("-d").arg(&fixed));
+    assert!(!String::from_utf8_lossy(&needed.stdout).contains("libfcgi_capi"), "linked statically");
+
+    for program in [&dynamic, &fixed] {
+        let output = cgi(program, &[("REQUEST_URI", "/"), ("GATEWAY_INTERFACE", "CGI/1.1")]);
+        assert!(output.status.success(), "{program:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(body(&output.stdout), b"Hello, world!", "{program:?}");
+    }
+}
+
+#[test]
+fn the_header_is_valid_cpp_too() {
+    let built = built();
+    let Ok(cxx) = Command::new("c++").arg("--version").output() else {
+        eprintln!("no C++ compiler: skipped");
+        return;
+    };
+    assert!(cxx.status.success());
+    let source = built.bin.join("header-check.cpp");
+    std::fs::write(
+        &source,
+        "#include \"fcgi.h\"\nint main() { fcgi_options *o = nullptr; return fcgi_options_new(&o) == FCGI_OK ? 0 : 1; }\n",
+    )
+    .unwrap();
+    run(Command::new("c++")
+        .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I"])
+        .arg(built.root.join("include"))
+        .arg(&source));
+}
+
+/// valgrind, installed on the spot where it is missing and apt-get can (CI's machines are
+/// Debian, as root).
+fn valgrind() -> PathBuf {
+    let found = |dir: &str| Path::new(dir).join("valgrind").exists().then(|| Path::new(dir).join("valgrind"));
+    if let Some(path) = ["/usr/bin", "/usr/local/bin"].into_iter().find_map(found) {
+        return path;
+    }
+    let installed = Command::new("apt-get")
+        .args(["install", "-y", "-q", "valgrind"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(installed, "valgrind is missing and `apt-get install -y valgrind` failed");
+    PathBuf::from("/usr/bin/valgrind")
+}
+
+/// Hostile inputs from the hostile suite, each followed by the app still serving.
+fn hostile_round(app: &mut App) {
+    // A 2 GiB pair length (CVE-2025-23016): refused with 431.
+    let mut client = app.connect();
+    client.begin(1, Role::Responder, false);
+    let mut out = BytesMut::new();
+    encode_record(RecordType::Params, 1, &[0xff, 0xff, 0xff, 0xff, 0x01, b'a', b'b'], &mut out);
+    encode_record(RecordType::Params, 1, b"", &mut out);
+    encode_record(RecordType::Stdin, 1, b"", &mut out);
+    client.send(&out);
+    assert_eq!(client.response(1).status(), 431);
+    // Version 2, a truncated header, garbage.
+    let mut client = app.connect();
+    client.send(&[2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert!(client.is_closed_by_app());
+    app.connect().send(&[1, 1, 0]);
+    for seed in 1..=5 {
+        let mut client = app.connect();
+        let mut noise = random_bytes(4096, seed);
+        noise[0] = 1;
+        let _ = client.stream.write_all(&noise);
+        let _ = client.stream.shutdown(std::net::Shutdown::Write);
+        assert!(client.is_closed_by_app());
+    }
+    // An unknown role, then a second request on a connection that does not multiplex.
+    let mut client = app.connect();
+    client.begin(1, Role::Unknown(99), false);
+    assert_eq!(client.response(1).end.unwrap().protocol_status, ProtocolStatus::UnknownRole);
+    client.begin(1, Role::Responder, true);
+    client.begin(2, Role::Responder, true);
+    assert_eq!(client.record().unwrap().header.request_id, 2);
+    client.params(1, &[("REQUEST_URI", b"/hello")], 65535);
+    client.stdin(1, b"");
+    assert_eq!(client.response(1).body(), b"Hello, world!");
+    // Abort in the middle of the body: the C side gets FCGI_ERR_ABORTED and finishes.
+    let mut client = app.connect();
+    client.begin(1, Role::Responder, true);
+    client.params(1, &[("REQUEST_URI", b"/echo"), ("CONTENT_LENGTH", b"1000000")], 65535);
+    let mut out = BytesMut::new();
+    encode_record(RecordType::Stdin, 1, &[1; 5000], &mut out);
+    encode_record(RecordType::AbortRequest, 1, b"", &mut out);
+    client.send(&out);
+    assert!(client.response(1).body().is_empty());
+    // The web server vanishes in the middle of a large response.
+    let mut client = app.connect();
+    client.request(1, "GET", "/big?n=20000000", b"", false);
+    let _ = client.record();
+    drop(client);
+    app.assert_serves();
+}
+
+#[test]
+fn echo_c_under_valgrind_has_no_leak_and_no_memory_error() {
+    let built = built();
+    let valgrind = valgrind();
+    let _turn = heavy();
+    let dir = temp_dir();
+    let log = dir.join("valgrind.log");
+    let mut command = Command::new(valgrind);
+    command
+        .args(["--leak-check=full", "--errors-for-leak-kinds=definite", "--error-exitcode=99"])
+        .arg(format!("--log-file={}", log.display()))
+        .arg(built.program("echo"));
+    let address = Address::Unix(dir.join("valgrind.sock"));
+    let mut app = App::start_at(dir, address, command, &["--workers", "4"]);
+
+    let mut served = 0;
+    // 100 requests in series on one kept connection, bodies of every size up to 40 KB.
+    let mut client = app.connect();
+    for i in 0..100 {
+        let body = random_bytes(i * 401, i as u64);
+        client.request(1, "POST", "/echo", &body, true);
+        assert!(client.response(1).body() == body, "request {i}");
+        served += 1;
+    }
+    // Every route, each on a connection of its own.
+    for uri in [
+        "/hello",
+        "/env",
+        "/big?n=1000000",
+        "/status/404",
+        "/cookies",
+        "/stderr?msg=vg",
+        "/stats",
+        "/slow?ms=5",
+        "/pid",
+        "/nowhere",
+    ] {
+        for _ in 0..5 {
+            let response = app.connect().get(1, uri, false);
+            assert!(response.end.is_some(), "{uri}");
+            served += 1;
+        }
+    }
+    // Four clients at once, 20 requests each.
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let app = &app;
+            scope.spawn(move || {
+                for i in 0..20 {
+                    let body = random_bytes(1000 + i, t * 100 + i as u64);
+                    let mut client = app.connect();
+                    client.request(1, "POST", "/echo", &body, false);
+                    assert!(client.response(1).body() == body);
+                }
+            });
+        }
+    });
+    served += 80;
+    for _ in 0..3 {
+        hostile_round(&mut app);
+    }
+    assert!(served >= 200);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    app.signal(libc::SIGTERM);
+    let status = loop {
+        if let Some(status) = app.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "echo.c under valgrind did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let report = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "exit {status:?} (99: valgrind found errors):\n{report}\n{}", app.stderr());
+    assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
+    assert!(report.contains("definitely lost: 0 bytes") || report.contains("All heap blocks were freed"), "{report}");
+    eprintln!("valgrind, after {served} requests and 3 hostile rounds:\n{report}");
+}
