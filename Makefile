@@ -4,7 +4,11 @@ CARGO ?= cargo
 PYTHON ?= python3
 FUZZ_SMOKE_SECONDS ?= 10
 
-.PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean
+PREFIX ?= /usr/local
+CAPI_VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean \
+	capi c-examples install-capi
 
 all: build
 
@@ -43,6 +47,31 @@ fuzz-smoke-short:
 e2e:
 	$(CARGO) build --release -p fcgi-core --example echo
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/e2e
+
+## The C library (target/release/libfcgi_capi.{so,a}; soname libfcgi_capi.so.0) and target/pkgconfig/fcgi-capi.pc
+capi:
+	$(CARGO) build --release -p fcgi-capi
+	ln -sf libfcgi_capi.so target/release/libfcgi_capi.so.0
+	LIBDIR=$(CURDIR)/target/release INCLUDEDIR=$(CURDIR)/include sh fcgi-capi/make-pc.sh $(CURDIR) target/pkgconfig
+
+## examples/c/*.c built into target/c-examples/
+c-examples: capi
+	mkdir -p target/c-examples
+	for example in hello echo threaded; do \
+	    $(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2 -Iinclude examples/c/$$example.c \
+	        -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lfcgi_capi -pthread -o target/c-examples/$$example || exit 1; \
+	done
+
+## The library, fcgi.h and fcgi-capi.pc under $(DESTDIR)$(PREFIX)
+install-capi: capi
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 target/release/libfcgi_capi.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 target/release/libfcgi_capi.so $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so.$(CAPI_VERSION)
+	ln -sf libfcgi_capi.so.$(CAPI_VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so.0
+	ln -sf libfcgi_capi.so.0 $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so
+	install -m 644 include/fcgi.h $(DESTDIR)$(PREFIX)/include/
+	sh fcgi-capi/make-pc.sh $(PREFIX) $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	[ -n "$(DESTDIR)" ] || ldconfig
 
 ## The echo example behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
 demo:

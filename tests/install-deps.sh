@@ -17,6 +17,8 @@ missing_packages() {
     [ -f /usr/lib/apache2/modules/mod_fcgid.so ] || echo libapache2-mod-fcgid
     command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || echo lighttpd
     command -v curl >/dev/null || echo curl
+    command -v valgrind >/dev/null || echo valgrind
+    command -v pkg-config >/dev/null || echo pkg-config
 }
 
 install_packages() {
