@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
-//!      [--read-timeout SECS] [--idle-timeout SECS] [--processes N] [--cgi]
+//!      [--read-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--processes N] [--cgi]
 //! ```
 
 use std::io::{self, Read};
@@ -58,6 +58,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerConfig, St
             }
             "--read-timeout" => config.read_timeout = Some(seconds(&value("--read-timeout")?)?),
             "--idle-timeout" => config.idle_timeout = Some(seconds(&value("--idle-timeout")?)?),
+            "--max-connections" => {
+                config.max_connections = value("--max-connections")?.parse().map_err(|_| "bad --max-connections")?
+            }
             "--processes" => config.processes = value("--processes")?.parse().map_err(|_| "bad --processes")?,
             "--cgi" => config.force_cgi = true,
             other => return Err(format!("unknown argument {other:?}")),

@@ -194,3 +194,23 @@ fn idle_kept_connections_are_closed_after_the_idle_timeout() {
     assert!(silent.is_closed_by_app(), "a connection that never spoke is closed");
     app.assert_serves();
 }
+
+#[test]
+fn connections_over_the_limit_get_overloaded() {
+    let mut app = App::start(&["--max-connections", "2", "--workers", "2"]);
+    // Wait until the readiness probe's connection is gone, then hold the two allowed ones.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut held: Vec<_> = (0..2).map(|_| app.connect()).collect();
+    for client in &mut held {
+        assert_eq!(client.get(1, "/hello", true).body(), b"Hello, world!");
+    }
+    let mut over = app.connect();
+    over.request(1, "GET", "/hello", b"", false);
+    let response = over.response(1);
+    assert_eq!(response.end.unwrap().protocol_status, ProtocolStatus::Overloaded);
+    assert!(response.stdout.is_empty());
+    assert!(app.stderr().contains("refusing with OVERLOADED"), "{}", app.stderr());
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    app.assert_serves();
+}

@@ -113,7 +113,9 @@ impl WsgiHandler {
             // The core answers 413 for a failed request whose body passed the limit.
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, error.to_string()));
         }
-        let body = match self.report.bind(py).call1((environ, error.value(py))) {
+        // `into_value` carries the traceback onto the exception object (before Python 3.12 the
+        // bare value has no `__traceback__`, and the log would show only its last line).
+        let body = match self.report.bind(py).call1((environ, error.into_value(py))) {
             Ok(body) => body.extract::<Vec<u8>>().unwrap_or_else(|_| b"Internal Server Error\n".to_vec()),
             Err(report_error) => {
                 report_error.print(py);

@@ -1,8 +1,9 @@
 """Fixtures of the end-to-end tests: real web servers in front of the apps under test.
 
 `front` is a running (web server, app) pair, parametrized over the whole matrix and shared by
-the tests of a module. When a test fails, the logs of every server and app it used (error
-logs, the app's stderr) are appended to the report.
+the tests of a module; `django_front` the same for the Django site (test_django.py). When a
+test fails, the logs of every server and app it used (error logs, the app's stderr) are
+appended to the report.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .harness import djangosite
 from .harness.apps import REGISTRY, App, from_spec
 from .harness.fronts import FRONTS
 
@@ -28,7 +30,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="test only this web-server front (repeatable); default: all",
     )
     group.addoption(
-        "--app", action="append", default=[], metavar="NAME", help="test only this app (repeatable); default: all"
+        "--app",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"test only this app (repeatable; `{djangosite.NAME}` is the Django site); default: all",
     )
     group.addoption(
         "--app-cmd",
@@ -45,14 +51,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def selected_apps(config: pytest.Config) -> list[App]:
     apps = [*REGISTRY, *(from_spec(spec) for spec in config.getoption("--app-cmd"))]
     wanted = config.getoption("--app")
-    unknown = set(wanted) - {app.name for app in apps}
+    known = [app.name for app in apps] + [djangosite.NAME]
+    unknown = set(wanted) - set(known)
     if unknown:
-        raise pytest.UsageError(f"--app {sorted(unknown)}: known apps are {[a.name for a in apps]}")
+        raise pytest.UsageError(f"--app {sorted(unknown)}: known apps are {known}")
     return [app for app in apps if not wanted or app.name in wanted]
 
 
 def selected_fronts(config: pytest.Config) -> list[str]:
     return config.getoption("--front") or list(FRONTS)
+
+
+def selected_django_fronts(config: pytest.Config) -> list[str]:
+    wanted = config.getoption("--app")
+    if wanted and djangosite.NAME not in wanted:
+        return []
+    return [name for name in selected_fronts(config) if name in djangosite.FRONTS]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -63,6 +77,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("front", pairs, ids=ids, indirect=True, scope="module")
     elif "app" in metafunc.fixturenames:
         metafunc.parametrize("app", apps, ids=[app.name for app in apps], indirect=True, scope="module")
+    elif "django_front" in metafunc.fixturenames:
+        fronts = selected_django_fronts(metafunc.config)
+        ids = [f"{front}-{djangosite.NAME}" for front in fronts]
+        metafunc.parametrize("django_front", fronts, ids=ids, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="session")
@@ -88,23 +106,25 @@ def make_workdir(workroot: Path) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def build_app() -> Callable[[App], App]:
-    """Build each app once per session (cargo is quick when nothing changed)."""
-    errors: dict[str, str | None] = {}
+def build_app(workroot: Path) -> Callable[[App], App]:
+    """Build and set up each app once per session (cargo is quick when nothing changed).
+
+    Returns the App to run: an app with a `setup` gets its command line there.
+    """
+    built: dict[str, App | str] = {}
 
     def build(app: App) -> App:
-        if app.name not in errors:
+        if app.name not in built:
             try:
-                app.build_now()
-                errors[app.name] = None
+                built[app.name] = app.build_now(workroot)
             except RuntimeError as e:
-                errors[app.name] = str(e)
-        if errors[app.name]:
-            pytest.fail(errors[app.name], pytrace=False)
-        program = shutil.which(app.argv[0])
-        if program is None:
-            pytest.fail(f"{app.name}: {app.argv[0]} is not an executable", pytrace=False)
-        return app
+                built[app.name] = str(e)
+        ready = built[app.name]
+        if isinstance(ready, str):
+            pytest.fail(ready, pytrace=False)
+        if shutil.which(ready.argv[0]) is None:
+            pytest.fail(f"{app.name}: {ready.argv[0]} is not an executable", pytrace=False)
+        return ready
 
     return build
 
@@ -118,8 +138,25 @@ def app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
 def front(request: pytest.FixtureRequest, build_app, make_workdir):
     """A web server in front of an app, started once per module for each matrix pair."""
     name, app = request.param
-    build_app(app)
+    app = build_app(app)
     with FRONTS[name](app, make_workdir(f"{name}-{app.name}")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def django_site(workroot: Path) -> djangosite.Site:
+    """The Django example site and its packages, installed once per session for www-data."""
+    try:
+        return djangosite.install(workroot)
+    except RuntimeError as e:
+        pytest.fail(f"installing the Django site failed: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def django_front(request: pytest.FixtureRequest, django_site: djangosite.Site, make_workdir):
+    """A web server in front of the Django site, started once per module for each server."""
+    name = request.param
+    with djangosite.FRONTS[name](django_site, make_workdir(f"{name}-{djangosite.NAME}")) as running:
         yield running
 
 

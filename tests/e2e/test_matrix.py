@@ -47,6 +47,10 @@ def test_query_string_and_path_info(front: Front) -> None:
     if front.sends_path_info:
         assert env[b"SCRIPT_NAME"] == front.prefix.encode()
         assert env[b"PATH_INFO"] == b"/env/a/b"
+    else:
+        # The whole path is the script; a WSGI app's environ has PATH_INFO, empty (PEP 3333).
+        assert env[b"SCRIPT_NAME"] == front.url("/env/a/b").encode()
+        assert env.get(b"PATH_INFO", b"") == b""
 
 
 def test_utf8_path_arrives_intact(front: Front) -> None:
@@ -122,3 +126,15 @@ def test_stderr_reaches_server_log(front: Front) -> None:
     assert (response.status, response.body) == (200, b"ok\n"), response
     line = contract.stderr_line(msg)
     assert logs.wait_for([front.server.error_log], line), f"{line!r} not in {front.server.error_log}"
+
+
+def test_failing_app_gives_short_500_and_logs_traceback(front: Front) -> None:
+    if "fail" not in front.app.extra_routes:
+        pytest.skip(f"{front.app.name} has no /fail route (an exception inside the app)")
+    response = client.get(front, front.url("/fail"))
+    assert response.status == 500, response
+    assert len(response.body) < contract.SHORT_500_LIMIT, response
+    assert b"Traceback" not in response.body and contract.FAILED not in response.body, response
+    log = front.server.error_log
+    assert logs.wait_for([log], contract.FAILED), f"{contract.FAILED!r} not in {log}"
+    assert logs.count(log, contract.TRACEBACK) >= 1, f"{log} has the error's last line but no traceback"

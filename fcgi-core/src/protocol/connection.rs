@@ -124,12 +124,38 @@ pub struct Connection {
     active: Vec<ActiveRequest>,
     ended: EndedIds,
     output: BytesMut,
+    /// Refusing every request with OVERLOADED (the application is at its connection limit).
+    overloaded: bool,
+    refused_overloaded: bool,
 }
 
 impl Connection {
     /// A fresh connection.
     pub fn new(config: ConnectionConfig) -> Self {
-        Self { config, active: Vec::new(), ended: EndedIds::default(), output: BytesMut::new() }
+        Self {
+            config,
+            active: Vec::new(),
+            ended: EndedIds::default(),
+            output: BytesMut::new(),
+            overloaded: false,
+            refused_overloaded: false,
+        }
+    }
+
+    /// A connection that refuses every request with OVERLOADED (still answering GET_VALUES):
+    /// what the application says when it is at its connection limit.
+    pub fn overloaded(config: ConnectionConfig) -> Self {
+        Self { overloaded: true, ..Self::new(config) }
+    }
+
+    /// Whether this connection refuses every request with OVERLOADED.
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    /// Whether a request was refused because the connection is [`overloaded`](Self::overloaded).
+    pub fn has_refused_overloaded(&self) -> bool {
+        self.refused_overloaded
     }
 
     /// Decodes records off the front of `input` until one yields an event. `Ok(None)` means
@@ -216,6 +242,11 @@ impl Connection {
     fn begin(&mut self, id: u16, begin: BeginRequest) -> Result<Option<Event>, ProtocolError> {
         if self.is_active(id) {
             return Err(ProtocolError::DuplicateBegin(id));
+        }
+        if self.overloaded {
+            self.refuse(id, ProtocolStatus::Overloaded);
+            self.refused_overloaded = true;
+            return Ok(None);
         }
         if !self.config.roles.accepts(begin.role) {
             self.refuse(id, ProtocolStatus::UnknownRole);
@@ -363,6 +394,17 @@ mod tests {
         assert_eq!(events(&mut conn, &mut input).unwrap().len(), 2);
         let replies = replies(&mut conn);
         assert_eq!(replies[0].header.request_id, 3);
+        assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::Overloaded);
+    }
+
+    #[test]
+    fn an_overloaded_connection_refuses_every_request() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Responder, true, &mut input);
+        let mut conn = Connection::overloaded(ConnectionConfig::default());
+        assert!(events(&mut conn, &mut input).unwrap().is_empty());
+        assert!(conn.has_refused_overloaded());
+        let replies = replies(&mut conn);
         assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::Overloaded);
     }
 

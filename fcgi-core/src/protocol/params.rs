@@ -155,18 +155,21 @@ impl Params {
         decoder.finish()
     }
 
-    /// The value of the first pair named `name`.
+    /// The value of the last pair named `name`: a web server that sends a name twice (nginx
+    /// with `include fastcgi_params` and a later `fastcgi_param` of the same name) means the
+    /// later one, as PHP-FPM and a WSGI environ read it.
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        self.entries.iter().rev().map(|e| self.pair(e)).find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
-    /// All pairs as `(name, value)`.
+    /// All pairs as `(name, value)`, in the order sent (a repeated name appears each time).
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
-        self.entries.iter().map(|e| {
-            let name_start = e.name_start;
-            let value_start = name_start + e.name_len;
-            (&self.buf[name_start..value_start], &self.buf[value_start..value_start + e.value_len])
-        })
+        self.entries.iter().map(|e| self.pair(e))
+    }
+
+    fn pair(&self, entry: &Entry) -> (&[u8], &[u8]) {
+        let value_start = entry.name_start + entry.name_len;
+        (&self.buf[entry.name_start..value_start], &self.buf[value_start..value_start + entry.value_len])
     }
 
     /// Number of pairs.
@@ -271,6 +274,13 @@ mod tests {
     fn truncated_stream_is_an_error() {
         assert_eq!(Params::decode(&[3, 1, b'a'], ParamsLimits::default()).unwrap_err(), ParamsError::Truncated);
         assert_eq!(Params::decode(&[0x80, 0], ParamsLimits::default()).unwrap_err(), ParamsError::Truncated);
+    }
+
+    #[test]
+    fn a_repeated_name_means_its_last_value() {
+        let params = Params::from_pairs([(&b"SCRIPT_NAME"[..], &b"/first"[..]), (b"SCRIPT_NAME", b"/last")]);
+        assert_eq!(params.get(b"SCRIPT_NAME"), Some(&b"/last"[..]));
+        assert_eq!(params.iter().count(), 2);
     }
 
     #[test]

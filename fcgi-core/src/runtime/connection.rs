@@ -32,6 +32,9 @@ const READ_CHUNK: usize = 64 << 10;
 const MAX_QUEUED_INPUT: usize = 1 << 20;
 /// Chunks in flight to one multiplexed request before the connection's reader waits for it.
 const MPX_CHANNEL_CHUNKS: usize = 8;
+/// How long a connection over the connection limit may take to send its BEGIN_REQUEST, to be
+/// told OVERLOADED; a silent one is simply closed.
+const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
 /// How long to drain a request body nobody read, before closing, so the web server gets our
 /// response rather than a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -71,6 +74,13 @@ impl FcgiConnection {
         }
     }
 
+    /// A connection over the connection limit: it gets OVERLOADED for its request, then closes.
+    pub(crate) fn overloaded(socket: Socket, ctx: &Context) -> Self {
+        let mut conn = Self::new(socket, ctx);
+        conn.proto = Connection::overloaded(ctx.config.connection);
+        conn
+    }
+
     pub(crate) fn socket(&self) -> &Socket {
         &self.socket
     }
@@ -87,7 +97,9 @@ impl FcgiConnection {
 
     /// Serves every request that is ready, and says what to do next.
     pub(crate) fn serve(mut self, ctx: &Context) -> Option<Self> {
-        let after = if ctx.config.connection.max_requests_per_conn > 1 {
+        let after = if self.proto.is_overloaded() {
+            self.refuse_overloaded().map(|()| After::Close)
+        } else if ctx.config.connection.max_requests_per_conn > 1 {
             self.serve_multiplexed(ctx).map(|()| After::Close)
         } else {
             self.serve_in_series(ctx)
@@ -189,6 +201,20 @@ impl FcgiConnection {
         let keep_conn = self.proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
         self.flush()?;
         Ok(keep_conn)
+    }
+
+    /// Waits briefly for the request of a connection over the limit and answers OVERLOADED.
+    fn refuse_overloaded(&mut self) -> io::Result<()> {
+        self.socket.set_read_timeout(Some(OVERLOADED_WAIT))?;
+        while !self.proto.has_refused_overloaded() {
+            self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
+            self.take_replies();
+            self.flush()?;
+            if !self.proto.has_refused_overloaded() && recv(&self.socket, &mut self.input, Wait::Yes)? == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Moves the state machine's replies (GET_VALUES_RESULT, refusals) to the send buffer.

@@ -373,11 +373,6 @@ fn accept_all(ctx: &Context, listener: &Listener, queue: &ReadyQueue) {
             Ok(Some(socket)) => {
                 ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
                 let open = ctx.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
-                if open > ctx.config.max_connections {
-                    eprintln!("fcgi: closing a connection: {} are open already", ctx.config.max_connections);
-                    ctx.stats.connection_closed();
-                    continue;
-                }
                 if let Err(e) = socket
                     .set_read_timeout(ctx.config.read_timeout)
                     .and_then(|()| socket.set_write_timeout(ctx.config.write_timeout))
@@ -386,7 +381,12 @@ fn accept_all(ctx: &Context, listener: &Listener, queue: &ReadyQueue) {
                     ctx.stats.connection_closed();
                     continue;
                 }
-                queue.push(FcgiConnection::new(socket, ctx));
+                if open > ctx.config.max_connections {
+                    eprintln!("fcgi: over {} connections: refusing with OVERLOADED", ctx.config.max_connections);
+                    queue.push(FcgiConnection::overloaded(socket, ctx));
+                } else {
+                    queue.push(FcgiConnection::new(socket, ctx));
+                }
             }
             Ok(None) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -1,6 +1,9 @@
 """The end-to-end harness, one concept per module.
 
 - `apps`: the registry of apps under test (command lines that honour the echo contract).
+- `pythonpath`: Python apps for www-data: Debian's interpreter, our wheel and Django unpacked
+  into world-readable folders.
+- `djangosite`: the Django example site, and the servers in front of it.
 - `contract`: what an echo app answers, parsed and expected.
 - `process`, `service`, `net`, `logs`: owned child processes, processes that listen, loopback
   addresses, log files.

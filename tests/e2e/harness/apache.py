@@ -81,12 +81,15 @@ DocumentRoot "{docroot}"
 """
 
 
-def fcgid_site(workdir: Path, docroot: Path) -> str:
-    """mod_fcgid: it spawns `*.fcgi` with a listening Unix socket on fd 0.
+def fcgid_site(workdir: Path, docroot: Path, extension: str = ".fcgi", env: dict[str, str] | None = None) -> str:
+    """mod_fcgid: it spawns `*.fcgi` (or `*EXTENSION`) with a listening Unix socket on fd 0.
 
     Requests may be as large as the tests send; processes live forever (no recycling), and up
-    to 8 of them serve concurrent requests, each one request at a time; the rest queue.
+    to 8 of them serve concurrent requests, each one request at a time; the rest queue. `env`
+    goes into the environment of the processes it spawns (`FcgidInitialEnv`): `SetEnv` would
+    only reach each request's params, after the app has started.
     """
+    initial_env = "".join(f'FcgidInitialEnv {name} "{value}"\n' for name, value in (env or {}).items())
     return f"""\
 FcgidIPCDir "{workdir}/fcgid"
 FcgidProcessTableFile "{workdir}/fcgid/shm"
@@ -96,12 +99,17 @@ FcgidIOTimeout 120
 FcgidBusyTimeout 300
 FcgidMaxProcesses 8
 FcgidMaxProcessesPerClass 8
-{docroot_site(docroot, "fcgid-script .fcgi")}"""
+{initial_env}{docroot_site(docroot, f"fcgid-script {extension}")}"""
 
 
-def cgi_site(docroot: Path) -> str:
-    """mod_cgi: the very same binary as `*.cgi`, one process per request."""
-    return docroot_site(docroot, "cgi-script .cgi")
+def cgi_site(docroot: Path, env: dict[str, str] | None = None) -> str:
+    """mod_cgi: the very same program as `*.cgi`, one process per request.
+
+    `env` is added to each CGI's environment with `SetEnv` (needs the `env` module).
+    """
+    site = docroot_site(docroot, "cgi-script .cgi")
+    set_env = "".join(f'SetEnv {name} "{value}"\n' for name, value in (env or {}).items())
+    return site + set_env
 
 
 def proxy_fcgi_site(prefix: str, backend: Address) -> str:

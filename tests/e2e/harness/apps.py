@@ -6,11 +6,15 @@ once and then runs behind every web server of the matrix.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import pythonpath
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -18,20 +22,34 @@ REPO = Path(__file__).resolve().parents[3]
 @dataclass(frozen=True)
 class App:
     name: str
-    argv: tuple[str, ...]
+    argv: tuple[str, ...] = ()
     """The command line; the harness appends `--bind ADDR` when it starts the app itself."""
     build: tuple[str, ...] = ()
     """Run from the repository root once per session before the app is used (cheap when fresh)."""
+    setup: Callable[[Path], tuple[str, ...]] | None = None
+    """For an app whose command line depends on where it is installed: called once per session
+    after `build` with the session's world-readable work root, puts the app there and returns
+    its `argv`."""
+    extra_routes: frozenset[str] = frozenset()
+    """The optional routes of the echo contract that this app has (`fail`)."""
 
     def command(self, *args: str) -> list[str]:
         return [*self.argv, *args]
 
-    def build_now(self) -> None:
-        if not self.build:
-            return
-        done = subprocess.run(self.build, check=False, cwd=REPO, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"building {self.name} failed: $ {shlex.join(self.build)}\n{done.stdout}{done.stderr}")
+    def build_now(self, workroot: Path) -> App:
+        """Build the app and set it up under `workroot`: the App to run."""
+        if self.build:
+            done = subprocess.run(self.build, check=False, cwd=REPO, capture_output=True, text=True)
+            if done.returncode != 0:
+                output = f"{done.stdout}{done.stderr}"
+                raise RuntimeError(f"building {self.name} failed: $ {shlex.join(self.build)}\n{output}")
+        if self.setup is None:
+            return self
+        try:
+            argv = self.setup(workroot)
+        except RuntimeError as e:
+            raise RuntimeError(f"setting up {self.name} failed: {e}") from None
+        return dataclasses.replace(self, argv=argv, setup=None)
 
     def install(self, dest: Path) -> Path:
         """Put an executable at `dest` that runs the app, for servers that spawn it themselves.
@@ -48,12 +66,21 @@ class App:
         return dest
 
 
+def python_echo(workroot: Path) -> tuple[str, ...]:
+    """tests/apps/wsgi_echo.py beside the fcgi_wsgi package from our wheel, served by Debian's
+    Python (www-data can neither run pyenv's Python nor, on CI, read the checkout)."""
+    folder = pythonpath.fcgi_wsgi(REPO, workroot)
+    shutil.copy(REPO / "tests/apps/wsgi_echo.py", folder)
+    return pythonpath.command([folder], "-m", "fcgi_wsgi", "wsgi_echo:app")
+
+
 REGISTRY: tuple[App, ...] = (
     App(
         name="rust-echo",
         argv=(str(REPO / "target/release/examples/echo"),),
         build=("cargo", "build", "--release", "-p", "fcgi-core", "--example", "echo"),
     ),
+    App(name="python-echo", setup=python_echo, extra_routes=frozenset({"fail"})),
 )
 
 

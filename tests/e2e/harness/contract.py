@@ -15,6 +15,11 @@ HELLO = b"Hello, world!"
 NOT_FOUND = b"not found\n"
 COOKIES = ["a=1; Path=/", "b=2; Path=/"]
 BIG_PERIOD = 251
+FAILED = b"RuntimeError: the app failed on purpose"
+"""The last line of the traceback of /fail (an optional route), which goes to the server's log."""
+TRACEBACK = b"Traceback (most recent call last):"
+SHORT_500_LIMIT = 200
+"""A failing request's 500 page is a short text, never the traceback (unless asked for)."""
 
 
 def stderr_line(msg: str) -> bytes:

@@ -91,6 +91,21 @@ def location(prefix: str, fastcgi_pass: str, keep_conn: bool = False) -> str:
 """
 
 
+def root_location(fastcgi_pass: str, keep_conn: bool = False) -> str:
+    """The whole site to FastCGI, as the README's nginx snippet mounts Django: SCRIPT_NAME empty,
+    PATH_INFO the whole decoded path. Its two `fastcgi_param` lines come after the common ones,
+    as after `include fastcgi_params`, so nginx sends both names twice: the override last."""
+    extra = "            fastcgi_keep_conn on;\n" if keep_conn else ""
+    return f"""\
+        location / {{
+{FASTCGI_PARAMS}            fastcgi_param SCRIPT_NAME "";
+            fastcgi_param PATH_INFO $fastcgi_script_name;
+{extra}            fastcgi_read_timeout 120s;
+            fastcgi_pass {fastcgi_pass};
+        }}
+"""
+
+
 class Nginx(WebServer):
     """`nginx -p DIR -c CONF -g 'daemon off; master_process on;'`."""
 
