@@ -81,6 +81,19 @@ REGISTRY: tuple[App, ...] = (
         build=("cargo", "build", "--release", "-p", "fcgi-core", "--example", "echo"),
     ),
     App(name="python-echo", setup=python_echo, extra_routes=frozenset({"fail"})),
+    # examples/c/echo.c linked statically against libfcgi_capi.a: a lone binary that Apache's
+    # www-data can run from a copy, without reading the build tree.
+    App(
+        name="c-echo",
+        argv=(str(REPO / "target/c-examples/echo-static"),),
+        build=(
+            "sh",
+            "-c",
+            "cargo build --release -q -p fcgi-capi && mkdir -p target/c-examples"
+            " && cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -Iinclude examples/c/echo.c"
+            " target/release/libfcgi_capi.a -pthread -ldl -lm -o target/c-examples/echo-static",
+        ),
+    ),
 )
 
 
