@@ -183,6 +183,8 @@ impl Server {
             }
         };
         let config = self.resolved_config(on_fd0);
+        // Each connection is a descriptor: make room for the connection limit, and some more.
+        raise_fd_limit(config.max_connections as u64 + 64);
         let result = if config.processes > 1 {
             prefork::supervise(self, handler, &listener, &config, transport)
         } else {
@@ -252,6 +254,18 @@ impl Server {
             Inherited::Systemd(listener) => Some((listener, false, Transport::Inherited)),
             Inherited::None => None,
         })
+    }
+}
+
+/// Raises the soft limit on open files towards `wanted`, as far as the hard limit allows.
+fn raise_fd_limit(wanted: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write one valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }
 
