@@ -73,7 +73,7 @@ install-capi: capi
 	sh fcgi-capi/make-pc.sh $(PREFIX) $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	[ -n "$(DESTDIR)" ] || ldconfig
 
-## The echo example behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
+## demo/app.py served by fcgi_wsgi behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
 demo:
 	bash demo/demo.sh
 

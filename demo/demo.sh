@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The echo example served through nginx on 127.0.0.1:${PORT:-8080}.
+# A WSGI app (demo/app.py) served by fcgi_wsgi through nginx on 127.0.0.1:${PORT:-8080}.
 # Prints the URL and a sample response, then serves until Ctrl-C (or exits at once with DEMO_ONCE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,8 @@ if ! command -v nginx >/dev/null || ! command -v curl >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx curl >/dev/null
     service nginx stop >/dev/null 2>&1 || true
 fi
-cargo build --release -q -p fcgi-core --example echo
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -m pip install -q --root-user-action=ignore .
 
 work=$(mktemp -d /tmp/fcgi-demo.XXXXXX)
 chmod 755 "$work"
@@ -23,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-target/release/examples/echo --bind "unix:$work/app.sock" 2>"$work/app.log" &
+"$PYTHON" -m fcgi_wsgi --chdir demo app:app --bind "unix:$work/app.sock" 2>"$work/app.log" &
 app_pid=$!
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -47,7 +48,8 @@ http {
             fastcgi_param REQUEST_METHOD \$request_method;
             fastcgi_param REQUEST_URI \$request_uri;
             fastcgi_param QUERY_STRING \$query_string;
-            fastcgi_param SCRIPT_NAME \$fastcgi_script_name;
+            fastcgi_param SCRIPT_NAME "";
+            fastcgi_param PATH_INFO \$uri;
             fastcgi_param CONTENT_TYPE \$content_type;
             fastcgi_param CONTENT_LENGTH \$content_length;
             fastcgi_param SERVER_PROTOCOL \$server_protocol;
@@ -62,13 +64,12 @@ for _ in $(seq 100); do [ -S "$work/app.sock" ] && break; sleep 0.05; done
 chmod 666 "$work/app.sock"  # nginx workers run as an unprivileged user
 nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/hello" >/dev/null 2>&1 && break; sleep 0.05; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null 2>&1 && break; sleep 0.05; done
 
-echo "Serving the echo example through nginx at http://127.0.0.1:$PORT/"
-echo "Routes: /hello /env /echo /big?n=BYTES /status/NNN /cookies /stderr?msg=TEXT /stats /slow?ms=N /pid"
+echo "Serving demo/app.py with fcgi_wsgi through nginx at http://127.0.0.1:$PORT/"
 echo
-echo "\$ curl -i http://127.0.0.1:$PORT/hello"
-curl -si "http://127.0.0.1:$PORT/hello"
+echo "\$ curl -i http://127.0.0.1:$PORT/"
+curl -si "http://127.0.0.1:$PORT/"
 echo
 [ -n "${DEMO_ONCE:-}" ] && exit 0
 echo "Press Ctrl-C to stop."
