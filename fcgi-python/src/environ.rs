@@ -56,14 +56,18 @@ pub fn build<'py>(
     live: &Arc<LiveRequest>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = PyDict::new(py);
+    let (mut script_name, mut path_info) = (false, false);
     for (name, value) in params.iter() {
+        script_name |= name == b"SCRIPT_NAME";
+        path_info |= name == b"PATH_INFO";
         environ.set_item(key(py, name), latin1(py, value))?;
     }
     // PEP 3333 requires these even when the web server sends none.
-    for required in [intern!(py, "SCRIPT_NAME"), intern!(py, "PATH_INFO")] {
-        if !environ.contains(required)? {
-            environ.set_item(required, intern!(py, ""))?;
-        }
+    if !script_name {
+        environ.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+    }
+    if !path_info {
+        environ.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
     }
     let https = is_on(params.get(b"HTTPS")) || params.get(b"REQUEST_SCHEME") == Some(b"https");
     let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };

@@ -4,6 +4,7 @@ use std::io;
 use std::sync::{Arc, OnceLock};
 
 use fcgi_core::{Handler, Request};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -81,12 +82,10 @@ impl WsgiHandler {
         let outcome = match self.load(py).and_then(|app| app.call1((&environ, &start_response))) {
             Ok(result) => {
                 let sent = send_body(py, start_response.get(), &result);
-                // PEP 3333: close() is called however the iteration ended.
-                let closed = match result.getattr_opt("close") {
-                    Ok(Some(close)) if !result.is_exact_instance_of::<PyList>() => close.call0().map(drop),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                };
+                // PEP 3333: close() is called however the iteration ended. Plain lists and tuples
+                // have none: skip the lookup, whose miss costs an exception.
+                let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+                let closed = if plain { Ok(()) } else { call_close(&result) };
                 sent.and(closed)
             }
             Err(e) => Err(e),
@@ -141,6 +140,14 @@ impl WsgiHandler {
             _ => Ok(()),
         }
     }
+}
+
+/// Calls the iterable's `close()`, if it has one.
+fn call_close(result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Some(close) = result.getattr_opt(intern!(result.py(), "close"))? {
+        close.call0()?;
+    }
+    Ok(())
 }
 
 /// Sends each chunk of the app's iterable. A list or tuple of one chunk gets a Content-Length.
