@@ -1,5 +1,6 @@
-//! An epoll set: the listener, the wake-up socket and kept-alive connections waiting for their
-//! next request, so that an idle connection never pins a worker thread.
+//! An epoll set that the workers wait on together: the listener, the wake-up socket and
+//! kept-alive connections waiting for their next request, so that an idle connection never pins
+//! a worker thread.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -46,9 +47,15 @@ impl Poller {
         Ok(Self { epoll: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
-    /// Watches `fd` for input, for good.
+    /// Watches `fd` for input, for good: every waiting thread is woken while it is readable.
     pub(crate) fn add(&self, fd: RawFd, token: Token) -> io::Result<()> {
         self.control(libc::EPOLL_CTL_ADD, fd, token, libc::EPOLLIN as u32)
+    }
+
+    /// Watches `fd` for input, for good, waking one waiting thread (not all) when it is ready:
+    /// the listener, which any one worker can accept from.
+    pub(crate) fn add_exclusive(&self, fd: RawFd, token: Token) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, token, (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32)
     }
 
     /// Watches `fd` for input once: after one report it is disarmed until armed again.
@@ -69,18 +76,24 @@ impl Poller {
         Ok(())
     }
 
-    /// Waits for readiness (at most `timeout`, or for ever) and appends the tokens that are ready.
-    pub(crate) fn wait(&self, ready: &mut Vec<Token>, timeout: Option<Duration>) -> io::Result<()> {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    /// Waits (at most `timeout`, or for ever) for one thing to be ready; `None` when the time
+    /// ran out or a signal interrupted the wait. One at a time, so that each worker takes one.
+    pub(crate) fn wait_one(&self, timeout: Option<Duration>) -> io::Result<Option<Token>> {
+        let mut event = libc::epoll_event { events: 0, u64: 0 };
         let timeout_ms = timeout.map_or(-1, |t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX));
-        // SAFETY: `events` is valid for 64 entries, the length passed.
-        let n =
-            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
+        // SAFETY: `event` is valid for the one entry asked for.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, timeout_ms) };
+        match n {
+            1 => Ok(Some(Token::from_u64(event.u64))),
+            0 => Ok(None),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
         }
-        ready.extend(events[..n as usize].iter().map(|e| Token::from_u64(e.u64)));
-        Ok(())
     }
 }

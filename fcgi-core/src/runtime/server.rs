@@ -1,12 +1,12 @@
 //! The server: finds or binds its listener (or falls back to CGI), runs the poller and the
 //! worker threads, and stops gracefully on a signal, on request, or after N requests.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read};
+use std::collections::HashMap;
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::cgi;
@@ -277,157 +277,163 @@ fn default_workers(on_fd0: bool) -> usize {
     (2 * cores).clamp(4, 32)
 }
 
-/// Connections ready to be served, for the workers.
-struct ReadyQueue {
-    jobs: Mutex<(VecDeque<FcgiConnection>, bool)>,
-    available: Condvar,
-}
-
-impl ReadyQueue {
-    fn lock(&self) -> MutexGuard<'_, (VecDeque<FcgiConnection>, bool)> {
-        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn push(&self, conn: FcgiConnection) {
-        self.lock().0.push_back(conn);
-        self.available.notify_one();
-    }
-
-    /// The next connection; `None` once closed and empty.
-    fn pop(&self) -> Option<FcgiConnection> {
-        let mut jobs = self.lock();
-        loop {
-            if let Some(conn) = jobs.0.pop_front() {
-                return Some(conn);
-            }
-            if jobs.1 {
-                return None;
-            }
-            jobs = self.available.wait(jobs).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-
-    fn close(&self) {
-        self.lock().1 = true;
-        self.available.notify_all();
-    }
-}
-
 /// Kept-alive connections waiting in the poller, with the time each went idle.
 type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
 
+/// What the workers of one listener share: the epoll set they all wait on, the connections
+/// parked in it, and when idle ones were last swept.
+struct Pool<'a> {
+    ctx: &'a Context<'a>,
+    listener: &'a Listener,
+    poller: Poller,
+    parked: Parked,
+    last_sweep: Mutex<Instant>,
+    sweep_every: Option<Duration>,
+}
+
+/// Serves `listener` with `workers` threads. There is no dispatcher: every worker waits on the
+/// same epoll set (the listener with EPOLLEXCLUSIVE, parked connections one-shot) and serves
+/// whatever it is woken for itself, so a request costs no hand-off between threads.
 fn serve_listener(ctx: &Context, listener: &Listener, wake: UnixStream, workers: usize) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let poller = Poller::new()?;
-    poller.add(listener.as_raw_fd(), Token::Listener)?;
+    poller.add_exclusive(listener.as_raw_fd(), Token::Listener)?;
+    // Never drained: once written (stop), it wakes every worker, each time it waits.
     poller.add(wake.as_raw_fd(), Token::Wake)?;
-    let queue = ReadyQueue { jobs: Mutex::new((VecDeque::new(), false)), available: Condvar::new() };
-    let parked: Parked = Mutex::new(HashMap::new());
+    let pool = Pool {
+        ctx,
+        listener,
+        poller,
+        parked: Mutex::new(HashMap::new()),
+        last_sweep: Mutex::new(Instant::now()),
+        // Idle connections are swept a few times per idle timeout.
+        sweep_every: ctx.config.idle_timeout.map(|t| (t / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))),
+    };
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| ctx.handler.run_thread(&mut || work(ctx, &queue, &parked, &poller)));
+            scope.spawn(|| ctx.handler.run_thread(&mut || pool.work()));
         }
-        let result = poll(ctx, listener, &wake, &poller, &queue, &parked);
-        queue.close();
-        result
-    })
+    });
+    Ok(())
 }
 
-/// The poller thread: accepts connections and wakes parked ones, until the server stops.
-fn poll(
-    ctx: &Context,
-    listener: &Listener,
-    mut wake: &UnixStream,
-    poller: &Poller,
-    queue: &ReadyQueue,
-    parked: &Parked,
-) -> io::Result<()> {
-    let mut ready = Vec::new();
-    // Idle connections are swept a few times per idle timeout.
-    let sweep_every = ctx.config.idle_timeout.map(|t| (t / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
-    let mut last_sweep = Instant::now();
-    loop {
-        if ctx.is_stopping() {
-            // Connections the kernel already accepted were sent by a web server that expects
-            // an answer: serve them too.
-            accept_all(ctx, listener, queue);
-            // A kept connection whose next request already arrived is served; idle ones close.
-            for (_, (conn, _)) in lock_parked(parked).drain() {
-                if conn.has_pending_input() {
-                    queue.push(conn);
+impl Pool<'_> {
+    /// A worker thread's life: wait for one ready thing, serve it, until the server stops.
+    fn work(&self) {
+        loop {
+            if self.ctx.is_stopping() {
+                return self.drain();
+            }
+            let ready = match self.poller.wait_one(self.sweep_every) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    eprintln!("fcgi: waiting for connections: {e}");
+                    return;
                 }
-            }
-            return Ok(());
-        }
-        ready.clear();
-        poller.wait(&mut ready, sweep_every)?;
-        if let (Some(idle_timeout), Some(every)) = (ctx.config.idle_timeout, sweep_every) {
-            if last_sweep.elapsed() >= every {
-                last_sweep = Instant::now();
-                lock_parked(parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
-            }
-        }
-        for token in &ready {
-            match *token {
-                Token::Listener => accept_all(ctx, listener, queue),
-                Token::Wake => while wake.read(&mut [0; 64]).is_ok_and(|n| n > 0) {},
-                Token::Connection(fd) => {
-                    if let Some((conn, _)) = lock_parked(parked).remove(&fd) {
-                        queue.push(conn);
+            };
+            self.sweep_idle();
+            match ready {
+                Some(Token::Listener) => {
+                    if let Some(conn) = self.accept() {
+                        self.serve(conn);
                     }
                 }
+                Some(Token::Connection(fd)) => {
+                    let parked = lock_parked(&self.parked).remove(&fd);
+                    if let Some((conn, _)) = parked {
+                        self.serve(conn);
+                    }
+                }
+                Some(Token::Wake) | None => {}
             }
         }
     }
-}
 
-fn accept_all(ctx: &Context, listener: &Listener, queue: &ReadyQueue) {
-    loop {
-        match listener.accept() {
-            Ok(Some(socket)) => {
-                ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
-                let open = ctx.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
-                if let Err(e) = socket
-                    .set_read_timeout(ctx.config.read_timeout)
-                    .and_then(|()| socket.set_write_timeout(ctx.config.write_timeout))
-                {
-                    eprintln!("fcgi: setting up a connection: {e}");
-                    ctx.stats.connection_closed();
-                    continue;
-                }
-                if open > ctx.config.max_connections {
-                    eprintln!("fcgi: over {} connections: refusing with OVERLOADED", ctx.config.max_connections);
-                    queue.push(FcgiConnection::overloaded(socket, ctx));
-                } else {
-                    queue.push(FcgiConnection::new(socket, ctx));
-                }
-            }
-            Ok(None) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // EMFILE and friends: log, and give the workers a moment to free descriptors.
-                eprintln!("fcgi: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-                return;
-            }
-        }
-    }
-}
-
-/// A worker thread: serves ready connections, and parks kept-alive ones in the poller.
-fn work(ctx: &Context, queue: &ReadyQueue, parked: &Parked, poller: &Poller) {
-    while let Some(conn) = queue.pop() {
-        let Some(conn) = conn.serve(ctx) else { continue };
+    /// Serves what `conn` has ready, then parks it if it is kept alive.
+    fn serve(&self, conn: FcgiConnection) {
+        let Some(conn) = conn.serve(self.ctx) else { return };
         let fd = conn.socket().as_raw_fd();
-        let mut parked = lock_parked(parked);
-        if ctx.is_stopping() {
-            continue;
+        let mut parked = lock_parked(&self.parked);
+        if self.ctx.is_stopping() {
+            return;
         }
         parked.insert(fd, (conn, Instant::now()));
-        if let Err(e) = poller.arm_once(fd, Token::Connection(fd)) {
+        if let Err(e) = self.poller.arm_once(fd, Token::Connection(fd)) {
             eprintln!("fcgi: cannot watch a kept connection: {e}");
             parked.remove(&fd);
+        }
+    }
+
+    /// The stop: connections the kernel already accepted, and kept ones whose next request
+    /// already arrived, were sent by a web server that expects an answer: serve them. Idle
+    /// kept connections close.
+    fn drain(&self) {
+        while let Some(conn) = self.accept() {
+            self.serve(conn);
+        }
+        loop {
+            let next = {
+                let mut parked = lock_parked(&self.parked);
+                let fd = parked.iter().find(|(_, (conn, _))| conn.has_pending_input()).map(|(fd, _)| *fd);
+                match fd {
+                    Some(fd) => parked.remove(&fd),
+                    None => {
+                        parked.clear();
+                        None
+                    }
+                }
+            };
+            match next {
+                Some((conn, _)) => self.serve(conn),
+                None => return,
+            }
+        }
+    }
+
+    /// Closes kept connections idle for longer than the idle timeout.
+    fn sweep_idle(&self) {
+        let (Some(idle_timeout), Some(every)) = (self.ctx.config.idle_timeout, self.sweep_every) else { return };
+        {
+            let mut last_sweep = self.last_sweep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last_sweep.elapsed() < every {
+                return;
+            }
+            *last_sweep = Instant::now();
+        }
+        lock_parked(&self.parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
+    }
+
+    /// Accepts one connection, if one is waiting.
+    fn accept(&self) -> Option<FcgiConnection> {
+        let ctx = self.ctx;
+        loop {
+            let socket = match self.listener.accept() {
+                Ok(Some(socket)) => socket,
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log, and give the other workers a moment to free
+                    // descriptors.
+                    eprintln!("fcgi: accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    return None;
+                }
+            };
+            ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
+            let open = ctx.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Err(e) =
+                socket.set_read_timeout(ctx.config.read_timeout).and_then(|()| socket.set_write_timeout(ctx.config.write_timeout))
+            {
+                eprintln!("fcgi: setting up a connection: {e}");
+                ctx.stats.connection_closed();
+                continue;
+            }
+            if open > ctx.config.max_connections {
+                eprintln!("fcgi: over {} connections: refusing with OVERLOADED", ctx.config.max_connections);
+                return Some(FcgiConnection::overloaded(socket, ctx));
+            }
+            return Some(FcgiConnection::new(socket, ctx));
         }
     }
 }
