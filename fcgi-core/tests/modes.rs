@@ -199,8 +199,8 @@ fn max_requests_ends_the_process_cleanly() {
 }
 
 #[test]
-fn sigusr1_and_sighup_stop_gracefully() {
-    for signal in [libc::SIGUSR1, libc::SIGHUP, libc::SIGINT] {
+fn sigusr1_sigint_and_sigterm_stop_gracefully() {
+    for signal in [libc::SIGUSR1, libc::SIGINT, libc::SIGTERM] {
         let mut app = App::start(&[]);
         app.assert_serves();
         app.signal(signal);
@@ -210,6 +210,35 @@ fn sigusr1_and_sighup_stop_gracefully() {
             assert!(!path.exists(), "the socket file is removed");
         }
     }
+}
+
+fn stats(app: &App) -> String {
+    String::from_utf8_lossy(app.connect().get(1, "/stats", false).body()).into_owned()
+}
+
+#[test]
+fn sighup_reloads_the_program_on_the_same_socket() {
+    let mut app = App::start(&["--workers", "2"]);
+    let pid = app.child.id();
+    let before: u32 = String::from_utf8_lossy(app.connect().get(1, "/pid", false).body()).trim().parse().unwrap();
+    let mut in_flight = app.connect();
+    in_flight.request(1, "GET", "/slow?ms=400", b"", false);
+    std::thread::sleep(Duration::from_millis(100));
+    app.signal(libc::SIGHUP);
+    // Connections made during the reload wait in the backlog for the new program.
+    let during: Vec<_> = (0..5).map(|_| app.connect()).collect();
+    assert_eq!(in_flight.response(1).body(), b"slept 400\n", "the request in flight finishes");
+    for mut client in during {
+        assert_eq!(client.get(1, "/hello", false).body(), b"Hello, world!");
+    }
+    assert!(app.child.try_wait().unwrap().is_none(), "the process lives on: {}", app.stderr());
+    let after: u32 = String::from_utf8_lossy(app.connect().get(1, "/pid", false).body()).trim().parse().unwrap();
+    assert_eq!((before, after), (pid, pid), "the same process, re-executed");
+    assert!(app.stderr().contains("reloading"), "{}", app.stderr());
+    let counters = stats(&app);
+    assert!(counters.contains(" requests=") && !counters.starts_with("connections=1 "), "{counters}");
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}");
 }
 
 fn pids_seen(app: &App, requests: usize) -> std::collections::BTreeSet<u32> {

@@ -105,11 +105,19 @@ fn request_stop() {
     fcgi_core::runtime::signals::request_stop();
 }
 
+/// Asks the running server to reload, as SIGHUP would: finish the requests in flight, then
+/// re-execute the program on the same listening socket.
+#[pyfunction]
+fn request_reload() {
+    fcgi_core::runtime::signals::request_reload();
+}
+
 #[pymodule]
 fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve, m)?)?;
     m.add_function(wrap_pyfunction!(server_stats, m)?)?;
     m.add_function(wrap_pyfunction!(request_stop, m)?)?;
+    m.add_function(wrap_pyfunction!(request_reload, m)?)?;
     m.add_class::<streams::InputStream>()?;
     m.add_class::<streams::ErrorStream>()?;
     m.add_class::<response::StartResponse>()?;

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Callable, Union
 
-from . import _errors
+from . import _errors, _reload
 from ._fcgi_wsgi import (
     ClientDisconnected,
     ErrorStream,
@@ -27,6 +27,7 @@ from ._fcgi_wsgi import (
     RequestTooLarge,
     StartResponse,
     __version__,
+    request_reload,
     request_stop,
     server_stats,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "__version__",
     "list_environment",
     "load_app",
+    "request_reload",
     "request_stop",
     "serve_wsgi",
     "server_stats",
@@ -99,6 +101,7 @@ def serve_wsgi(
     workers: int | None = None,
     processes: int | None = None,
     preload: bool = False,
+    reload: bool = False,
     max_requests: int | None = None,
     max_connections: int | None = None,
     multiplex: int | None = None,
@@ -126,6 +129,11 @@ def serve_wsgi(
     process after the fork, unless ``preload`` (a database connection opened at import must not
     be shared by forks).
 
+    ``reload``: for development. When a source file of an imported module changes, the server
+    finishes the requests in flight and re-executes the program on the same listening socket
+    (fd 0 or the bound address stays open), so the next request runs the new code. SIGHUP does
+    the same at any time. The app is then imported before any fork.
+
     Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``),
     ``read_timeout`` and ``write_timeout`` (seconds a request may wait for the web server, default
     60), ``idle_timeout`` (seconds a kept-alive connection may idle, default 90),
@@ -134,10 +142,12 @@ def serve_wsgi(
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     loader = None
     if isinstance(app, str):
-        if (processes or 1) > 1 and not preload:
+        if (processes or 1) > 1 and not (preload or reload):
             app, loader = None, functools.partial(load_app, app)
         else:
             app = load_app(app)
+    if reload:
+        _reload.watch(request_reload)
     return _serve(
         app,
         report,

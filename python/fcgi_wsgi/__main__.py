@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-body-bytes", type=int, help="largest request body (413 beyond)")
     parser.add_argument("--read-timeout", type=float, help="seconds a request may wait for the web server")
     parser.add_argument("--idle-timeout", type=float, help="seconds a kept-alive connection may idle")
+    parser.add_argument("--reload", action="store_true", help="re-execute when a source file changes")
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
     parser.add_argument("--chdir", help="change to this folder before importing the app")
     parser.add_argument("--debug", action="store_true", help="show tracebacks to clients")
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         processes=args.processes,
         preload=args.preload,
+        reload=args.reload,
         max_requests=args.max_requests,
         max_connections=args.max_connections,
         multiplex=args.multiplex,

@@ -35,6 +35,8 @@ const MPX_CHANNEL_CHUNKS: usize = 8;
 /// How long a connection over the connection limit may take to send its BEGIN_REQUEST, to be
 /// told OVERLOADED; a silent one is simply closed.
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
+/// How long a connection accepted during a stop may take to send its request.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 /// How long to drain a request body nobody read, before closing, so the web server gets our
 /// response rather than a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -55,6 +57,8 @@ pub(crate) struct FcgiConnection {
     input: BytesMut,
     encoder: ResponseEncoder,
     stats: Arc<Stats>,
+    /// No record has arrived yet.
+    fresh: bool,
 }
 
 impl Drop for FcgiConnection {
@@ -71,6 +75,7 @@ impl FcgiConnection {
             input: BytesMut::with_capacity(READ_CHUNK),
             encoder: ResponseEncoder::new(),
             stats: ctx.stats.clone(),
+            fresh: true,
         }
     }
 
@@ -85,8 +90,15 @@ impl FcgiConnection {
         &self.socket
     }
 
+    /// Whether a request is on its way to a connection parked at `since`: it is new (a web
+    /// server opens one to send a request at once, so a second of silence means it will not),
+    /// or something arrived that is not read yet.
+    pub(crate) fn expects_request(&self, since: Instant) -> bool {
+        (self.fresh && since.elapsed() < FIRST_REQUEST_WAIT) || self.has_pending_input()
+    }
+
     /// Whether the web server has sent something not yet read (without reading it).
-    pub(crate) fn has_pending_input(&self) -> bool {
+    fn has_pending_input(&self) -> bool {
         let mut byte = 0u8;
         // SAFETY: recv(2) writes at most one byte into `byte`; MSG_PEEK leaves it queued.
         let n = unsafe {
@@ -121,6 +133,7 @@ impl FcgiConnection {
         loop {
             let event = self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
             self.take_replies();
+            self.fresh &= event.is_none();
             match event {
                 Some(Event::Begin { role: r, .. }) => role = r,
                 Some(Event::Params { id, params }) => {
@@ -146,6 +159,13 @@ impl FcgiConnection {
                     self.flush()?;
                     if self.proto.active_requests() == 0 {
                         if ctx.is_stopping() {
+                            // Accepted during the stop: a web server connected to send a request.
+                            if std::mem::take(&mut self.fresh) {
+                                self.socket.set_read_timeout(Some(FIRST_REQUEST_WAIT))?;
+                                if matches!(recv(&self.socket, &mut self.input, Wait::Yes), Ok(n) if n > 0) {
+                                    continue;
+                                }
+                            }
                             return Ok(After::Close);
                         }
                         match recv(&self.socket, &mut self.input, Wait::No) {
@@ -182,7 +202,7 @@ impl FcgiConnection {
         let keep_conn = self.proto.end_request(id, app_status, ProtocolStatus::RequestComplete, self.encoder.buffer());
         self.flush()?;
         if !keep_conn && !inputs.ended[Input::Stdin as usize] {
-            self.linger();
+            self.linger(LINGER);
         }
         Ok(keep_conn)
     }
@@ -211,9 +231,11 @@ impl FcgiConnection {
             self.take_replies();
             self.flush()?;
             if !self.proto.has_refused_overloaded() && recv(&self.socket, &mut self.input, Wait::Yes)? == 0 {
-                break;
+                return Ok(());
             }
         }
+        // The rest of the request may still be on its way: take it, so the close is no reset.
+        self.linger(OVERLOADED_WAIT);
         Ok(())
     }
 
@@ -231,14 +253,14 @@ impl FcgiConnection {
         encoder.flush(|slices| write_all_vectored(socket, slices))
     }
 
-    /// Half-closes and reads until the web server closes too (or a bound passes), so unread
+    /// Half-closes and reads until the web server closes too (or `bound` passes), so unread
     /// request body in our receive buffer does not turn our close into a reset that could
     /// destroy the response in flight.
-    fn linger(&mut self) {
+    fn linger(&mut self, bound: Duration) {
         let _ = self.socket.shutdown(Shutdown::Write);
-        let _ = self.socket.set_read_timeout(Some(LINGER));
+        let _ = self.socket.set_read_timeout(Some(bound));
         let start = Instant::now();
-        while start.elapsed() < LINGER {
+        while start.elapsed() < bound {
             self.input.clear();
             match recv(&self.socket, &mut self.input, Wait::Yes) {
                 Ok(0) | Err(_) => break,

@@ -103,12 +103,64 @@ impl Listener {
         if is_listening_socket(0) {
             return Ok(Inherited::Fd0(Self::from_fd(0)?));
         }
+        Ok(Self::systemd()?.map_or(Inherited::None, Inherited::Systemd))
+    }
+
+    /// The listener systemd socket activation (or a reload of this program) passed on fd 3
+    /// (`LISTEN_FDS`, `LISTEN_PID` naming this process). The variables are then removed, so
+    /// that the program's own children do not take the socket for theirs.
+    pub fn systemd() -> io::Result<Option<Self>> {
         let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
         let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-        if ours && count >= 1 && is_listening_socket(LISTEN_FDS_START) {
-            return Ok(Inherited::Systemd(Self::from_fd(LISTEN_FDS_START)?));
+        if !(ours && count >= 1 && is_listening_socket(LISTEN_FDS_START)) {
+            return Ok(None);
         }
-        Ok(Inherited::None)
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        Self::from_fd(LISTEN_FDS_START).map(Some)
+    }
+
+    /// After a reload, the listener is the one this process bound before: remove its socket
+    /// file at the final exit, as if bound now.
+    pub fn adopt_socket_file(&mut self, bind: &Bind) {
+        if let (Self::Unix { owned_path, .. }, Bind::Unix { path, .. }) = (self, bind) {
+            *owned_path = Some(path.clone());
+        }
+    }
+
+    /// Replaces this process with a new run of the same program (same executable, arguments
+    /// and environment) that serves this listener: on fd 0 if it is there already, else on fd 3
+    /// with `LISTEN_FDS`. Returns only if the exec failed.
+    pub fn reexec(self) -> io::Error {
+        use std::os::unix::process::CommandExt;
+        let args = match std::fs::read("/proc/self/cmdline") {
+            Ok(cmdline) => cmdline,
+            Err(e) => return e,
+        };
+        let mut args = args.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::OsStr::from_bytes(a).to_os_string()
+        });
+        let Some(arg0) = args.next() else { return io::Error::other("empty /proc/self/cmdline") };
+        let fd = self.as_raw_fd();
+        let mut command = std::process::Command::new("/proc/self/exe");
+        command.arg0(arg0).args(args);
+        // SAFETY: dup2 and fcntl on descriptors this process owns; the listener is leaked on
+        // purpose (it must stay open into the new program), and the exec follows at once.
+        unsafe {
+            if fd != 0 {
+                if fd != LISTEN_FDS_START && libc::dup2(fd, LISTEN_FDS_START) < 0 {
+                    return io::Error::last_os_error();
+                }
+                command.env("LISTEN_FDS", "1").env("LISTEN_PID", std::process::id().to_string());
+            }
+            let target = if fd == 0 { 0 } else { LISTEN_FDS_START };
+            if libc::fcntl(target, libc::F_SETFD, 0) < 0 {
+                return io::Error::last_os_error();
+            }
+        }
+        std::mem::forget(self);
+        command.exec()
     }
 
     fn from_fd(fd: RawFd) -> io::Result<Self> {

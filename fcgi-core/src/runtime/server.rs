@@ -144,6 +144,11 @@ impl Context<'_> {
         self.stop.stopping.load(Ordering::SeqCst) || (self.config.handle_signals && signals::stop_requested())
     }
 
+    /// Whether the stop under way is a reload (the program re-executes on the same listener).
+    pub(crate) fn is_reloading(&self) -> bool {
+        self.config.handle_signals && signals::reload_requested()
+    }
+
     /// Counts a served request, and stops the server when `max_requests` is reached.
     pub(crate) fn note_request(&self) {
         let served = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
@@ -190,6 +195,12 @@ impl Server {
         } else {
             self.serve_in_process(handler, &listener, config, transport)
         };
+        if result.is_ok() && self.config.handle_signals && signals::reload_requested() {
+            // Requests in flight are done; connections arriving meanwhile wait in the
+            // listener's backlog for the new program.
+            eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
+            return Err(listener.reexec());
+        }
         listener.remove_socket_file();
         result.map(|()| Served::FastCgi)
     }
@@ -243,6 +254,11 @@ impl Server {
     /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode.
     fn listener(&self) -> io::Result<Option<(Listener, bool, Transport)>> {
         if let Some(bind) = &self.config.bind {
+            // A reload (or systemd) passes the socket bound before: keep serving that one.
+            if let Some(mut listener) = Listener::systemd()? {
+                listener.adopt_socket_file(bind);
+                return Ok(Some((listener, false, Transport::Bound)));
+            }
             return Ok(Some((Listener::bind(bind)?, false, Transport::Bound)));
         }
         let forced = std::env::var("FCGI_FORCE_CGI").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -364,17 +380,20 @@ impl Pool<'_> {
         }
     }
 
-    /// The stop: connections the kernel already accepted, and kept ones whose next request
-    /// already arrived, were sent by a web server that expects an answer: serve them. Idle
-    /// kept connections close.
+    /// The stop: connections the kernel already accepted, new ones that have not sent their
+    /// request yet, and kept ones whose next request already arrived were made by a web server
+    /// that expects an answer: serve them. Idle kept connections close. A reload leaves the
+    /// listener's backlog to the new program.
     fn drain(&self) {
-        while let Some(conn) = self.accept() {
-            self.serve(conn);
+        if !self.ctx.is_reloading() {
+            while let Some(conn) = self.accept() {
+                self.serve(conn);
+            }
         }
         loop {
             let next = {
                 let mut parked = lock_parked(&self.parked);
-                let fd = parked.iter().find(|(_, (conn, _))| conn.has_pending_input()).map(|(fd, _)| *fd);
+                let fd = parked.iter().find(|(_, (conn, since))| conn.expects_request(*since)).map(|(fd, _)| *fd);
                 match fd {
                     Some(fd) => parked.remove(&fd),
                     None => {
@@ -422,8 +441,9 @@ impl Pool<'_> {
             };
             ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
             let open = ctx.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Err(e) =
-                socket.set_read_timeout(ctx.config.read_timeout).and_then(|()| socket.set_write_timeout(ctx.config.write_timeout))
+            if let Err(e) = socket
+                .set_read_timeout(ctx.config.read_timeout)
+                .and_then(|()| socket.set_write_timeout(ctx.config.write_timeout))
             {
                 eprintln!("fcgi: setting up a connection: {e}");
                 ctx.stats.connection_closed();

@@ -1,5 +1,6 @@
-//! Signals that ask the server to stop: SIGTERM and SIGINT (stop), SIGUSR1 and SIGHUP (graceful
-//! recycle, the mod_fcgid and flup convention). All of them let in-flight requests finish.
+//! Signals that ask the server to stop: SIGTERM, SIGINT and SIGUSR1 (stop; mod_fcgid and Apache
+//! use SIGTERM and SIGUSR1), and SIGHUP (reload: stop, then re-execute the program on the same
+//! listening socket, flup's convention). All of them let in-flight requests finish.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -7,14 +8,21 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// Set by a signal handler; read by every server in the process.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set with STOP_REQUESTED when the stop is a reload.
+static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// The write end of the serving server's wake-up socket, or -1.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
-const STOP_SIGNALS: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGHUP];
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1];
 
 extern "C" fn on_stop_signal(_signal: libc::c_int) {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
     wake(WAKE_FD.load(Ordering::SeqCst));
+}
+
+extern "C" fn on_reload_signal(_signal: libc::c_int) {
+    RELOAD_REQUESTED.store(true, Ordering::SeqCst);
+    on_stop_signal(0);
 }
 
 /// Writes one byte to `fd` (async-signal-safe).
@@ -38,6 +46,17 @@ pub fn request_stop() {
     on_stop_signal(0);
 }
 
+/// Asks a serving server to reload, as SIGHUP would: finish the requests in flight, then
+/// re-execute the program with the listening socket kept open. Async-signal-safe.
+pub fn request_reload() {
+    on_reload_signal(0);
+}
+
+/// Whether the stop under way is a reload.
+pub fn reload_requested() -> bool {
+    RELOAD_REQUESTED.load(Ordering::SeqCst)
+}
+
 /// The handlers installed while a server runs; dropping it restores the previous ones.
 pub(crate) struct SignalGuard {
     previous: Vec<(libc::c_int, libc::sigaction)>,
@@ -48,11 +67,13 @@ impl SignalGuard {
     /// SIGPIPE, so a vanished web server is an error on write, not the end of the process.
     pub(crate) fn install(wake_fd: RawFd) -> io::Result<Self> {
         STOP_REQUESTED.store(false, Ordering::SeqCst);
+        RELOAD_REQUESTED.store(false, Ordering::SeqCst);
         WAKE_FD.store(wake_fd, Ordering::SeqCst);
         let mut previous = Vec::new();
         for signal in STOP_SIGNALS {
             previous.push((signal, set_action(signal, on_stop_signal as *const () as libc::sighandler_t)?));
         }
+        previous.push((libc::SIGHUP, set_action(libc::SIGHUP, on_reload_signal as *const () as libc::sighandler_t)?));
         previous.push((libc::SIGPIPE, set_action(libc::SIGPIPE, libc::SIG_IGN)?));
         Ok(Self { previous })
     }
