@@ -234,9 +234,10 @@ fcgi_result fcgi_options_set_max_body_bytes(fcgi_options *options, uint64_t max_
 fcgi_result fcgi_options_set_force_cgi(fcgi_options *options, bool force_cgi);
 
 /**
- * Whether the server installs handlers for SIGTERM, SIGINT, SIGUSR1 and SIGHUP (each stops it
- * gracefully: no new requests, those in flight finish) and ignores SIGPIPE while serving; the
- * previous handlers come back when it stops. Default true. With false, stop the server from
+ * Whether the server installs handlers for SIGTERM, SIGINT and SIGUSR1 (each stops it
+ * gracefully: no new requests, those in flight finish) and SIGHUP (the same, then the program
+ * is re-executed on the same listening socket: a reload), and ignores SIGPIPE while serving;
+ * the previous handlers come back when it stops. Default true. With false, stop the server from
  * your own handler with `fcgi_server_shutdown`.
  */
 fcgi_result fcgi_options_set_handle_signals(fcgi_options *options, bool handle_signals);

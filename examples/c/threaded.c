@@ -5,8 +5,8 @@
  *
  * The server gets N workers, so each accepting thread has a request to work on. A request
  * says which thread served it; /slow?ms=N sleeps first, so concurrent requests show several
- * threads at work. SIGTERM (or SIGINT, SIGUSR1, SIGHUP) lets requests in flight finish, then
- * every thread's accept returns FCGI_ERR_STOPPED and the program exits 0.
+ * threads at work. SIGTERM (or SIGINT, SIGUSR1) lets requests in flight finish, then every
+ * thread's accept returns FCGI_ERR_STOPPED and the program exits 0; SIGHUP re-executes it.
  */
 #include <errno.h>
 #include <pthread.h>

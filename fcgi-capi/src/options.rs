@@ -218,9 +218,10 @@ pub unsafe extern "C" fn fcgi_options_set_force_cgi(options: *mut fcgi_options, 
     })
 }
 
-/// Whether the server installs handlers for SIGTERM, SIGINT, SIGUSR1 and SIGHUP (each stops it
-/// gracefully: no new requests, those in flight finish) and ignores SIGPIPE while serving; the
-/// previous handlers come back when it stops. Default true. With false, stop the server from
+/// Whether the server installs handlers for SIGTERM, SIGINT and SIGUSR1 (each stops it
+/// gracefully: no new requests, those in flight finish) and SIGHUP (the same, then the program
+/// is re-executed on the same listening socket: a reload), and ignores SIGPIPE while serving;
+/// the previous handlers come back when it stops. Default true. With false, stop the server from
 /// your own handler with `fcgi_server_shutdown`.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_handle_signals(

@@ -113,7 +113,7 @@ def serve_wsgi(
     max_body_bytes: int | None = None,
     handle_signals: bool = True,
 ) -> str:
-    """Serve ``app`` until SIGTERM, SIGINT, SIGUSR1 or SIGHUP (FastCGI), or for one request (CGI).
+    """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
 
     ``bind=None`` serves the listening socket on fd 0 (mod_fcgid, lighttpd, spawn-fcgi), else a
     systemd socket, else one CGI request from the environment and stdin. Requests in flight finish

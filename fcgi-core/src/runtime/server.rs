@@ -43,7 +43,7 @@ pub struct ServerConfig {
     pub max_body_bytes: Option<u64>,
     /// Params limits, roles accepted and multiplexing.
     pub connection: ConnectionConfig,
-    /// Install handlers for SIGTERM, SIGINT, SIGUSR1 and SIGHUP while serving.
+    /// Install handlers for SIGTERM, SIGINT, SIGUSR1 (stop) and SIGHUP (reload) while serving.
     pub handle_signals: bool,
     /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
     /// them: it restarts one that dies and stops them all on a stop signal.
