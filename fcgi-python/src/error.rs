@@ -2,6 +2,7 @@
 
 use std::io;
 
+use fcgi_core::runtime::is_disconnect;
 use pyo3::create_exception;
 use pyo3::exceptions::PyOSError;
 use pyo3::PyErr;
@@ -19,17 +20,6 @@ create_exception!(
     PyOSError,
     "The request body is larger than max_body_bytes; the client gets a 413."
 );
-
-/// Whether `e` only means the web server left.
-pub fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
-    )
-}
 
 /// The Python exception for a core I/O error.
 pub fn to_py(e: io::Error) -> PyErr {

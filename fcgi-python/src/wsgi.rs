@@ -9,9 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::environ;
-use crate::error::{is_disconnect, ClientDisconnected, RequestTooLarge};
+use crate::error::{ClientDisconnected, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::response::StartResponse;
+use fcgi_core::runtime::is_disconnect;
 
 /// A WSGI app and how to report its failures.
 pub struct WsgiHandler {

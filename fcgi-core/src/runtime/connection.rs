@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::listener::Socket;
-use super::request::{run_handler, Exchange, Input, Output, Request};
+use super::request::{is_disconnect, run_handler, Exchange, Input, Output, Request};
 use super::server::{Context, Stats};
 use crate::protocol::{
     Connection, Event, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role,
@@ -650,17 +650,6 @@ fn aborted_error() -> io::Error {
 
 fn protocol_error(e: ProtocolError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-/// Errors that only mean the web server hung up: not worth a log line.
-fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
-    )
 }
 
 /// Writes every slice, resuming after short writes.

@@ -11,5 +11,5 @@ pub mod server;
 pub mod signals;
 
 pub use listener::{Bind, Listener};
-pub use request::{Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
+pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
 pub use server::{Served, Server, ServerConfig, Stats, StopHandle};

@@ -341,7 +341,7 @@ pub(crate) fn run_handler(handler: &dyn Handler, request: &mut Request<'_>) -> u
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(request)));
     let failure = match outcome {
         Ok(Ok(())) => return request.app_status(),
-        Ok(Err(e)) if is_hang_up(&e) => return request.app_status(),
+        Ok(Err(e)) if is_disconnect(&e) => return request.app_status(),
         Ok(Err(e)) => e.to_string(),
         Err(panic) => panic
             .downcast_ref::<&str>()
@@ -364,7 +364,14 @@ pub(crate) fn run_handler(handler: &dyn Handler, request: &mut Request<'_>) -> u
     request.app_status()
 }
 
-/// An error that only says the web server left: nothing to log, nobody to answer.
-fn is_hang_up(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+/// Whether `e` only says that the web server left (closed, reset or aborted the request):
+/// nothing to log, nobody to answer.
+pub fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
 }
