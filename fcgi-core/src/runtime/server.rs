@@ -1,5 +1,5 @@
-//! The server: finds or binds its listener (or falls back to CGI), runs the poller and the
-//! worker threads, and stops gracefully on a signal, on request, or after N requests.
+//! The server: finds or binds its listener (or falls back to CGI), runs the worker threads (or
+//! worker processes), and stops gracefully on a signal, on request, or after N requests.
 
 use std::collections::HashMap;
 use std::io;
@@ -31,7 +31,7 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`).
     pub max_requests: Option<u64>,
-    /// Connections open at once; more are closed at once with a log line.
+    /// Connections open at once; the request of one more gets END_REQUEST(OVERLOADED).
     pub max_connections: usize,
     /// How long a read may wait for the web server in the middle of a request.
     pub read_timeout: Option<Duration>,
@@ -132,28 +132,29 @@ pub struct Server {
 /// What the worker threads share.
 pub(crate) struct Context<'h> {
     pub(crate) handler: &'h dyn Handler,
+    pub(crate) server: &'h Server,
+    /// The server's configuration with the worker count resolved.
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
     pub(crate) info: ServerInfo,
-    stop: StopHandle,
 }
 
 impl Context<'_> {
     /// Whether the server is stopping: finish what is in hand, take nothing new.
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stop.stopping.load(Ordering::SeqCst) || (self.config.handle_signals && signals::stop_requested())
+        self.server.is_stopping()
     }
 
     /// Whether the stop under way is a reload (the program re-executes on the same listener).
     pub(crate) fn is_reloading(&self) -> bool {
-        self.config.handle_signals && signals::reload_requested()
+        self.server.is_reloading()
     }
 
     /// Counts a served request, and stops the server when `max_requests` is reached.
     pub(crate) fn note_request(&self) {
         let served = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if self.config.max_requests.is_some_and(|max| served >= max) {
-            self.stop.stop();
+            self.server.stop.stop();
         }
     }
 }
@@ -195,7 +196,7 @@ impl Server {
         } else {
             self.serve_in_process(handler, &listener, config, transport)
         };
-        if result.is_ok() && self.config.handle_signals && signals::reload_requested() {
+        if result.is_ok() && self.is_reloading() {
             // Requests in flight are done; connections arriving meanwhile wait in the
             // listener's backlog for the new program.
             eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
@@ -231,13 +232,13 @@ impl Server {
         let (wake_reader, wake_writer) = self.wake_pair()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
         let info = ServerInfo { transport, workers, max_body_bytes: config.max_body_bytes };
-        let ctx = Context { handler, config, stats: self.stats.clone(), info, stop: self.stop.clone() };
+        let ctx = Context { handler, server: self, config, stats: self.stats.clone(), info };
         let result = serve_listener(&ctx, listener, wake_reader, workers);
         self.stop.wake_fd.store(-1, Ordering::SeqCst);
         result
     }
 
-    /// A socket pair whose write end wakes this server's poller (or supervisor).
+    /// A socket pair whose write end wakes this server's workers (or supervisor).
     pub(crate) fn wake_pair(&self) -> io::Result<(UnixStream, UnixStream)> {
         let (wake_reader, wake_writer) = UnixStream::pair()?;
         wake_reader.set_nonblocking(true)?;
@@ -249,6 +250,11 @@ impl Server {
     /// Whether this server was asked to stop (by its handle, a signal or `max_requests`).
     pub(crate) fn is_stopping(&self) -> bool {
         self.stop.stopping.load(Ordering::SeqCst) || (self.config.handle_signals && signals::stop_requested())
+    }
+
+    /// Whether the stop under way is a reload (SIGHUP or `signals::request_reload`).
+    pub(crate) fn is_reloading(&self) -> bool {
+        self.config.handle_signals && signals::reload_requested()
     }
 
     /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode.
