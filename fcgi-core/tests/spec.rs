@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::io::Write;
+
 use bytes::BytesMut;
 use common::{random_bytes, App};
 use fcgi_core::protocol::header::{RecordType, MAX_CONTENT_LEN};
@@ -307,4 +309,22 @@ fn abort_reaches_a_handler_that_is_not_reading() {
     let response = client.response(1);
     assert!(response.stdout.is_empty(), "an aborted handler answers nothing");
     assert_eq!(response.end.unwrap().protocol_status, ProtocolStatus::RequestComplete);
+}
+
+#[test]
+fn a_body_still_on_its_way_after_the_response_is_taken_not_refused() {
+    // A handler may answer before its body has arrived; the web server is still writing it and
+    // must not see its writes fail (nginx would turn that into a 502).
+    let app = App::start(&[]);
+    for _ in 0..50 {
+        let mut client = app.connect();
+        client.begin(1, Role::Responder, false);
+        client.params(1, &[("REQUEST_URI", b"/hello"), ("CONTENT_LENGTH", b"200000")], 65535);
+        assert_eq!(client.response(1).body(), b"Hello, world!");
+        let mut out = BytesMut::new();
+        fcgi_core::protocol::record::encode_stream(RecordType::Stdin, 1, &random_bytes(200_000, 9), &mut out);
+        encode_record(RecordType::Stdin, 1, b"", &mut out);
+        client.stream.write_all(&out).expect("the rest of the body is taken");
+        assert!(client.is_closed_by_app());
+    }
 }

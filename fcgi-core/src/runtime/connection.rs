@@ -35,6 +35,8 @@ const MPX_CHANNEL_CHUNKS: usize = 8;
 /// How long a connection over the connection limit may take to send its BEGIN_REQUEST, to be
 /// told OVERLOADED; a silent one is simply closed.
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
+/// How long a new connection may take to send its first bytes before it waits in the epoll set.
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(2);
 /// How long a connection accepted during a stop may take to send its request.
 const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 /// How long to drain a request body nobody read, before closing, so the web server gets our
@@ -171,6 +173,14 @@ impl FcgiConnection {
                         match recv(&self.socket, &mut self.input, Wait::No) {
                             Ok(0) => return Ok(After::Close),
                             Ok(_) => {}
+                            // A web server writes its request right after connecting: a new
+                            // connection is worth a moment's wait before the round trip through
+                            // the epoll set.
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.fresh => {
+                                if !wait_readable(&self.socket, FIRST_BYTES_WAIT) {
+                                    return Ok(After::Park);
+                                }
+                            }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(After::Park),
                             Err(e) => return Err(e),
                         }
@@ -195,16 +205,32 @@ impl FcgiConnection {
         if let Some(kind) = broken {
             return Err(io::Error::new(kind, "the web server went away during the response"));
         }
+        // Closing with request body still on its way fails the web server's writes (EPIPE, or a
+        // TCP reset that can destroy the response in flight): such a close lingers. Often the
+        // body's end is already here, unread (a handler that ignored an empty body).
+        let unread_body = !inputs.ended[Input::Stdin as usize] && !self.body_end_buffered(id)?;
         if stderr_used {
             self.encoder.end_stream(RecordType::Stderr, id);
         }
         self.encoder.end_stream(RecordType::Stdout, id);
         let keep_conn = self.proto.end_request(id, app_status, ProtocolStatus::RequestComplete, self.encoder.buffer());
         self.flush()?;
-        if !keep_conn && !inputs.ended[Input::Stdin as usize] {
+        if !keep_conn && unread_body {
             self.linger(LINGER);
         }
         Ok(keep_conn)
+    }
+
+    /// Whether the end of request `id`'s body has already arrived, unread (a handler that did
+    /// not read its body, often an empty one): looks through what is buffered, without waiting.
+    fn body_end_buffered(&mut self, id: u16) -> io::Result<bool> {
+        loop {
+            match self.proto.poll_event(&mut self.input).map_err(protocol_error)? {
+                Some(Event::StdinEnd { id: ended }) if ended == id => return Ok(true),
+                Some(_) => {}
+                None => return Ok(false),
+            }
+        }
     }
 
     /// Answers a request whose params were refused with an error page.
@@ -668,6 +694,13 @@ pub(crate) fn write_all_vectored(sink: &mut impl Write, slices: &[IoSlice<'_>]) 
         }
     }
     Ok(())
+}
+
+/// Waits up to `timeout` for `socket` to have something to read.
+fn wait_readable(socket: &Socket, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll(2) on one valid pollfd.
+    unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) > 0 }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
