@@ -28,8 +28,8 @@ deps:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(PYTHON) -m ruff check python tests examples demo
-	$(PYTHON) -m ruff format --check python tests examples demo
+	$(PYTHON) -m ruff check python tests examples demo bench
+	$(PYTHON) -m ruff format --check python tests examples demo bench
 
 rust-test:
 	$(CARGO) test --workspace
@@ -81,3 +81,4 @@ clean:
 	$(CARGO) clean
 
 include Makefile.fuzz
+include bench/bench.mk
