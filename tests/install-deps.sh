@@ -15,6 +15,7 @@ missing_packages() {
     command -v nginx >/dev/null || echo nginx
     command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ] || echo apache2
     [ -f /usr/lib/apache2/modules/mod_fcgid.so ] || echo libapache2-mod-fcgid
+    [ -e /usr/lib/apache2/suexec ] || echo apache2-suexec-pristine   # test_suexec.py: per-user sites
     command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || echo lighttpd
     command -v curl >/dev/null || echo curl
     command -v valgrind >/dev/null || echo valgrind

@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import serve_wsgi
+from ._errors import traceback_policy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reload", action="store_true", help="re-execute when a source file changes")
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
     parser.add_argument("--chdir", help="change to this folder before importing the app")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks to clients")
+    debug = parser.add_mutually_exclusive_group()
+    debug.add_argument("--debug", action="store_true", help="show tracebacks to every client")
+    debug.add_argument(
+        "--debug-addresses",
+        metavar="LIST",
+        help="show tracebacks only to these client addresses or networks, e.g. 127.0.0.1,::1,10.0.0.0/8",
+    )
     args = parser.parse_args(argv)
+    debug: bool | list[str] = args.debug
+    if args.debug_addresses:
+        debug = [entry.strip() for entry in args.debug_addresses.split(",") if entry.strip()]
+        try:
+            traceback_policy(debug)
+        except ValueError as e:
+            parser.error(f"--debug-addresses: {e}")
     if args.chdir:
         os.chdir(args.chdir)
     # Like gunicorn: the app's module is found from the current folder.
@@ -45,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         read_timeout=args.read_timeout,
         idle_timeout=args.idle_timeout,
         force_cgi=args.cgi,
-        debug=args.debug,
+        debug=debug,
     )
     return 0
 

@@ -7,9 +7,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 POLL_SECONDS = 0.25
+# Before the app's modules are imported (this module is imported with fcgi_wsgi): a file
+# changed after this, even before the watcher first saw it, is an edit.
+STARTED = time.time()
+# File times come from the kernel's coarser clock.
+CLOCK_SLACK = 0.02
 
 
 def source_files() -> dict[str, float]:
@@ -30,15 +36,22 @@ def watch(request_reload: Callable[[], None], poll_seconds: float = POLL_SECONDS
     """Starts a daemon thread that calls ``request_reload()`` once a watched file changes."""
 
     def run() -> None:
-        known = source_files()
+        known: dict[str, float] = {}
+        since = STARTED
         while True:
-            threading.Event().wait(poll_seconds)
+            polled = time.time()
             current = source_files()
-            if any(current.get(path, mtime) != mtime for path, mtime in known.items()):
+            changed = any(
+                mtime != known[path] if path in known else mtime > since - CLOCK_SLACK
+                for path, mtime in current.items()
+            )
+            if changed:
+                # Asked again each poll until the exec: a server not serving yet would drop it.
                 request_reload()
-                return
-            # Modules imported since (lazily, by a request) are watched from now on.
-            known.update({path: mtime for path, mtime in current.items() if path not in known})
+            else:
+                known.update(current)
+                since = polled
+            threading.Event().wait(poll_seconds)
 
     thread = threading.Thread(target=run, name="fcgi_wsgi-reload", daemon=True)
     thread.start()

@@ -299,6 +299,9 @@ fn default_workers(on_fd0: bool) -> usize {
     (2 * cores).clamp(4, 32)
 }
 
+/// Connections one worker takes from the listener's queue when the server stops.
+const DRAIN_AT_MOST: usize = 1024;
+
 /// Kept-alive connections waiting in the poller, with the time each went idle.
 type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
 
@@ -392,7 +395,16 @@ impl Pool<'_> {
     /// listener's backlog to the new program.
     fn drain(&self) {
         if !self.ctx.is_reloading() {
-            while let Some(conn) = self.accept() {
+            // Only what is queued now: serving while accepting would go on for as long as
+            // clients keep connecting.
+            let mut queued = Vec::new();
+            while queued.len() < DRAIN_AT_MOST {
+                match self.accept() {
+                    Some(conn) => queued.push(conn),
+                    None => break,
+                }
+            }
+            for conn in queued {
                 self.serve(conn);
             }
         }

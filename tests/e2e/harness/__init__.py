@@ -11,4 +11,6 @@
 - `backend`: the app started by the harness itself (`--bind ADDR`).
 - `fronts`: `Front` (a running server in front of an app) and the matrix of fronts.
 - `client`, `stream`: HTTP requests, and a steady stream of them from a few threads.
+- `suexec`: shared hosting, per-user sites that Apache runs through suexec as their users.
+- `selection`: `--front` and `--app` for tests that build their own set-ups.
 """
