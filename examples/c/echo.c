@@ -3,7 +3,7 @@
  * fcgi-core protocol suites run against it (FCGI_TEST_APP).
  *
  *   echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
- *        [--read-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
+ *        [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
  *
  * Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
@@ -347,7 +347,7 @@ static void *serve_one(void *request) {
 static int usage(const char *message) {
     fprintf(stderr,
             "echo: %s\nusage: echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N]\n"
-            "            [--max-body-bytes N] [--read-timeout SECS] [--idle-timeout SECS]\n"
+            "            [--max-body-bytes N] [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS]\n"
             "            [--max-connections N] [--cgi]\n",
             message);
     return 2;
@@ -401,6 +401,8 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_max_body_bytes(options, n);
         } else if (strcmp(arg, "--read-timeout") == 0 && milliseconds(value) >= 0) {
             rc = fcgi_options_set_read_timeout(options, (uint32_t)milliseconds(value));
+        } else if (strcmp(arg, "--write-timeout") == 0 && milliseconds(value) >= 0) {
+            rc = fcgi_options_set_write_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--idle-timeout") == 0 && milliseconds(value) >= 0) {
             rc = fcgi_options_set_idle_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--max-connections") == 0 && numeric) {

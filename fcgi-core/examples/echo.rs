@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
-//!      [--read-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--processes N] [--cgi]
+//!      [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N]
+//!      [--processes N] [--cgi]
 //! ```
 
 use std::io::{self, Read};
@@ -57,6 +58,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerConfig, St
                 config.max_body_bytes = Some(value("--max-body-bytes")?.parse().map_err(|_| "bad --max-body-bytes")?)
             }
             "--read-timeout" => config.read_timeout = Some(seconds(&value("--read-timeout")?)?),
+            "--write-timeout" => config.write_timeout = Some(seconds(&value("--write-timeout")?)?),
             "--idle-timeout" => config.idle_timeout = Some(seconds(&value("--idle-timeout")?)?),
             "--max-connections" => {
                 config.max_connections = value("--max-connections")?.parse().map_err(|_| "bad --max-connections")?

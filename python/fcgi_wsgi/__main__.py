@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--multiplex", type=int, help="requests at once on one connection")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body (413 beyond)")
     parser.add_argument("--read-timeout", type=float, help="seconds a request may wait for the web server")
+    parser.add_argument("--write-timeout", type=float, help="seconds a write may wait for the web server to read")
     parser.add_argument("--idle-timeout", type=float, help="seconds a kept-alive connection may idle")
     parser.add_argument("--reload", action="store_true", help="re-execute when a source file changes")
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         multiplex=args.multiplex,
         max_body_bytes=args.max_body_bytes,
         read_timeout=args.read_timeout,
+        write_timeout=args.write_timeout,
         idle_timeout=args.idle_timeout,
         force_cgi=args.cgi,
         debug=debug,

@@ -3,13 +3,28 @@ and the end-to-end matrix run against the Python face too."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from urllib.parse import parse_qs
 
 import fcgi_wsgi
 
-ROUTES = ("hello", "env", "echo", "big", "status", "cookies", "stderr", "stats", "slow", "pid", "fail", "imported")
+ROUTES = (
+    "hello",
+    "env",
+    "echo",
+    "big",
+    "status",
+    "cookies",
+    "stderr",
+    "stats",
+    "slow",
+    "pid",
+    "fail",
+    "imported",
+    "sha256",
+)
 # The process that imported this module: with pre-forked processes, each imports it after the fork
 # unless the app is preloaded.
 IMPORTED_BY = os.getpid()
@@ -40,6 +55,15 @@ def big(n):
         block = PATTERN[: min(len(PATTERN), n - sent)]
         sent += len(block)
         yield block
+
+
+def sha256_of_input(environ):
+    """Reads the body in chunks, never holding it whole: `SIZE SHA256\n` (a streaming upload)."""
+    stream, size, digest = environ["wsgi.input"], 0, hashlib.sha256()
+    while chunk := stream.read(1 << 20):
+        size += len(chunk)
+        digest.update(chunk)
+    return f"{size} {digest.hexdigest()}\n".encode()
 
 
 def app(environ, start_response):
@@ -77,6 +101,8 @@ def app(environ, start_response):
         return respond(start_response, "200 OK", f"{os.getpid()}\n".encode())
     if name == "imported":
         return respond(start_response, "200 OK", f"{IMPORTED_BY} {os.getpid()}\n".encode())
+    if name == "sha256":
+        return respond(start_response, "200 OK", sha256_of_input(environ))
     if name == "fail":
         raise RuntimeError("the app failed on purpose")
     return respond(start_response, "404 Not Found", b"not found\n")

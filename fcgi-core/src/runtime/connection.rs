@@ -22,6 +22,7 @@ use bytes::{Bytes, BytesMut};
 use super::listener::Socket;
 use super::request::{is_disconnect, run_handler, Exchange, Input, Output, Request};
 use super::server::{Context, Stats};
+use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
 use crate::protocol::{
     Connection, Event, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role,
 };
@@ -447,7 +448,10 @@ impl Exchange for InlineExchange<'_> {
         if let Some(kind) = self.broken {
             return Err(kind.into());
         }
-        if self.aborted {
+        // A handler that only writes learns of an ABORT_REQUEST here: before a write that will
+        // reach the socket anyway, look at what arrived, without waiting.
+        let will_send = data.len() > COALESCE_MAX || self.conn.encoder.buffer().len() + data.len() >= FLUSH_AT;
+        if self.aborted || (will_send && self.is_aborted()) {
             return Err(aborted_error());
         }
         let FcgiConnection { socket, encoder, .. } = &mut *self.conn;

@@ -191,7 +191,12 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM first: a pre-fork supervisor stops its worker processes; SIGKILL would leave
+        // them behind.
+        self.signal(libc::SIGTERM);
+        if self.wait_exit(Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -368,4 +373,155 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
             state as u8
         })
         .collect()
+}
+
+/// What a process holds, read from /proc: resident memory and open descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub rss_kib: u64,
+    pub fds: usize,
+}
+
+/// The usage of process `pid` (VmRSS of /proc/PID/status, the entries of /proc/PID/fd).
+pub fn usage_of(pid: u32) -> Usage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd").count();
+    Usage { rss_kib, fds }
+}
+
+/// How much a process may grow over a hostile case, once warmed up.
+pub const RSS_SLACK_KIB: u64 = 8 * 1024;
+pub const FD_SLACK: usize = 4;
+
+impl App {
+    /// The app's resident memory and open descriptors now.
+    pub fn usage(&self) -> Usage {
+        usage_of(self.child.id())
+    }
+
+    /// Panics unless the app serves, and, within `timeout` (its connections take a moment to
+    /// close), holds at most `FD_SLACK` descriptors and `RSS_SLACK_KIB` of memory more than at
+    /// `baseline`. Returns the usage it settled at.
+    pub fn assert_not_grown(&mut self, baseline: Usage, timeout: Duration) -> Usage {
+        self.assert_serves();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.usage();
+            let fds_ok = now.fds <= baseline.fds + FD_SLACK;
+            let rss_ok = now.rss_kib <= baseline.rss_kib + RSS_SLACK_KIB;
+            if fds_ok && rss_ok {
+                let test = std::thread::current().name().unwrap_or("").to_owned();
+                eprintln!("{test}: {baseline:?} before, {now:?} after");
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app grew: {baseline:?} before, {now:?} after (allowed: {FD_SLACK} fds, {RSS_SLACK_KIB} KiB)\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Deterministic pseudo-random numbers (xorshift64), for cut points and the like.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// The bytes of one whole Responder request, as a web server sends them: BEGIN_REQUEST, the
+/// params in one record and their end, the body as STDIN records and their end.
+pub fn request_bytes(id: u16, uri: &str, pairs: &[(&str, &[u8])], body: &[u8], keep_conn: bool) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_record(RecordType::BeginRequest, id, &BeginRequest { role: Role::Responder, keep_conn }.encode(), &mut out);
+    let method: &[u8] = if body.is_empty() { b"GET" } else { b"POST" };
+    let length = body.len().to_string();
+    let (_, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let mut block = BytesMut::new();
+    let common: [(&str, &[u8]); 4] = [
+        ("REQUEST_METHOD", method),
+        ("REQUEST_URI", uri.as_bytes()),
+        ("QUERY_STRING", query.as_bytes()),
+        ("CONTENT_LENGTH", length.as_bytes()),
+    ];
+    for (name, value) in common.iter().chain(pairs) {
+        encode_pair(name.as_bytes(), value, &mut block);
+    }
+    encode_stream(RecordType::Params, id, &block, &mut out);
+    encode_stream_end(RecordType::Params, id, &mut out);
+    encode_stream(RecordType::Stdin, id, body, &mut out);
+    encode_stream_end(RecordType::Stdin, id, &mut out);
+    out.to_vec()
+}
+
+/// Raises this process's soft limit on open files to `wanted` (or the hard limit); returns
+/// the soft limit now in force.
+pub fn raise_fd_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write one valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// Whether the app under test is the Python face (`FCGI_TEST_APP` runs `fcgi_wsgi`).
+pub fn app_is_python() -> bool {
+    std::env::var("FCGI_TEST_APP").is_ok_and(|line| line.contains("fcgi_wsgi"))
+}
+
+impl App {
+    /// The app's usage once its descriptor count has held still for a moment (connections
+    /// just dropped take a few milliseconds to close), after checking that it serves.
+    pub fn settled_usage(&mut self) -> Usage {
+        self.assert_serves();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = self.usage();
+        let mut still = 0;
+        while still < 4 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.usage();
+            still = if now.fds == last.fds { still + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+}
+
+impl Client {
+    /// Sends an ABORT_REQUEST for request `id`.
+    pub fn abort(&mut self, id: u16) {
+        let mut out = BytesMut::new();
+        encode_record(RecordType::AbortRequest, id, b"", &mut out);
+        self.send(&out);
+    }
 }

@@ -13,4 +13,7 @@
 - `client`, `stream`: HTTP requests, and a steady stream of them from a few threads.
 - `suexec`: shared hosting, per-user sites that Apache runs through suexec as their users.
 - `selection`: `--front` and `--app` for tests that build their own set-ups.
+- `procfs`: what a process holds (RSS, its peak, open descriptors) from /proc, sampled over time.
+- `stress`: fronts for the reliability, soak and memory tests (nginx streaming both ways,
+  mod_fcgid recycling at `max_requests`).
 """
