@@ -516,8 +516,6 @@ fn silent_connections_past_the_limit_are_given_back() {
 /// seconds, a request on a new connection is answered at once meanwhile (OVERLOADED), and the
 /// app gives every descriptor back when they close.
 #[test]
-#[ignore = "the app waits up to 200 ms for each silent connection over the limit on a worker thread, so 9,000 \
-            of them keep the workers (and any new request) busy for minutes; see docs/SECURITY.md, Tested"]
 fn ten_thousand_idle_connections_against_the_connection_limit() {
     let (tried, opened) = idle_flood(10_000, Duration::from_secs(10), Some(Duration::from_secs(5)));
     assert_eq!(opened, tried, "connections that went through in 10 s");

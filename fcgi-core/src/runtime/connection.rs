@@ -33,8 +33,7 @@ const READ_CHUNK: usize = 64 << 10;
 const MAX_QUEUED_INPUT: usize = 1 << 20;
 /// Chunks in flight to one multiplexed request before the connection's reader waits for it.
 const MPX_CHANNEL_CHUNKS: usize = 8;
-/// How long a connection over the connection limit may take to send its BEGIN_REQUEST, to be
-/// told OVERLOADED; a silent one is simply closed.
+/// How long the rest of a refused request may take to arrive (see [`FcgiConnection::linger`]).
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
 /// How long a new connection may take to send its first bytes before it waits in the epoll set.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(2);
@@ -113,7 +112,7 @@ impl FcgiConnection {
     /// Serves every request that is ready, and says what to do next.
     pub(crate) fn serve(mut self, ctx: &Context) -> Option<Self> {
         let after = if self.proto.is_overloaded() {
-            self.refuse_overloaded().map(|()| After::Close)
+            self.refuse_overloaded()
         } else if ctx.config.connection.max_requests_per_conn > 1 {
             self.serve_multiplexed(ctx).map(|()| After::Close)
         } else {
@@ -250,20 +249,34 @@ impl FcgiConnection {
         Ok(keep_conn)
     }
 
-    /// Waits briefly for the request of a connection over the limit and answers OVERLOADED.
-    fn refuse_overloaded(&mut self) -> io::Result<()> {
-        self.socket.set_read_timeout(Some(OVERLOADED_WAIT))?;
-        while !self.proto.has_refused_overloaded() {
+    /// Answers OVERLOADED to the request of a connection over the limit if it comes at once (a
+    /// web server writes right after connecting); a silent one is closed, so that a flood of
+    /// them costs a worker a moment each, no more.
+    fn refuse_overloaded(&mut self) -> io::Result<After> {
+        let mut waited = false;
+        loop {
             self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
             self.take_replies();
             self.flush()?;
-            if !self.proto.has_refused_overloaded() && recv(&self.socket, &mut self.input, Wait::Yes)? == 0 {
-                return Ok(());
+            if self.proto.has_refused_overloaded() {
+                // The rest of the request may still be on its way: take it, so the close is no
+                // reset.
+                self.linger(OVERLOADED_WAIT);
+                return Ok(After::Close);
+            }
+            match recv(&self.socket, &mut self.input, Wait::No) {
+                Ok(0) => return Ok(After::Close),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
+                    waited = true;
+                    if !wait_readable(&self.socket, FIRST_BYTES_WAIT) {
+                        return Ok(After::Close);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(After::Close),
+                Err(e) => return Err(e),
             }
         }
-        // The rest of the request may still be on its way: take it, so the close is no reset.
-        self.linger(OVERLOADED_WAIT);
-        Ok(())
     }
 
     /// Moves the state machine's replies (GET_VALUES_RESULT, refusals) to the send buffer.

@@ -299,6 +299,9 @@ fn default_workers(on_fd0: bool) -> usize {
     (2 * cores).clamp(4, 32)
 }
 
+/// The longest time between two sweeps of the parked connections.
+const SWEEP_AT_MOST_EVERY: Duration = Duration::from_millis(100);
+
 /// Connections one worker takes from the listener's queue when the server stops.
 const DRAIN_AT_MOST: usize = 1024;
 
@@ -313,7 +316,7 @@ struct Pool<'a> {
     poller: Poller,
     parked: Parked,
     last_sweep: Mutex<Instant>,
-    sweep_every: Option<Duration>,
+    sweep_every: Duration,
 }
 
 /// Serves `listener` with `workers` threads. There is no dispatcher: every worker waits on the
@@ -331,8 +334,12 @@ fn serve_listener(ctx: &Context, listener: &Listener, wake: UnixStream, workers:
         poller,
         parked: Mutex::new(HashMap::new()),
         last_sweep: Mutex::new(Instant::now()),
-        // Idle connections are swept a few times per idle timeout.
-        sweep_every: ctx.config.idle_timeout.map(|t| (t / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))),
+        // Parked connections are swept a few times per idle timeout.
+        sweep_every: ctx
+            .config
+            .idle_timeout
+            .map_or(SWEEP_AT_MOST_EVERY, |t| t / 4)
+            .clamp(Duration::from_millis(10), SWEEP_AT_MOST_EVERY),
     };
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -349,7 +356,7 @@ impl Pool<'_> {
             if self.ctx.is_stopping() {
                 return self.drain();
             }
-            let ready = match self.poller.wait_one(self.sweep_every) {
+            let ready = match self.poller.wait_one(Some(self.sweep_every)) {
                 Ok(ready) => ready,
                 Err(e) => {
                     eprintln!("fcgi: waiting for connections: {e}");
@@ -429,15 +436,16 @@ impl Pool<'_> {
 
     /// Closes kept connections idle for longer than the idle timeout.
     fn sweep_idle(&self) {
-        let (Some(idle_timeout), Some(every)) = (self.ctx.config.idle_timeout, self.sweep_every) else { return };
         {
             let mut last_sweep = self.last_sweep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if last_sweep.elapsed() < every {
+            if last_sweep.elapsed() < self.sweep_every {
                 return;
             }
             *last_sweep = Instant::now();
         }
-        lock_parked(&self.parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
+        if let Some(idle_timeout) = self.ctx.config.idle_timeout {
+            lock_parked(&self.parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
+        }
     }
 
     /// Accepts one connection, if one is waiting.
@@ -468,11 +476,20 @@ impl Pool<'_> {
                 continue;
             }
             if open > ctx.config.max_connections {
-                eprintln!("fcgi: over {} connections: refusing with OVERLOADED", ctx.config.max_connections);
+                log_overloaded(ctx.config.max_connections);
                 return Some(FcgiConnection::overloaded(socket, ctx));
             }
             return Some(FcgiConnection::new(socket, ctx));
         }
+    }
+}
+
+/// Logs that connections are refused, at most once a second (a flood must not flood the log).
+fn log_overloaded(max_connections: usize) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        eprintln!("fcgi: over {max_connections} connections: refusing with OVERLOADED");
     }
 }
 
