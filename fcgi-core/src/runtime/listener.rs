@@ -158,6 +158,11 @@ impl Listener {
             if libc::fcntl(target, libc::F_SETFD, 0) < 0 {
                 return io::Error::last_os_error();
             }
+            // The new program starts with this thread's signal mask: a face that serves from a
+            // thread blocking signals must not pass that on.
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         }
         std::mem::forget(self);
         command.exec()
