@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 CAPI_VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 
 .PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean \
-	capi c-examples install-capi
+	capi c-examples install-capi compat compat-examples install-compat
 
 all: build
 
@@ -71,6 +71,31 @@ install-capi: capi
 	ln -sf libfcgi_capi.so.0 $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so
 	install -m 644 include/fcgi.h $(DESTDIR)$(PREFIX)/include/
 	sh fcgi-capi/make-pc.sh $(PREFIX) $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	[ -n "$(DESTDIR)" ] || ldconfig
+
+## libfcgi drop-in: target/release/libfcgi_compat.{so,a} (soname libfcgi_compat.so.0) for include/compat/
+compat:
+	$(CARGO) build --release -p fcgi-compat
+	ln -sf libfcgi_compat.so target/release/libfcgi_compat.so.0
+
+## examples/compat/*.c built into target/compat-examples/, and echo-static for the e2e tests
+compat-examples: compat
+	mkdir -p target/compat-examples
+	for example in echo threaded stdio filter; do \
+	    $(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2 -Iinclude/compat examples/compat/$$example.c \
+	        -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lfcgi_compat -pthread -o target/compat-examples/$$example || exit 1; \
+	done
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2 -Iinclude/compat examples/compat/echo.c \
+	    target/release/libfcgi_compat.a -pthread -ldl -lm -o target/compat-examples/echo-static
+
+## The library under $(DESTDIR)$(PREFIX)/lib, its headers under include/fcgi-compat/ (not to shadow libfcgi-dev's)
+install-compat: compat
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/fcgi-compat
+	install -m 644 target/release/libfcgi_compat.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 target/release/libfcgi_compat.so $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so.$(CAPI_VERSION)
+	ln -sf libfcgi_compat.so.$(CAPI_VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so.0
+	ln -sf libfcgi_compat.so.0 $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so
+	install -m 644 include/compat/fcgiapp.h include/compat/fcgi_stdio.h include/compat/fastcgi.h $(DESTDIR)$(PREFIX)/include/fcgi-compat/
 	[ -n "$(DESTDIR)" ] || ldconfig
 
 ## demo/app.py served by fcgi_wsgi behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.

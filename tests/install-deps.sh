@@ -20,6 +20,7 @@ missing_packages() {
     command -v curl >/dev/null || echo curl
     command -v valgrind >/dev/null || echo valgrind
     command -v pkg-config >/dev/null || echo pkg-config
+    [ -f /usr/include/fcgiapp.h ] || echo libfcgi-dev
 }
 
 install_packages() {

@@ -8,13 +8,17 @@
  * FCGI_WEB_SERVER_ADDRS, poll(2) instead of select(2), and a graceful stop on SIGTERM.
  *
  * How it runs. The first FCGX_Accept_r (or FCGX_Accept) of a process starts a server on the
- * request's listening socket, on threads of the library's own (which block every signal, so a
- * program's signal handlers run on the program's threads, as they did with libfcgi). The
+ * request's listening socket, on threads of the library's own (its workers block every
+ * signal, so a program's signal handlers run on the program's threads, as with libfcgi). The
  * server reads requests and lends each one to an accepting thread, which owns it until
  * FCGX_Finish_r or the next FCGX_Accept_r. Any number of threads may accept at once, each
- * with its own FCGX_Request. Without a listening socket (fd 0 is not one, and no systemd
- * socket was passed) the process is a CGI program: the first accept returns the one CGI
- * request (environment and stdin in, stdout out) and the next returns -1.
+ * with its own FCGX_Request. One process serves one listening socket; a socket from
+ * FCGX_OpenSocket is served as fd 0 (the process's stdin is given up for it). A forked child
+ * that accepts starts a server of its own on the shared socket. Without a listening socket
+ * (fd 0 is not one, and no systemd socket was passed) the process is a CGI program: the first
+ * accept returns the one CGI request (environment and stdin in, stdout out) and the next
+ * returns -1. At exit, the request of FCGX_Accept is finished and the exit waits (up to 5 s)
+ * for the requests finished by the program to reach the web server.
  *
  * What libfcgi has no knob for is read from the environment when the server starts:
  * FCGI_COMPAT_WORKERS (requests held at once; accept on that many threads to use them),
@@ -24,9 +28,10 @@
  * lists the TCP peers allowed.
  *
  * Signals: unless the program installed a handler of its own for one of SIGTERM, SIGINT,
- * SIGUSR1 or SIGHUP before the server starts, each of them stops the server gracefully
- * (requests in flight finish, then accept returns -1). SIGPIPE is ignored if it was left at
- * its default, as libfcgi does.
+ * SIGUSR1 or SIGHUP before the server starts, SIGTERM, SIGINT and SIGUSR1 stop the server
+ * gracefully (requests in flight finish, then accept returns -1), and SIGHUP reloads: requests
+ * in flight finish, then the program is executed anew on the same listening socket. SIGPIPE
+ * is ignored if it was left at its default, as libfcgi does.
  */
 #ifndef _FCGIAPP_H
 #define _FCGIAPP_H
@@ -47,9 +52,9 @@ extern "C" {
 #endif
 
 /*
- * FCGX_GetError codes. 0 is no error; a positive value is an errno value (EPIPE: the web
- * server went away; ETIMEDOUT: it stalled; EFBIG: the body passed FCGI_COMPAT_MAX_BODY_BYTES);
- * a negative value is one of these.
+ * FCGX_GetError codes. 0 is no error; a positive value is an errno value (ECONNABORTED: the
+ * web server aborted the request; EPIPE or ECONNRESET: it went away; ETIMEDOUT: it stalled;
+ * EFBIG: the body passed FCGI_COMPAT_MAX_BODY_BYTES); a negative value is one of these.
  */
 #define FCGX_UNSUPPORTED_VERSION -2 /* the web server spoke another FastCGI version */
 #define FCGX_PROTOCOL_ERROR -3      /* the web server broke the protocol */
@@ -125,8 +130,10 @@ DLLAPI int FCGX_Init(void);
  * set on failure (libfcgi exits the process instead). path is a Unix socket path (a stale
  * socket file there is replaced, any other file is left alone and is an error), ":PORT" or
  * "*:PORT" (every IPv4 address), "HOST:PORT", "[IPV6]:PORT", or "unix:PATH". backlog is
- * listen(2)'s. A socket file this process created is removed when its server stops or the
- * process exits.
+ * listen(2)'s. A listening socket at that address that the process was handed (on fd 0 by a
+ * SIGHUP reload, or by systemd socket activation) is returned instead of a new one, so the
+ * connections waiting in it are served. A socket file this process created is removed when
+ * its server stops or the process exits.
  */
 DLLAPI int FCGX_OpenSocket(const char *path, int backlog);
 
@@ -216,7 +223,8 @@ DLLAPI int FCGX_PutStr(const char *str, int n, FCGX_Stream *stream);
 /* Writes a NUL-terminated string, without the NUL; returns its length, or -1. */
 DLLAPI int FCGX_PutS(const char *str, FCGX_Stream *stream);
 
-/* printf to a stream; returns the number of bytes written, or -1. */
+/* printf to a stream, with the C library's formatting (every C99 conversion: %zu, %lld, %a;
+ * libfcgi's own formatter knows fewer); returns the number of bytes written, or -1. */
 DLLAPI int FCGX_FPrintF(FCGX_Stream *stream, const char *format, ...);
 
 DLLAPI int FCGX_VFPrintF(FCGX_Stream *stream, const char *format, va_list arg);

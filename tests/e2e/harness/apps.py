@@ -94,6 +94,20 @@ REGISTRY: tuple[App, ...] = (
             " target/release/libfcgi_capi.a -pthread -ldl -lm -o target/c-examples/echo-static",
         ),
     ),
+    # examples/compat/echo.c, written against libfcgi's fcgiapp.h, linked statically against
+    # libfcgi_compat.a: a lone binary that Apache's www-data can run from a copy.
+    App(
+        name="compat-echo",
+        argv=(str(REPO / "target/compat-examples/echo-static"),),
+        build=(
+            "sh",
+            "-c",
+            "cargo build --release -q -p fcgi-compat && mkdir -p target/compat-examples"
+            " && cc -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror -Iinclude/compat"
+            " examples/compat/echo.c target/release/libfcgi_compat.a -pthread -ldl -lm"
+            " -o target/compat-examples/echo-static",
+        ),
+    ),
 )
 
 
