@@ -249,13 +249,24 @@ fn sighup_reloads_the_program_on_the_same_socket() {
     assert!(status.success(), "{status:?}");
 }
 
+/// The pids that answer `requests` requests from 8 clients at once: with sequential requests one
+/// process may well take them all, as the kernel wakes whichever waits.
 fn pids_seen(app: &App, requests: usize) -> std::collections::BTreeSet<u32> {
-    (0..requests)
-        .map(|_| {
-            let response = app.connect().get(1, "/pid", false);
-            String::from_utf8_lossy(response.body()).trim().parse::<u32>().expect("a pid")
-        })
-        .collect()
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..requests.div_ceil(8))
+                        .map(|_| {
+                            let response = app.connect().get(1, "/pid", false);
+                            String::from_utf8_lossy(response.body()).trim().parse::<u32>().expect("a pid")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients.into_iter().flat_map(|client| client.join().unwrap()).collect()
+    })
 }
 
 fn is_running(pid: u32) -> bool {

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,15 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
 
 
 def imported_by(address: str, requests: int = 80) -> set[tuple[int, int]]:
-    seen = set()
-    for _ in range(requests):
+    """(importer, pid) pairs over `requests` requests from 8 clients at once: with sequential
+    requests one process may well take them all, as the kernel wakes whichever waits."""
+
+    def one(_: int) -> tuple[int, int]:
         importer, pid = request(address, "/imported").body.split()
-        seen.add((int(importer), int(pid)))
-    return seen
+        return int(importer), int(pid)
+
+    with ThreadPoolExecutor(8) as pool:
+        return set(pool.map(one, range(requests)))
 
 
 def alive(pid: int) -> bool:
