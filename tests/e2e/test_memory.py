@@ -33,13 +33,8 @@ BLOCK = bytes(range(contract.BIG_PERIOD)) * 4096
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "memory_app" in metafunc.fixturenames:
-        config = metafunc.config
-        apps = [
-            app
-            for app in selected_apps(config)
-            if app.name in MEMORY_APPS and selection.wanted(config, "nginx", app.name)
-        ]
-        metafunc.parametrize("memory_app", apps, ids=[app.name for app in apps], indirect=True, scope="module")
+        apps = [app for app in selected_apps(metafunc.config) if app.name in MEMORY_APPS]
+        selection.parametrize_apps(metafunc, "memory_app", apps, "nginx")
 
 
 @pytest.fixture(scope="module")

@@ -39,13 +39,8 @@ FD_BOUND = 8
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "soak_app" in metafunc.fixturenames:
-        config = metafunc.config
-        apps = [
-            app
-            for app in selected_apps(config)
-            if app.name in SOAK_APPS and selection.wanted(config, "nginx", app.name)
-        ]
-        metafunc.parametrize("soak_app", apps, ids=[app.name for app in apps], indirect=True, scope="module")
+        apps = [app for app in selected_apps(metafunc.config) if app.name in SOAK_APPS]
+        selection.parametrize_apps(metafunc, "soak_app", apps, "nginx")
 
 
 @pytest.fixture(scope="module")
