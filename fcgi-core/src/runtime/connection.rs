@@ -281,11 +281,7 @@ impl FcgiConnection {
 
     /// Moves the state machine's replies (GET_VALUES_RESULT, refusals) to the send buffer.
     fn take_replies(&mut self) {
-        let replies = self.proto.output();
-        if !replies.is_empty() {
-            let replies = replies.split();
-            self.encoder.buffer().unsplit(replies);
-        }
+        move_replies(&mut self.proto, &mut self.encoder);
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -570,13 +566,21 @@ struct MpxShared {
 
 impl MpxShared {
     fn take_replies(&mut self) {
-        let replies = self.proto.output().split();
-        self.encoder.buffer().unsplit(replies);
+        move_replies(&mut self.proto, &mut self.encoder);
     }
 
     fn flush(&mut self) -> io::Result<()> {
         let Self { socket, encoder, .. } = self;
         encoder.flush(|slices| write_all_vectored(socket, slices))
+    }
+}
+
+/// Moves the replies the state machine owes (GET_VALUES_RESULT, refusals) behind what the
+/// encoder already holds, without copying them.
+fn move_replies(proto: &mut Connection, encoder: &mut ResponseEncoder) {
+    let replies = proto.output();
+    if !replies.is_empty() {
+        encoder.buffer().unsplit(replies.split());
     }
 }
 
