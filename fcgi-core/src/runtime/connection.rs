@@ -59,8 +59,17 @@ pub(crate) struct FcgiConnection {
     input: BytesMut,
     encoder: ResponseEncoder,
     stats: Arc<Stats>,
+    timeouts: Timeouts,
     /// No record has arrived yet.
     fresh: bool,
+}
+
+/// How long a read or a write may wait for the web server (the socket is non-blocking: the
+/// wait is a poll(2) bounded by these).
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
 }
 
 impl Drop for FcgiConnection {
@@ -77,6 +86,7 @@ impl FcgiConnection {
             input: BytesMut::with_capacity(READ_CHUNK),
             encoder: ResponseEncoder::new(),
             stats: ctx.stats.clone(),
+            timeouts: Timeouts { read: ctx.config.read_timeout, write: ctx.config.write_timeout },
             fresh: true,
         }
     }
@@ -163,8 +173,8 @@ impl FcgiConnection {
                         if ctx.is_stopping() {
                             // Accepted during the stop: a web server connected to send a request.
                             if std::mem::take(&mut self.fresh) {
-                                self.socket.set_read_timeout(Some(FIRST_REQUEST_WAIT))?;
-                                if matches!(recv(&self.socket, &mut self.input, Wait::Yes), Ok(n) if n > 0) {
+                                let wait = Wait::For(Some(FIRST_REQUEST_WAIT));
+                                if matches!(recv(&self.socket, &mut self.input, wait), Ok(n) if n > 0) {
                                     continue;
                                 }
                             }
@@ -177,14 +187,14 @@ impl FcgiConnection {
                             // connection is worth a moment's wait before the round trip through
                             // the epoll set.
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.fresh => {
-                                if !wait_readable(&self.socket, FIRST_BYTES_WAIT) {
+                                if !wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT)) {
                                     return Ok(After::Park);
                                 }
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(After::Park),
                             Err(e) => return Err(e),
                         }
-                    } else if recv(&self.socket, &mut self.input, Wait::Yes)? == 0 {
+                    } else if recv(&self.socket, &mut self.input, Wait::For(self.timeouts.read))? == 0 {
                         return Ok(After::Close);
                     }
                 }
@@ -269,7 +279,7 @@ impl FcgiConnection {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
                     waited = true;
-                    if !wait_readable(&self.socket, FIRST_BYTES_WAIT) {
+                    if !wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT)) {
                         return Ok(After::Close);
                     }
                 }
@@ -285,8 +295,8 @@ impl FcgiConnection {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let Self { socket, encoder, .. } = self;
-        encoder.flush(|slices| write_all_vectored(socket, slices))
+        let Self { socket, encoder, timeouts, .. } = self;
+        encoder.flush(|slices| write_all_vectored(socket, slices, timeouts.write))
     }
 
     /// Half-closes and reads until the web server closes too (or `bound` passes), so unread
@@ -294,11 +304,10 @@ impl FcgiConnection {
     /// destroy the response in flight.
     fn linger(&mut self, bound: Duration) {
         let _ = self.socket.shutdown(Shutdown::Write);
-        let _ = self.socket.set_read_timeout(Some(bound));
         let start = Instant::now();
-        while start.elapsed() < bound {
+        while let Some(left) = bound.checked_sub(start.elapsed()) {
             self.input.clear();
-            match recv(&self.socket, &mut self.input, Wait::Yes) {
+            match recv(&self.socket, &mut self.input, Wait::For(Some(left))) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
@@ -310,10 +319,12 @@ impl FcgiConnection {
             socket: self.socket.try_clone()?,
             proto: std::mem::replace(&mut self.proto, Connection::new(ctx.config.connection)),
             encoder: std::mem::take(&mut self.encoder),
+            write_timeout: self.timeouts.write,
             closing: false,
         });
         let reader = &self.socket;
         let input = &mut self.input;
+        let read_timeout = self.timeouts.read;
         let result = std::thread::scope(|scope| -> io::Result<()> {
             let mut requests: HashMap<u16, (SyncSender<Event>, Arc<AtomicBool>)> = HashMap::new();
             let mut roles: HashMap<u16, Role> = HashMap::new();
@@ -380,7 +391,7 @@ impl FcgiConnection {
                             None => {}
                         }
                     }
-                    Ok(None) => match recv(reader, input, Wait::Yes) {
+                    Ok(None) => match recv(reader, input, Wait::For(read_timeout)) {
                         Ok(0) => break Ok(()),
                         Ok(_) => {}
                         Err(e) => break Err(e),
@@ -420,7 +431,7 @@ impl InlineExchange<'_> {
                 }
                 return Ok(Some(event));
             }
-            if !self.conn.encoder.is_empty() && wait == Wait::Yes {
+            if !self.conn.encoder.is_empty() && wait != Wait::No {
                 self.flush()?;
             }
             match recv(&self.conn.socket, &mut self.conn.input, wait) {
@@ -445,7 +456,7 @@ impl Exchange for InlineExchange<'_> {
             if self.aborted {
                 return Err(aborted_error());
             }
-            if let Some(event) = self.next_event(Wait::Yes)? {
+            if let Some(event) = self.next_event(Wait::For(self.conn.timeouts.read))? {
                 if let Some(answer) = self.inputs.offer(self.id, event, input)? {
                     return Ok(answer);
                 }
@@ -463,8 +474,9 @@ impl Exchange for InlineExchange<'_> {
         if self.aborted || (will_send && self.is_aborted()) {
             return Err(aborted_error());
         }
-        let FcgiConnection { socket, encoder, .. } = &mut *self.conn;
-        let result = encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices));
+        let FcgiConnection { socket, encoder, timeouts, .. } = &mut *self.conn;
+        let result = encoder
+            .write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices, timeouts.write));
         if let Err(e) = &result {
             self.broken = Some(e.kind());
         }
@@ -561,6 +573,7 @@ struct MpxShared {
     socket: Socket,
     proto: Connection,
     encoder: ResponseEncoder,
+    write_timeout: Option<Duration>,
     closing: bool,
 }
 
@@ -570,8 +583,8 @@ impl MpxShared {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let Self { socket, encoder, .. } = self;
-        encoder.flush(|slices| write_all_vectored(socket, slices))
+        let Self { socket, encoder, write_timeout, .. } = self;
+        encoder.flush(|slices| write_all_vectored(socket, slices, *write_timeout))
     }
 }
 
@@ -651,8 +664,8 @@ impl Exchange for MpxExchange<'_> {
             return Err(aborted_error());
         }
         let mut guard = lock(self.shared);
-        let MpxShared { socket, encoder, .. } = &mut *guard;
-        encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices))
+        let MpxShared { socket, encoder, write_timeout, .. } = &mut *guard;
+        encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices, *write_timeout))
     }
 
     fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
@@ -699,17 +712,20 @@ fn protocol_error(e: ProtocolError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Writes every slice, resuming after short writes.
-pub(crate) fn write_all_vectored(sink: &mut impl Write, slices: &[IoSlice<'_>]) -> io::Result<()> {
+/// Writes every slice, resuming after short writes and waiting (up to `timeout` each time)
+/// while the web server's receive buffer is full.
+fn write_all_vectored(socket: &mut Socket, slices: &[IoSlice<'_>], timeout: Option<Duration>) -> io::Result<()> {
     let mut owned: Vec<IoSlice<'_>> = slices.iter().filter(|s| !s.is_empty()).copied().collect();
     let mut remaining = &mut owned[..];
     while !remaining.is_empty() {
-        match sink.write_vectored(remaining) {
+        match socket.write_vectored(remaining) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut remaining, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server stopped reading the response"))
+                if !wait_ready(socket, libc::POLLOUT, timeout) {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server stopped reading the response"));
+                }
             }
             Err(e) => return Err(e),
         }
@@ -717,29 +733,41 @@ pub(crate) fn write_all_vectored(sink: &mut impl Write, slices: &[IoSlice<'_>]) 
     Ok(())
 }
 
-/// Waits up to `timeout` for `socket` to have something to read.
-fn wait_readable(socket: &Socket, timeout: Duration) -> bool {
-    let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: poll(2) on one valid pollfd.
-    unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) > 0 }
+/// Waits up to `timeout` (for ever if `None`) for `socket` to be ready for `events`; false
+/// when the time ran out. Readiness includes errors and hang-ups: the next call reports them.
+fn wait_ready(socket: &Socket, events: libc::c_short, timeout: Option<Duration>) -> bool {
+    let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events, revents: 0 };
+    let timeout_ms = timeout.map_or(-1, |t| libc::c_int::try_from(t.as_millis()).unwrap_or(libc::c_int::MAX));
+    loop {
+        // SAFETY: poll(2) on one valid pollfd.
+        match unsafe { libc::poll(&mut poll, 1, timeout_ms) } {
+            n if n > 0 => return true,
+            0 => return false,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            // poll itself failing (EINVAL, ENOMEM): let the next read or write say why.
+            _ => return true,
+        }
+    }
 }
 
+/// Whether a read may wait for data, and how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
-    Yes,
+    /// Only what has arrived.
     No,
+    /// Up to this long (for ever if `None`).
+    For(Option<Duration>),
 }
 
 /// Reads what the socket has into the spare capacity of `buf`, without zeroing it first.
-/// A blocking read that hits the socket's read timeout is `TimedOut`.
+/// A read that waits longer than its timeout is `TimedOut`.
 fn recv(socket: &Socket, buf: &mut BytesMut, wait: Wait) -> io::Result<usize> {
     buf.reserve(READ_CHUNK);
     let spare = buf.spare_capacity_mut();
-    let flags = if wait == Wait::No { libc::MSG_DONTWAIT } else { 0 };
     loop {
         // SAFETY: `spare` is writable memory owned by `buf`, `spare.len()` bytes long, and recv
         // writes at most that many bytes into it.
-        let n = unsafe { libc::recv(socket.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), flags) };
+        let n = unsafe { libc::recv(socket.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT) };
         if n >= 0 {
             let n = n as usize;
             // SAFETY: recv initialised the first `n` bytes of the spare capacity.
@@ -749,12 +777,16 @@ fn recv(socket: &Socket, buf: &mut BytesMut, wait: Wait) -> io::Result<usize> {
         let e = io::Error::last_os_error();
         match e.kind() {
             io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock if wait == Wait::Yes => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the web server sent nothing within the read timeout",
-                ))
-            }
+            io::ErrorKind::WouldBlock => match wait {
+                Wait::No => return Err(e),
+                Wait::For(timeout) if wait_ready(socket, libc::POLLIN, timeout) => {}
+                Wait::For(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the web server sent nothing within the read timeout",
+                    ))
+                }
+            },
             _ => return Err(e),
         }
     }

@@ -9,7 +9,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where to listen, as a caller spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,12 +188,15 @@ impl Listener {
 
     /// Accepts one connection. `Ok(None)` when a TCP peer is not in `FCGI_WEB_SERVER_ADDRS`
     /// (the connection is closed and logged).
+    /// The connection is non-blocking from the start: a read or write that has to wait does
+    /// so in poll(2), bounded by the server's timeouts, which costs no syscall per connection.
     pub fn accept(&self) -> io::Result<Option<Socket>> {
         match self {
-            Self::Unix { listener, .. } => Ok(Some(Socket::Unix(listener.accept()?.0))),
+            Self::Unix { listener, .. } => Ok(Some(Socket::Unix(accept_nonblocking(listener.as_raw_fd())?.into()))),
             Self::Tcp { listener, allowed } => {
-                let (stream, peer) = listener.accept()?;
+                let stream = TcpStream::from(accept_nonblocking(listener.as_raw_fd())?);
                 if let Some(allowed) = allowed {
+                    let peer = stream.peer_addr()?;
                     if !is_allowed(peer.ip(), allowed) {
                         eprintln!("fcgi: refused a connection from {peer}: not in FCGI_WEB_SERVER_ADDRS");
                         return Ok(None);
@@ -291,6 +293,18 @@ pub fn is_allowed(peer: IpAddr, allowed: &[IpAddr]) -> bool {
     allowed.iter().any(|a| canonical(*a) == canonical(peer))
 }
 
+/// accept(2) with the new connection close-on-exec and non-blocking in the same call.
+fn accept_nonblocking(listener: RawFd) -> io::Result<OwnedFd> {
+    let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: accept4 with NULL address pointers writes no memory of ours.
+    let fd = unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative result is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// One accepted connection.
 #[derive(Debug)]
 pub enum Socket {
@@ -299,22 +313,6 @@ pub enum Socket {
 }
 
 impl Socket {
-    /// Bounds how long a read may wait.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Self::Unix(s) => s.set_read_timeout(timeout),
-            Self::Tcp(s) => s.set_read_timeout(timeout),
-        }
-    }
-
-    /// Bounds how long a write may wait (a web server that never reads).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Self::Unix(s) => s.set_write_timeout(timeout),
-            Self::Tcp(s) => s.set_write_timeout(timeout),
-        }
-    }
-
     /// Switches non-blocking mode.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         match self {
