@@ -308,3 +308,25 @@ fn a_prefork_pool_shares_the_listener_and_replaces_a_dead_worker() {
         assert!(!is_running(*pid), "worker {pid} outlived its supervisor");
     }
 }
+
+/// Only one worker listens while the others stand by (cheaper for short requests); slow
+/// requests must still run side by side: four of 800 ms on four workers end together, where
+/// one after the other would take 3.2 s.
+#[test]
+fn slow_requests_run_side_by_side_on_the_workers() {
+    let mut app = App::start(&["--workers", "4"]);
+    app.assert_serves();
+    let started = std::time::Instant::now();
+    let mut clients: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = app.connect();
+            client.request(1, "GET", "/slow?ms=800", b"", false);
+            client
+        })
+        .collect();
+    for client in &mut clients {
+        assert_eq!(client.response(1).body(), b"slept 800\n");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2400), "4 slow requests on 4 workers took {took:?}");
+}

@@ -1,16 +1,17 @@
-//! An epoll set that the workers wait on together: the listener, the wake-up socket and
-//! kept-alive connections waiting for their next request, so that an idle connection never pins
-//! a worker thread.
+//! Epoll sets the workers wait on: the listener, the wake-up socket and kept-alive connections
+//! waiting for their next request, so that an idle connection never pins a worker thread; and
+//! the alarm that calls a standing-by worker in when the listening one is busy.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// A readiness token: the listener, the wake-up socket, or a parked connection's fd.
+/// A readiness token: the listener, the wake-up socket, the alarm, or a parked connection's fd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Token {
     Listener,
     Wake,
+    Alarm,
     Connection(RawFd),
 }
 
@@ -19,7 +20,8 @@ impl Token {
         match self {
             Self::Listener => 0,
             Self::Wake => 1,
-            Self::Connection(fd) => fd as u64 + 2,
+            Self::Alarm => 2,
+            Self::Connection(fd) => fd as u64 + 3,
         }
     }
 
@@ -27,7 +29,8 @@ impl Token {
         match value {
             0 => Self::Listener,
             1 => Self::Wake,
-            n => Self::Connection((n - 2) as RawFd),
+            2 => Self::Alarm,
+            n => Self::Connection((n - 3) as RawFd),
         }
     }
 }
@@ -95,5 +98,53 @@ impl Poller {
                 }
             }
         }
+    }
+}
+
+/// A one-shot timer (timerfd) that a poller watches: readable once it has gone off, until
+/// cleared.
+pub(crate) struct Alarm {
+    timer: OwnedFd,
+}
+
+impl Alarm {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: timerfd_create takes no pointers; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        Ok(Self { timer: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    /// Makes the alarm go off once, `after` from now (replacing an earlier setting).
+    pub(crate) fn set(&self, after: Duration) -> io::Result<()> {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let value = libc::timespec {
+            tv_sec: after.as_secs() as libc::time_t,
+            tv_nsec: after.subsec_nanos().max(1) as libc::c_long,
+        };
+        let setting = libc::itimerspec { it_interval: zero, it_value: value };
+        // SAFETY: a valid timerfd, a pointer to an initialised itimerspec, no old value asked.
+        if unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &setting, std::ptr::null_mut()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Takes the alarm's expiry, so the poller stops reporting it; false if another thread
+    /// took it first.
+    pub(crate) fn clear(&self) -> bool {
+        let mut expirations = 0u64;
+        // SAFETY: read(2) of at most 8 bytes into a u64 that lives through the call.
+        let n = unsafe { libc::read(self.timer.as_raw_fd(), (&mut expirations as *mut u64).cast(), 8) };
+        n == 8
+    }
+}
+
+impl AsRawFd for Alarm {
+    fn as_raw_fd(&self) -> RawFd {
+        self.timer.as_raw_fd()
     }
 }
