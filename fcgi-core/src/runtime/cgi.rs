@@ -3,6 +3,7 @@
 
 use std::io::{self, BufWriter, Read, Stdin, Stdout, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -11,8 +12,10 @@ use crate::protocol::{Params, Role};
 
 const READ_CHUNK: usize = 64 << 10;
 
-/// Serves the one request this CGI process was started for; returns its app status.
-pub(crate) fn serve_once(handler: &dyn Handler, max_body_bytes: Option<u64>) -> io::Result<u32> {
+/// The one request this CGI process was started for, and where its app status will be once it
+/// has ended (`None` before). `None` instead of a request if it was refused (a body over
+/// `max_body_bytes`): it has been answered already.
+pub(crate) fn request(max_body_bytes: Option<u64>) -> (Option<Request<'static>>, Arc<Mutex<Option<u32>>>) {
     let vars: Vec<_> = std::env::vars_os().collect();
     let params = Params::from_pairs(vars.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
     let remaining = params
@@ -20,18 +23,28 @@ pub(crate) fn serve_once(handler: &dyn Handler, max_body_bytes: Option<u64>) -> 
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let mut exchange =
-        CgiExchange { stdin: io::stdin(), remaining, stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()) };
-    let status = {
-        let mut request = Request::new(
-            ServerInfo { transport: Transport::Cgi, workers: 1, max_body_bytes },
-            Role::Responder,
-            params,
-            &mut exchange,
-        );
-        run_handler(handler, &mut request)
+    let app_status = Arc::new(Mutex::new(None));
+    let exchange = CgiExchange {
+        stdin: io::stdin(),
+        remaining,
+        stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()),
+        app_status: app_status.clone(),
     };
-    exchange.stdout.flush()?;
+    let info = ServerInfo { transport: Transport::Cgi, workers: 1, max_body_bytes };
+    let mut request = Request::new(info, Role::Responder, params, Box::new(exchange));
+    if request.refuse_too_large() {
+        return (None, app_status);
+    }
+    (Some(request), app_status)
+}
+
+/// Serves the one request this CGI process was started for; returns its app status.
+pub(crate) fn serve_once(handler: &dyn Handler, max_body_bytes: Option<u64>) -> io::Result<u32> {
+    let (request, app_status) = request(max_body_bytes);
+    if let Some(request) = request {
+        run_handler(handler, request);
+    }
+    let status = app_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).unwrap_or(1);
     Ok(status)
 }
 
@@ -40,6 +53,8 @@ struct CgiExchange {
     /// Body bytes not yet read: stdin past CONTENT_LENGTH is never touched.
     remaining: u64,
     stdout: BufWriter<Stdout>,
+    /// Set at the end.
+    app_status: Arc<Mutex<Option<u32>>>,
 }
 
 impl Exchange for CgiExchange {
@@ -84,5 +99,16 @@ impl Exchange for CgiExchange {
 
     fn is_aborted(&mut self) -> bool {
         false
+    }
+
+    fn end(&mut self, app_status: u32, _stderr_used: bool) {
+        let app_status = match self.stdout.flush() {
+            Ok(()) => app_status,
+            Err(e) => {
+                eprintln!("fcgi: writing the CGI response: {e}");
+                app_status.max(1)
+            }
+        };
+        *self.app_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(app_status);
     }
 }

@@ -1,11 +1,12 @@
 //! Serving one FastCGI connection: bytes from the socket into the protocol state machine,
 //! events to the handler, its output framed back onto the socket.
 //!
-//! Without multiplexing (what every mainstream web server does) the request runs on the worker
-//! that reads the connection, and the handler pulls its body straight from the socket, so input
-//! is read only as fast as the handler consumes it. A kept connection with nothing to read is
-//! handed back to the poller instead of pinning the worker. With multiplexing, the worker becomes
-//! the connection's reader and each request runs on a thread of its own, fed through a bounded
+//! Without multiplexing (what every mainstream web server does) the request owns its
+//! connection while it runs, on the thread that took it from the pool, and pulls its body
+//! straight from the socket, so input is read only as fast as the handler consumes it. When
+//! the request ends, the connection goes back to the pool: a kept connection with nothing to
+//! read waits in the poller instead of pinning a thread. With multiplexing, a thread of the
+//! connection's own reads it and offers each request to the pool, fed through a bounded
 //! channel, all writers sharing the socket under a lock.
 
 use std::collections::{HashMap, VecDeque};
@@ -20,11 +21,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::listener::Socket;
-use super::request::{is_disconnect, run_handler, Exchange, Input, Output, Request};
+use super::pool::Pool;
+use super::request::{is_disconnect, Exchange, Input, Output, Request};
 use super::server::{Context, Stats};
 use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
 use crate::protocol::{
-    Connection, Event, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role,
+    Connection, Event, Params, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role,
 };
 
 /// Bytes asked of the kernel per read: one full record and then some.
@@ -43,12 +45,20 @@ const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 /// response rather than a reset.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// What the worker should do with a connection once it has served what was ready.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum After {
-    /// Kept alive and idle: wait in the poller for the next request.
+/// What a connection taken from the pool gave.
+pub(crate) enum Opened {
+    /// A request to serve; the connection comes back to the pool when it ends.
+    Request(Request<'static>),
+    /// Kept alive and idle: it waits in the poller for its next request.
+    Park(FcgiConnection),
+    /// Nothing more: closed, refused, or read by a thread of its own (multiplexed).
+    Done,
+}
+
+/// What reading a connection up to its next request gave.
+enum Next {
+    Request { id: u16, params: Params },
     Park,
-    /// Done: drop it.
     Close,
 }
 
@@ -62,6 +72,8 @@ pub(crate) struct FcgiConnection {
     timeouts: Timeouts,
     /// No record has arrived yet.
     fresh: bool,
+    /// The role of the request under way (from its BEGIN_REQUEST).
+    role: Role,
 }
 
 /// How long a read or a write may wait for the web server (the socket is non-blocking: the
@@ -88,6 +100,7 @@ impl FcgiConnection {
             stats: ctx.stats.clone(),
             timeouts: Timeouts { read: ctx.config.read_timeout, write: ctx.config.write_timeout },
             fresh: true,
+            role: Role::Responder,
         }
     }
 
@@ -119,50 +132,62 @@ impl FcgiConnection {
         n > 0 || !self.input.is_empty()
     }
 
-    /// Serves every request that is ready, and says what to do next.
-    pub(crate) fn serve(mut self, ctx: &Context) -> Option<Self> {
-        let after = if self.proto.is_overloaded() {
-            self.refuse_overloaded()
+    /// Reads up to the next request; answers what needs no application on the way (management
+    /// records, refusals).
+    pub(crate) fn open(mut self, pool: &Arc<Pool>) -> Opened {
+        let ctx = pool.context();
+        let next = if self.proto.is_overloaded() {
+            self.refuse_overloaded().map(|()| Next::Close)
         } else if ctx.config.connection.max_requests_per_conn > 1 {
-            self.serve_multiplexed(ctx).map(|()| After::Close)
+            self.spawn_multiplexed(pool);
+            return Opened::Done;
         } else {
-            self.serve_in_series(ctx)
+            self.next_request(ctx)
         };
-        match after {
-            Ok(After::Park) => Some(self),
-            Ok(After::Close) => None,
+        match next {
+            Ok(Next::Request { id, params }) => {
+                let role = self.role;
+                let exchange = InlineExchange {
+                    conn: Some(self),
+                    pool: pool.clone(),
+                    id,
+                    inputs: Inputs::default(),
+                    aborted: false,
+                    broken: None,
+                };
+                Opened::Request(Request::new(ctx.info, role, params, Box::new(exchange)))
+            }
+            Ok(Next::Park) => Opened::Park(self),
+            Ok(Next::Close) => Opened::Done,
             Err(e) => {
-                if !is_disconnect(&e) {
-                    eprintln!("fcgi: connection closed: {e}");
-                }
-                None
+                log_closed(&e);
+                Opened::Done
             }
         }
     }
 
-    fn serve_in_series(&mut self, ctx: &Context) -> io::Result<After> {
-        let mut role = Role::Responder;
+    /// Whether input has been read that no request has taken yet.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        !self.input.is_empty()
+    }
+
+    fn next_request(&mut self, ctx: &Context) -> io::Result<Next> {
         loop {
             let event = self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
             self.take_replies();
             self.fresh &= event.is_none();
             match event {
-                Some(Event::Begin { role: r, .. }) => role = r,
-                Some(Event::Params { id, params }) => {
-                    let keep_conn = self.run_request(ctx, id, role, params)?;
-                    if !keep_conn || ctx.is_stopping() {
-                        return Ok(After::Close);
-                    }
-                }
+                Some(Event::Begin { role, .. }) => self.role = role,
+                Some(Event::Params { id, params }) => return Ok(Next::Request { id, params }),
                 Some(Event::ParamsRefused { id, error }) => {
                     if !self.refuse_request(id, error)? {
-                        return Ok(After::Close);
+                        return Ok(Next::Close);
                     }
                 }
                 Some(Event::Abort { id }) => {
                     if !self.proto.end_request(id, 0, ProtocolStatus::RequestComplete, self.encoder.buffer()) {
                         self.flush()?;
-                        return Ok(After::Close);
+                        return Ok(Next::Close);
                     }
                 }
                 // Body records before the params end are refused by the state machine.
@@ -178,47 +203,46 @@ impl FcgiConnection {
                                     continue;
                                 }
                             }
-                            return Ok(After::Close);
+                            return Ok(Next::Close);
                         }
                         match recv(&self.socket, &mut self.input, Wait::No) {
-                            Ok(0) => return Ok(After::Close),
+                            Ok(0) => return Ok(Next::Close),
                             Ok(_) => {}
                             // A web server writes its request right after connecting: a new
                             // connection is worth a moment's wait before the round trip through
                             // the epoll set.
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.fresh => {
                                 if !wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT)) {
-                                    return Ok(After::Park);
+                                    return Ok(Next::Park);
                                 }
                             }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(After::Park),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Park),
                             Err(e) => return Err(e),
                         }
                     } else if recv(&self.socket, &mut self.input, Wait::For(self.timeouts.read))? == 0 {
-                        return Ok(After::Close);
+                        return Ok(Next::Close);
                     }
                 }
             }
         }
     }
 
-    /// Runs the handler for request `id`; returns whether the connection stays open.
-    fn run_request(&mut self, ctx: &Context, id: u16, role: Role, params: crate::protocol::Params) -> io::Result<bool> {
-        let mut exchange = InlineExchange { conn: self, id, inputs: Inputs::default(), aborted: false, broken: None };
-        let (app_status, stderr_used) = {
-            let mut request = Request::new(ctx.info, role, params, &mut exchange);
-            let status = run_handler(ctx.handler, &mut request);
-            (status, request.stderr_used())
-        };
-        ctx.note_request();
-        let InlineExchange { inputs, broken, .. } = exchange;
+    /// Ends request `id` on the wire; returns whether the connection stays open.
+    fn end_request(
+        &mut self,
+        id: u16,
+        app_status: u32,
+        stderr_used: bool,
+        stdin_ended: bool,
+        broken: Option<io::ErrorKind>,
+    ) -> io::Result<bool> {
         if let Some(kind) = broken {
             return Err(io::Error::new(kind, "the web server went away during the response"));
         }
         // Closing with request body still on its way fails the web server's writes (EPIPE, or a
         // TCP reset that can destroy the response in flight): such a close lingers. Often the
         // body's end is already here, unread (a handler that ignored an empty body).
-        let unread_body = !inputs.ended[Input::Stdin as usize] && !self.body_end_buffered(id)?;
+        let unread_body = !stdin_ended && !self.body_end_buffered(id)?;
         if stderr_used {
             self.encoder.end_stream(RecordType::Stderr, id);
         }
@@ -262,7 +286,7 @@ impl FcgiConnection {
     /// Answers OVERLOADED to the request of a connection over the limit if it comes at once (a
     /// web server writes right after connecting); a silent one is closed, so that a flood of
     /// them costs a worker a moment each, no more.
-    fn refuse_overloaded(&mut self) -> io::Result<After> {
+    fn refuse_overloaded(&mut self) -> io::Result<()> {
         let mut waited = false;
         loop {
             self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
@@ -272,18 +296,18 @@ impl FcgiConnection {
                 // The rest of the request may still be on its way: take it, so the close is no
                 // reset.
                 self.linger(OVERLOADED_WAIT);
-                return Ok(After::Close);
+                return Ok(());
             }
             match recv(&self.socket, &mut self.input, Wait::No) {
-                Ok(0) => return Ok(After::Close),
+                Ok(0) => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
                     waited = true;
                     if !wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT)) {
-                        return Ok(After::Close);
+                        return Ok(());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(After::Close),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
@@ -314,104 +338,114 @@ impl FcgiConnection {
         }
     }
 
-    fn serve_multiplexed(&mut self, ctx: &Context) -> io::Result<()> {
-        let shared = Mutex::new(MpxShared {
+    /// Reads this multiplexed connection on a thread of its own, which offers each request to
+    /// the pool as its params complete.
+    fn spawn_multiplexed(self, pool: &Arc<Pool>) {
+        pool.reader_started();
+        let reader_pool = pool.clone();
+        let spawned = std::thread::Builder::new().name("fcgi-mpx-reader".into()).spawn(move || {
+            if let Err(e) = self.read_multiplexed(&reader_pool) {
+                log_closed(&e);
+            }
+            reader_pool.reader_ended();
+        });
+        if let Err(e) = spawned {
+            eprintln!("fcgi: cannot start a multiplexed connection's reader: {e}");
+            pool.reader_ended();
+        }
+    }
+
+    fn read_multiplexed(mut self, pool: &Arc<Pool>) -> io::Result<()> {
+        let ctx = pool.context();
+        let shared = Arc::new(Mutex::new(MpxShared {
             socket: self.socket.try_clone()?,
             proto: std::mem::replace(&mut self.proto, Connection::new(ctx.config.connection)),
             encoder: std::mem::take(&mut self.encoder),
             write_timeout: self.timeouts.write,
             closing: false,
-        });
-        let reader = &self.socket;
-        let input = &mut self.input;
-        let read_timeout = self.timeouts.read;
-        let result = std::thread::scope(|scope| -> io::Result<()> {
-            let mut requests: HashMap<u16, (SyncSender<Event>, Arc<AtomicBool>)> = HashMap::new();
-            let mut roles: HashMap<u16, Role> = HashMap::new();
-            let outcome = loop {
-                let event = {
-                    let mut guard = lock(&shared);
-                    if guard.closing {
-                        break Ok(());
-                    }
-                    let event = guard.proto.poll_event(input);
-                    guard.take_replies();
-                    if let Err(e) = guard.flush() {
-                        break Err(e);
-                    }
-                    event
-                };
-                match event.map_err(protocol_error) {
-                    Err(e) => break Err(e),
-                    Ok(Some(Event::Begin { id, role, .. })) => {
-                        roles.insert(id, role);
-                    }
-                    Ok(Some(Event::Params { id, params })) => {
-                        let (sender, receiver) = sync_channel(MPX_CHANNEL_CHUNKS);
-                        let aborted = Arc::new(AtomicBool::new(false));
-                        requests.insert(id, (sender, aborted.clone()));
-                        let role = roles.remove(&id).unwrap_or(Role::Responder);
-                        let shared = &shared;
-                        scope.spawn(move || {
-                            let mut params = Some(params);
-                            let mut receiver = Some(receiver);
-                            let mut aborted = Some(aborted);
-                            ctx.handler.run_thread(&mut || {
-                                if let (Some(params), Some(receiver), Some(aborted)) =
-                                    (params.take(), receiver.take(), aborted.take())
-                                {
-                                    serve_multiplexed_request(ctx, shared, reader, id, role, params, receiver, aborted)
-                                }
-                            })
-                        });
-                    }
-                    Ok(Some(Event::ParamsRefused { id, error })) => {
-                        eprintln!("fcgi: request {id} refused: {error}");
-                        let mut guard = lock(&shared);
-                        let MpxShared { proto, encoder, .. } = &mut *guard;
-                        proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
-                    }
-                    Ok(Some(event)) => {
-                        let id = event_id(&event);
-                        match requests.get(&id) {
-                            Some((sender, aborted)) => {
-                                if matches!(event, Event::Abort { .. }) {
-                                    aborted.store(true, Ordering::Release);
-                                }
-                                // The handler has finished once its receiver is gone.
-                                if sender.send(event).is_err() {
-                                    requests.remove(&id);
-                                }
-                            }
-                            None if matches!(event, Event::Abort { .. }) => {
-                                let mut guard = lock(&shared);
-                                let MpxShared { proto, encoder, .. } = &mut *guard;
-                                proto.end_request(id, 0, ProtocolStatus::RequestComplete, encoder.buffer());
-                            }
-                            None => {}
-                        }
-                    }
-                    Ok(None) => match recv(reader, input, Wait::For(read_timeout)) {
-                        Ok(0) => break Ok(()),
-                        Ok(_) => {}
-                        Err(e) => break Err(e),
-                    },
+        }));
+        let mut requests: HashMap<u16, (SyncSender<Event>, Arc<AtomicBool>)> = HashMap::new();
+        let mut roles: HashMap<u16, Role> = HashMap::new();
+        let outcome = loop {
+            let event = {
+                let mut guard = lock(&shared);
+                if guard.closing {
+                    break Ok(());
                 }
+                let event = guard.proto.poll_event(&mut self.input);
+                guard.take_replies();
+                if let Err(e) = guard.flush() {
+                    break Err(e);
+                }
+                event
             };
-            // The web server is gone or the connection is closing: unblock every handler.
-            for (_, (_, aborted)) in requests.drain() {
-                aborted.store(true, Ordering::Release);
+            match event.map_err(protocol_error) {
+                Err(e) => break Err(e),
+                Ok(Some(Event::Begin { id, role, .. })) => {
+                    roles.insert(id, role);
+                }
+                Ok(Some(Event::Params { id, params })) => {
+                    let (sender, receiver) = sync_channel(MPX_CHANNEL_CHUNKS);
+                    let aborted = Arc::new(AtomicBool::new(false));
+                    requests.insert(id, (sender, aborted.clone()));
+                    let role = roles.remove(&id).unwrap_or(Role::Responder);
+                    let exchange = MpxExchange {
+                        shared: shared.clone(),
+                        pool: pool.clone(),
+                        id,
+                        receiver,
+                        aborted,
+                        inputs: Inputs::default(),
+                    };
+                    pool.offer(Request::new(ctx.info, role, params, Box::new(exchange)));
+                }
+                Ok(Some(Event::ParamsRefused { id, error })) => {
+                    eprintln!("fcgi: request {id} refused: {error}");
+                    let mut guard = lock(&shared);
+                    let MpxShared { proto, encoder, .. } = &mut *guard;
+                    proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
+                }
+                Ok(Some(event)) => {
+                    let id = event_id(&event);
+                    match requests.get(&id) {
+                        Some((sender, aborted)) => {
+                            if matches!(event, Event::Abort { .. }) {
+                                aborted.store(true, Ordering::Release);
+                            }
+                            // The request has ended once its receiver is gone.
+                            if sender.send(event).is_err() {
+                                requests.remove(&id);
+                            }
+                        }
+                        None if matches!(event, Event::Abort { .. }) => {
+                            let mut guard = lock(&shared);
+                            let MpxShared { proto, encoder, .. } = &mut *guard;
+                            proto.end_request(id, 0, ProtocolStatus::RequestComplete, encoder.buffer());
+                        }
+                        None => {}
+                    }
+                }
+                Ok(None) => match recv(&self.socket, &mut self.input, Wait::For(self.timeouts.read)) {
+                    Ok(0) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e),
+                },
             }
-            outcome
-        });
+        };
+        // The web server is gone or the connection is closing: unblock every request.
+        for (_, (_, aborted)) in requests.drain() {
+            aborted.store(true, Ordering::Release);
+        }
         let _ = self.socket.shutdown(Shutdown::Both);
-        result
+        outcome
     }
 }
 
-/// The worker's view of the request it runs in series on its connection.
-struct InlineExchange<'c> {
-    conn: &'c mut FcgiConnection,
+/// The view of a request that runs in series on its connection, which it holds until it ends.
+struct InlineExchange {
+    /// Taken back at the end.
+    conn: Option<FcgiConnection>,
+    pool: Arc<Pool>,
     id: u16,
     inputs: Inputs,
     aborted: bool,
@@ -419,22 +453,29 @@ struct InlineExchange<'c> {
     broken: Option<io::ErrorKind>,
 }
 
-impl InlineExchange<'_> {
+impl InlineExchange {
+    fn conn(&mut self) -> &mut FcgiConnection {
+        // `end` takes the connection and is the last call (`Request` makes sure).
+        self.conn.as_mut().expect("a request used after its end")
+    }
+
     /// Takes the next event, reading the socket (blocking) when none is buffered.
     fn next_event(&mut self, wait: Wait) -> io::Result<Option<Event>> {
         loop {
-            let event = self.conn.proto.poll_event(&mut self.conn.input).map_err(protocol_error)?;
-            self.conn.take_replies();
+            let conn = self.conn();
+            let event = conn.proto.poll_event(&mut conn.input).map_err(protocol_error)?;
+            conn.take_replies();
             if let Some(event) = event {
                 if matches!(event, Event::Abort { id } if id == self.id) {
                     self.aborted = true;
                 }
                 return Ok(Some(event));
             }
-            if !self.conn.encoder.is_empty() && wait != Wait::No {
+            if !self.conn().encoder.is_empty() && wait != Wait::No {
                 self.flush()?;
             }
-            match recv(&self.conn.socket, &mut self.conn.input, wait) {
+            let conn = self.conn();
+            match recv(&conn.socket, &mut conn.input, wait) {
                 Ok(0) => {
                     self.aborted = true;
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the web server closed the connection"));
@@ -447,7 +488,7 @@ impl InlineExchange<'_> {
     }
 }
 
-impl Exchange for InlineExchange<'_> {
+impl Exchange for InlineExchange {
     fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
         loop {
             if let Some(answer) = self.inputs.take(input) {
@@ -456,7 +497,8 @@ impl Exchange for InlineExchange<'_> {
             if self.aborted {
                 return Err(aborted_error());
             }
-            if let Some(event) = self.next_event(Wait::For(self.conn.timeouts.read))? {
+            let read_timeout = self.conn().timeouts.read;
+            if let Some(event) = self.next_event(Wait::For(read_timeout))? {
                 if let Some(answer) = self.inputs.offer(self.id, event, input)? {
                     return Ok(answer);
                 }
@@ -470,13 +512,14 @@ impl Exchange for InlineExchange<'_> {
         }
         // A handler that only writes learns of an ABORT_REQUEST here: before a write that will
         // reach the socket anyway, look at what arrived, without waiting.
-        let will_send = data.len() > COALESCE_MAX || self.conn.encoder.buffer().len() + data.len() >= FLUSH_AT;
+        let will_send = data.len() > COALESCE_MAX || self.conn().encoder.buffer().len() + data.len() >= FLUSH_AT;
         if self.aborted || (will_send && self.is_aborted()) {
             return Err(aborted_error());
         }
-        let FcgiConnection { socket, encoder, timeouts, .. } = &mut *self.conn;
-        let result = encoder
-            .write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices, timeouts.write));
+        let id = self.id;
+        let FcgiConnection { socket, encoder, timeouts, .. } = self.conn();
+        let result =
+            encoder.write(record_type(output), id, data, |slices| write_all_vectored(socket, slices, timeouts.write));
         if let Err(e) = &result {
             self.broken = Some(e.kind());
         }
@@ -490,14 +533,15 @@ impl Exchange for InlineExchange<'_> {
         if self.aborted {
             return Err(aborted_error());
         }
-        Ok(self.conn.encoder.try_buffer(record_type(output), self.id, data))
+        let id = self.id;
+        Ok(self.conn().encoder.try_buffer(record_type(output), id, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
         if let Some(kind) = self.broken {
             return Err(kind.into());
         }
-        let result = self.conn.flush();
+        let result = self.conn().flush();
         if let Err(e) = &result {
             self.broken = Some(e.kind());
         }
@@ -516,6 +560,18 @@ impl Exchange for InlineExchange<'_> {
             }
         }
         self.aborted
+    }
+
+    fn end(&mut self, app_status: u32, stderr_used: bool) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let ctx = self.pool.context();
+        ctx.note_request();
+        let stdin_ended = self.inputs.ended[Input::Stdin as usize];
+        match conn.end_request(self.id, app_status, stderr_used, stdin_ended, self.broken) {
+            Ok(true) if !ctx.is_stopping() => self.pool.resume(conn),
+            Ok(_) => {}
+            Err(e) => log_closed(&e),
+        }
     }
 }
 
@@ -601,49 +657,17 @@ fn lock(shared: &Mutex<MpxShared>) -> MutexGuard<'_, MpxShared> {
     shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn serve_multiplexed_request(
-    ctx: &Context,
-    shared: &Mutex<MpxShared>,
-    reader: &Socket,
-    id: u16,
-    role: Role,
-    params: crate::protocol::Params,
-    receiver: Receiver<Event>,
-    aborted: Arc<AtomicBool>,
-) {
-    let mut exchange = MpxExchange { shared, id, receiver, aborted, inputs: Inputs::default() };
-    let (app_status, stderr_used) = {
-        let mut request = Request::new(ctx.info, role, params, &mut exchange);
-        let status = run_handler(ctx.handler, &mut request);
-        (status, request.stderr_used())
-    };
-    ctx.note_request();
-    let mut guard = lock(shared);
-    let MpxShared { proto, encoder, .. } = &mut *guard;
-    if stderr_used {
-        encoder.end_stream(RecordType::Stderr, id);
-    }
-    encoder.end_stream(RecordType::Stdout, id);
-    let keep_conn = proto.end_request(id, app_status, ProtocolStatus::RequestComplete, encoder.buffer());
-    let flushed = guard.flush();
-    if flushed.is_err() || (!keep_conn && guard.proto.active_requests() == 0) {
-        guard.closing = true;
-        // Wakes the reader, which is blocked in recv.
-        let _ = reader.shutdown(Shutdown::Read);
-    }
-}
-
 /// A multiplexed request's view: input through its channel, output through the shared socket.
-struct MpxExchange<'s> {
-    shared: &'s Mutex<MpxShared>,
+struct MpxExchange {
+    shared: Arc<Mutex<MpxShared>>,
+    pool: Arc<Pool>,
     id: u16,
     receiver: Receiver<Event>,
     aborted: Arc<AtomicBool>,
     inputs: Inputs,
 }
 
-impl Exchange for MpxExchange<'_> {
+impl Exchange for MpxExchange {
     fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
         loop {
             if let Some(answer) = self.inputs.take(input) {
@@ -663,7 +687,7 @@ impl Exchange for MpxExchange<'_> {
         if self.aborted.load(Ordering::Acquire) {
             return Err(aborted_error());
         }
-        let mut guard = lock(self.shared);
+        let mut guard = lock(&self.shared);
         let MpxShared { socket, encoder, write_timeout, .. } = &mut *guard;
         encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices, *write_timeout))
     }
@@ -672,15 +696,33 @@ impl Exchange for MpxExchange<'_> {
         if self.aborted.load(Ordering::Acquire) {
             return Err(aborted_error());
         }
-        Ok(lock(self.shared).encoder.try_buffer(record_type(output), self.id, data))
+        Ok(lock(&self.shared).encoder.try_buffer(record_type(output), self.id, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        lock(self.shared).flush()
+        lock(&self.shared).flush()
     }
 
     fn is_aborted(&mut self) -> bool {
         self.aborted.load(Ordering::Acquire)
+    }
+
+    fn end(&mut self, app_status: u32, stderr_used: bool) {
+        self.pool.context().note_request();
+        let id = self.id;
+        let mut guard = lock(&self.shared);
+        let MpxShared { proto, encoder, .. } = &mut *guard;
+        if stderr_used {
+            encoder.end_stream(RecordType::Stderr, id);
+        }
+        encoder.end_stream(RecordType::Stdout, id);
+        let keep_conn = proto.end_request(id, app_status, ProtocolStatus::RequestComplete, encoder.buffer());
+        let flushed = guard.flush();
+        if flushed.is_err() || (!keep_conn && guard.proto.active_requests() == 0) {
+            guard.closing = true;
+            // Wakes the reader, which waits for input.
+            let _ = guard.socket.shutdown(Shutdown::Read);
+        }
     }
 }
 
@@ -701,6 +743,13 @@ fn event_id(event: &Event) -> u16 {
         | Event::Data { id, .. }
         | Event::DataEnd { id }
         | Event::Abort { id } => id,
+    }
+}
+
+/// Logs why a connection closed, unless the web server simply left.
+fn log_closed(e: &io::Error) {
+    if !is_disconnect(e) {
+        eprintln!("fcgi: connection closed: {e}");
     }
 }
 

@@ -130,7 +130,7 @@ impl Listener {
     /// Replaces this process with a new run of the same program (same executable, arguments
     /// and environment) that serves this listener: on fd 0 if it is there already, else on fd 3
     /// with `LISTEN_FDS`. Returns only if the exec failed.
-    pub fn reexec(self) -> io::Error {
+    pub fn reexec(&self) -> io::Error {
         use std::os::unix::process::CommandExt;
         let args = match std::fs::read("/proc/self/cmdline") {
             Ok(cmdline) => cmdline,
@@ -144,8 +144,8 @@ impl Listener {
         let fd = self.as_raw_fd();
         let mut command = std::process::Command::new("/proc/self/exe");
         command.arg0(arg0).args(args);
-        // SAFETY: dup2 and fcntl on descriptors this process owns; the listener is leaked on
-        // purpose (it must stay open into the new program), and the exec follows at once.
+        // SAFETY: dup2 and fcntl on descriptors this process owns; the listener stays open (it
+        // is borrowed) into the new program, and the exec follows at once.
         unsafe {
             if fd != 0 {
                 if fd != LISTEN_FDS_START && libc::dup2(fd, LISTEN_FDS_START) < 0 {
@@ -163,7 +163,6 @@ impl Listener {
             libc::sigemptyset(&mut none);
             libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         }
-        std::mem::forget(self);
         command.exec()
     }
 

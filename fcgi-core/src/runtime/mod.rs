@@ -5,6 +5,7 @@ pub mod cgi;
 mod connection;
 pub mod listener;
 mod poller;
+mod pool;
 mod prefork;
 pub mod request;
 pub mod server;
@@ -12,4 +13,4 @@ pub mod signals;
 
 pub use listener::{Bind, Listener};
 pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
-pub use server::{Served, Server, ServerConfig, Stats, StopHandle};
+pub use server::{Acceptor, Served, Server, ServerConfig, Stats, StopHandle};

@@ -12,6 +12,7 @@ pub(crate) enum Token {
     Listener,
     Wake,
     Alarm,
+    Bell,
     Connection(RawFd),
 }
 
@@ -21,7 +22,8 @@ impl Token {
             Self::Listener => 0,
             Self::Wake => 1,
             Self::Alarm => 2,
-            Self::Connection(fd) => fd as u64 + 3,
+            Self::Bell => 3,
+            Self::Connection(fd) => fd as u64 + 4,
         }
     }
 
@@ -30,7 +32,8 @@ impl Token {
             0 => Self::Listener,
             1 => Self::Wake,
             2 => Self::Alarm,
-            n => Self::Connection((n - 3) as RawFd),
+            3 => Self::Bell,
+            n => Self::Connection((n - 4) as RawFd),
         }
     }
 }
@@ -146,5 +149,49 @@ impl Alarm {
 impl AsRawFd for Alarm {
     fn as_raw_fd(&self) -> RawFd {
         self.timer.as_raw_fd()
+    }
+}
+
+/// An eventfd that a poller watches: readable from a ring until cleared.
+pub(crate) struct Bell {
+    event: OwnedFd,
+}
+
+impl Bell {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        Ok(Self { event: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    pub(crate) fn ring(&self) {
+        let one = 1u64;
+        // SAFETY: write(2) of the 8 bytes of a u64 that lives through the call. It fails only
+        // when the counter would overflow, and then the bell is ringing anyway.
+        unsafe { libc::write(self.event.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut count = 0u64;
+        // SAFETY: read(2) of at most 8 bytes into a u64 that lives through the call.
+        unsafe { libc::read(self.event.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+
+    /// Waits up to `timeout` for a ring, and clears it.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let mut poll = libc::pollfd { fd: self.event.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll(2) on one valid pollfd.
+        unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
+        self.clear();
+    }
+}
+
+impl AsRawFd for Bell {
+    fn as_raw_fd(&self) -> RawFd {
+        self.event.as_raw_fd()
     }
 }

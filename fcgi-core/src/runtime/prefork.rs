@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::listener::Listener;
@@ -22,7 +23,7 @@ const REAP_EVERY: Duration = Duration::from_millis(100);
 pub(crate) fn supervise(
     server: &Server,
     handler: &dyn Handler,
-    listener: &Listener,
+    listener: &Arc<Listener>,
     config: &ServerConfig,
     transport: Transport,
 ) -> io::Result<()> {

@@ -76,6 +76,9 @@ pub(crate) trait Exchange: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Whether the web server abandoned the request (ABORT_REQUEST or a closed connection).
     fn is_aborted(&mut self) -> bool;
+    /// Ends the request on the wire (the streams' ends, END_REQUEST with `app_status`) and
+    /// hands the connection on to its next request. Called once, last.
+    fn end(&mut self, app_status: u32, stderr_used: bool);
 }
 
 /// How the process was reached: what a face reports as `wsgi.multiprocess`, `wsgi.run_once`.
@@ -100,7 +103,7 @@ pub struct ServerInfo {
     pub max_body_bytes: Option<u64>,
 }
 
-/// One request being served.
+/// One request being served. It ends with [`finish`](Self::finish), or when dropped.
 pub struct Request<'a> {
     info: ServerInfo,
     role: Role,
@@ -110,17 +113,18 @@ pub struct Request<'a> {
     stderr_used: bool,
     stdin_bytes: u64,
     pending: [Bytes; 2],
-    exchange: &'a mut dyn Exchange,
+    exchange: Box<dyn Exchange + 'a>,
+    ended: bool,
 }
 
-// A Request may be handed to another thread while its worker waits (the C API's accept model).
+// A Request may move to another thread (the C API hands them to the program's threads).
 const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Request<'static>>();
 };
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(info: ServerInfo, role: Role, params: Params, exchange: &'a mut dyn Exchange) -> Self {
+    pub(crate) fn new(info: ServerInfo, role: Role, params: Params, exchange: Box<dyn Exchange + 'a>) -> Self {
         Self {
             info,
             role,
@@ -131,7 +135,59 @@ impl<'a> Request<'a> {
             stdin_bytes: 0,
             pending: [Bytes::new(), Bytes::new()],
             exchange,
+            ended: false,
         }
+    }
+
+    /// Ends the request, `outcome` saying how the application did. An error is logged (a
+    /// disconnect is not: nobody is left to answer) and, if no response byte was written yet,
+    /// answered with a 500 page (413 if the body passed `max_body_bytes`), with app status 1.
+    /// Then the web server gets the ends of the streams and END_REQUEST, and the connection
+    /// goes on to its next request. Dropping a request finishes it with `Ok(())`.
+    pub fn finish(mut self, outcome: io::Result<()>) {
+        if let Err(e) = outcome {
+            if !is_disconnect(&e) {
+                self.fail(&e.to_string());
+            }
+        }
+        self.end();
+    }
+
+    /// Logs `failure`; answers with an error page if nothing was written yet.
+    fn fail(&mut self, failure: &str) {
+        eprintln!("fcgi: the handler failed: {failure}");
+        if self.stdout_bytes == 0 {
+            let page = if self.info.max_body_bytes.is_some_and(|limit| self.stdin_bytes > limit) {
+                TOO_LARGE
+            } else {
+                INTERNAL_ERROR
+            };
+            let _ = self.write_stdout(page);
+        }
+        if self.app_status == 0 {
+            self.app_status = 1;
+        }
+    }
+
+    fn end(&mut self) {
+        if !std::mem::replace(&mut self.ended, true) {
+            self.exchange.end(self.app_status, self.stderr_used);
+        }
+    }
+
+    /// Answers 413 when CONTENT_LENGTH is over `max_body_bytes`, before anyone reads the body;
+    /// says whether it did (the request is then done).
+    pub(crate) fn refuse_too_large(&mut self) -> bool {
+        let declared =
+            self.param("CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        let (Some(declared), Some(limit)) = (declared, self.info.max_body_bytes) else { return false };
+        if declared <= limit {
+            return false;
+        }
+        eprintln!("fcgi: refused a {declared}-byte body: the limit is {limit}");
+        let _ = self.write_stdout(TOO_LARGE);
+        self.app_status = 1;
+        true
     }
 
     /// How this process serves (CGI or FastCGI, workers).
@@ -260,10 +316,6 @@ impl<'a> Request<'a> {
         self.stdout_bytes
     }
 
-    pub(crate) fn stderr_used(&self) -> bool {
-        self.stderr_used
-    }
-
     /// Sets the application status reported in END_REQUEST (the CGI exit status).
     pub fn set_app_status(&mut self, status: u32) {
         self.app_status = status;
@@ -326,42 +378,25 @@ pub(crate) const TOO_LARGE: &[u8] =
 pub(crate) const INTERNAL_ERROR: &[u8] =
     b"Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nInternal Server Error\n";
 
-/// Runs `handler` on `request`, turning an error or a panic into a log line and, if nothing was
-/// written yet, a 500 response. Returns the app status for END_REQUEST.
-pub(crate) fn run_handler(handler: &dyn Handler, request: &mut Request<'_>) -> u32 {
-    let declared =
-        request.param("CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
-    if let (Some(declared), Some(limit)) = (declared, request.info.max_body_bytes) {
-        if declared > limit {
-            eprintln!("fcgi: refused a {declared}-byte body: the limit is {limit}");
-            let _ = request.write_stdout(TOO_LARGE);
-            return 1;
-        }
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        self.end();
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(request)));
-    let failure = match outcome {
-        Ok(Ok(())) => return request.app_status(),
-        Ok(Err(e)) if is_disconnect(&e) => return request.app_status(),
-        Ok(Err(e)) => e.to_string(),
-        Err(panic) => panic
+}
+
+/// Runs `handler` on `request` and finishes it: an error or a panic becomes a log line and, if
+/// nothing was written yet, a 500 response.
+pub(crate) fn run_handler(handler: &dyn Handler, mut request: Request<'_>) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(&mut request)));
+    let outcome = outcome.unwrap_or_else(|panic| {
+        let message = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".to_owned()),
-    };
-    eprintln!("fcgi: the handler failed: {failure}");
-    if request.stdout_bytes() == 0 {
-        let page = if request.info.max_body_bytes.is_some_and(|limit| request.stdin_bytes > limit) {
-            TOO_LARGE
-        } else {
-            INTERNAL_ERROR
-        };
-        let _ = request.write_stdout(page);
-    }
-    if request.app_status() == 0 {
-        request.set_app_status(1);
-    }
-    request.app_status()
+            .unwrap_or_else(|| "a panic".to_owned());
+        Err(io::Error::other(message))
+    });
+    request.finish(outcome);
 }
 
 /// Whether `e` only says that the web server left (closed, reset or aborted the request):

@@ -1,20 +1,18 @@
 //! The server: finds or binds its listener (or falls back to CGI), runs the worker threads (or
 //! worker processes), and stops gracefully on a signal, on request, or after N requests.
 
-use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::cgi;
-use super::connection::FcgiConnection;
 use super::listener::{Bind, Inherited, Listener};
-use super::poller::{Alarm, Poller, Token};
+use super::pool::Pool;
 use super::prefork;
-use super::request::{Handler, ServerInfo, Transport};
+use super::request::{run_handler, Handler, Request, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
 use crate::protocol::{Capabilities, ConnectionConfig};
 
@@ -102,6 +100,12 @@ impl Stats {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// Counts an accepted connection; returns how many are open now.
+    pub(crate) fn connection_opened(&self) -> usize {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub(crate) fn connection_closed(&self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
@@ -120,6 +124,12 @@ impl StopHandle {
         self.stopping.store(true, Ordering::SeqCst);
         signals::wake(self.wake_fd.load(Ordering::SeqCst));
     }
+
+    /// Whether a stop was asked for: by this handle, or by a signal when the server handles
+    /// them.
+    fn is_stopping(&self, signals_too: bool) -> bool {
+        self.stopping.load(Ordering::SeqCst) || (signals_too && signals::stop_requested())
+    }
 }
 
 /// A FastCGI server.
@@ -129,32 +139,36 @@ pub struct Server {
     stop: StopHandle,
 }
 
-/// What the worker threads share.
-pub(crate) struct Context<'h> {
-    pub(crate) handler: &'h dyn Handler,
-    pub(crate) server: &'h Server,
+/// What the threads serving a listener need to know of their server.
+pub(crate) struct Context {
     /// The server's configuration with the worker count resolved.
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
     pub(crate) info: ServerInfo,
+    stop: StopHandle,
 }
 
-impl Context<'_> {
+impl Context {
     /// Whether the server is stopping: finish what is in hand, take nothing new.
     pub(crate) fn is_stopping(&self) -> bool {
-        self.server.is_stopping()
+        self.stop.is_stopping(self.config.handle_signals)
     }
 
     /// Whether the stop under way is a reload (the program re-executes on the same listener).
     pub(crate) fn is_reloading(&self) -> bool {
-        self.server.is_reloading()
+        self.config.handle_signals && signals::reload_requested()
+    }
+
+    /// Stops the server.
+    pub(crate) fn stop(&self) {
+        self.stop.stop();
     }
 
     /// Counts a served request, and stops the server when `max_requests` is reached.
     pub(crate) fn note_request(&self) {
         let served = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if self.config.max_requests.is_some_and(|max| served >= max) {
-            self.server.stop.stop();
+            self.stop.stop();
         }
     }
 }
@@ -188,6 +202,7 @@ impl Server {
                 return Ok(Served::Cgi { app_status });
             }
         };
+        let listener = Arc::new(listener);
         let config = self.resolved_config(on_fd0);
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
@@ -206,6 +221,28 @@ impl Server {
         result.map(|()| Served::FastCgi)
     }
 
+    /// Starts serving without a handler: the program's own threads take the requests with
+    /// [`Acceptor::accept`] and serve them where they are, so a request costs no hand-off
+    /// between threads (the C API's model). Without a listener (CGI mode) the first accept gives
+    /// the one CGI request. `workers` only says how many requests GET_VALUES reports; each
+    /// accepting thread serves one request at a time. `processes` does not apply: a program
+    /// that wants several forks itself.
+    pub fn acceptor(&self) -> io::Result<Acceptor> {
+        let Some((listener, on_fd0, transport)) = self.listener()? else {
+            let (request, app_status) = cgi::request(self.config.max_body_bytes);
+            return Ok(Acceptor { source: Source::Cgi { request: Mutex::new(request), app_status } });
+        };
+        let listener = Arc::new(listener);
+        let config = self.resolved_config(on_fd0);
+        raise_fd_limit(config.max_connections as u64 + 64);
+        let (wake_reader, wake_writer) = self.wake_pair()?;
+        let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+        let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, true)?;
+        Ok(Acceptor {
+            source: Source::FastCgi { pool, listener, stop: self.stop.clone(), _signals: signals, _wake: wake_writer },
+        })
+    }
+
     /// The configuration with the worker count and what GET_VALUES reports filled in.
     fn resolved_config(&self, on_fd0: bool) -> ServerConfig {
         let mut config = self.config.clone();
@@ -220,22 +257,37 @@ impl Server {
         config
     }
 
-    /// Serves `listener` in this process until stopped.
+    /// Serves `listener` in this process until stopped, with `config.workers` threads.
     pub(crate) fn serve_in_process(
         &self,
         handler: &dyn Handler,
-        listener: &Listener,
+        listener: &Arc<Listener>,
         config: ServerConfig,
         transport: Transport,
     ) -> io::Result<()> {
         let workers = config.workers.unwrap_or(1);
         let (wake_reader, wake_writer) = self.wake_pair()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
-        let info = ServerInfo { transport, workers, max_body_bytes: config.max_body_bytes };
-        let ctx = Context { handler, server: self, config, stats: self.stats.clone(), info };
-        let result = serve_listener(&ctx, listener, wake_reader, workers);
+        let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, workers > 1)?;
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    handler.run_thread(&mut || {
+                        while let Some(request) = pool.next() {
+                            run_handler(handler, request);
+                        }
+                    })
+                });
+            }
+        });
         self.stop.wake_fd.store(-1, Ordering::SeqCst);
-        result
+        Ok(())
+    }
+
+    fn context(&self, config: ServerConfig, transport: Transport) -> Context {
+        let info =
+            ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
+        Context { config, stats: self.stats.clone(), info, stop: self.stop.clone() }
     }
 
     /// A socket pair whose write end wakes this server's workers (or supervisor).
@@ -249,7 +301,7 @@ impl Server {
 
     /// Whether this server was asked to stop (by its handle, a signal or `max_requests`).
     pub(crate) fn is_stopping(&self) -> bool {
-        self.stop.stopping.load(Ordering::SeqCst) || (self.config.handle_signals && signals::stop_requested())
+        self.stop.is_stopping(self.config.handle_signals)
     }
 
     /// Whether the stop under way is a reload (SIGHUP or `signals::request_reload`).
@@ -279,6 +331,70 @@ impl Server {
     }
 }
 
+/// Requests for the program's own threads to take: see [`Server::acceptor`]. Dropping it stops
+/// the server; requests taken and not finished yet still end normally.
+pub struct Acceptor {
+    source: Source,
+}
+
+enum Source {
+    FastCgi {
+        pool: Arc<Pool>,
+        listener: Arc<Listener>,
+        stop: StopHandle,
+        _signals: Option<SignalGuard>,
+        _wake: UnixStream,
+    },
+    Cgi {
+        /// The one request, until taken.
+        request: Mutex<Option<Request<'static>>>,
+        /// Its app status once it has ended.
+        app_status: Arc<Mutex<Option<u32>>>,
+    },
+}
+
+impl Acceptor {
+    /// The next request, waiting as long as it takes; `None` once the server is stopping (a
+    /// signal, [`StopHandle::stop`], `max_requests`, or after the one CGI request) and every
+    /// request that was under way has been handed out. Any number of threads may accept at
+    /// once; each request is served by the thread that took it (or one it hands it to) and
+    /// ends with [`Request::finish`].
+    pub fn accept(&self) -> Option<Request<'static>> {
+        match &self.source {
+            Source::FastCgi { pool, .. } => pool.next(),
+            Source::Cgi { request, .. } => request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(),
+        }
+    }
+
+    /// How this acceptor serves: FastCGI, or CGI with the app status of its request (0 until
+    /// it has ended).
+    pub fn served(&self) -> Served {
+        match &self.source {
+            Source::FastCgi { .. } => Served::FastCgi,
+            Source::Cgi { app_status, .. } => {
+                let app_status = *app_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                Served::Cgi { app_status: app_status.unwrap_or(0) }
+            }
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    /// Stops the server and lets the listener go: re-executes the program on it for a reload
+    /// (SIGHUP), else removes the socket file this process created.
+    fn drop(&mut self) {
+        let Source::FastCgi { pool, listener, stop, .. } = &self.source else { return };
+        stop.stop();
+        stop.wake_fd.store(-1, Ordering::SeqCst);
+        if pool.context().is_reloading() {
+            eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
+            let e = listener.reexec();
+            eprintln!("fcgi: the reload failed: {e}");
+        }
+        listener.remove_socket_file();
+    }
+}
+
 /// Raises the soft limit on open files towards `wanted`, as far as the hard limit allows.
 fn raise_fd_limit(wanted: u64) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -297,273 +413,4 @@ fn default_workers(on_fd0: bool) -> usize {
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     (2 * cores).clamp(4, 32)
-}
-
-/// The longest time between two sweeps of the parked connections.
-const SWEEP_AT_MOST_EVERY: Duration = Duration::from_millis(100);
-
-/// Connections a worker accepts one after the other before it waits in epoll again.
-const ACCEPT_RUN: usize = 16;
-
-/// Connections one worker takes from the listener's queue when the server stops.
-const DRAIN_AT_MOST: usize = 1024;
-
-/// How long the listening worker may be away from the epoll set (serving) before the alarm
-/// calls a standing-by worker in to listen meanwhile.
-const STANDBY_ALARM: Duration = Duration::from_micros(500);
-
-/// Kept-alive connections waiting in the poller, with the time each went idle.
-type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
-
-/// What the workers of one listener share: the epoll set they listen on, the connections
-/// parked in it, when idle ones were last swept, and the standby set with its alarm.
-struct Pool<'a> {
-    ctx: &'a Context<'a>,
-    listener: &'a Listener,
-    poller: Poller,
-    parked: Parked,
-    last_sweep: Mutex<Instant>,
-    sweep_every: Duration,
-    /// Workers waiting in `poller` now.
-    listening: AtomicUsize,
-    /// Where the other workers wait: the alarm (one worker at a time) and the wake-up socket.
-    standby: Poller,
-    alarm: Alarm,
-    alarm_set: AtomicBool,
-    /// More than one worker: the standby applies.
-    several: bool,
-}
-
-/// Serves `listener` with `workers` threads. There is no dispatcher: a worker waits on the
-/// epoll set (the listener with EPOLLEXCLUSIVE, parked connections one-shot) and serves
-/// whatever it is woken for itself, so a request costs no hand-off between threads.
-///
-/// One worker listens at a time; the others stand by. Waking a sleeping thread per request
-/// costs more than the request (a context switch, cold caches): with four workers all listening,
-/// a hello request cost 9.5 us of CPU against 6.5 us with one. So a worker that is done goes
-/// back to listening only if nobody listens, and otherwise stands by; whenever the listener
-/// leaves the epoll set to serve, an alarm is set: if nobody listens when it goes off (the
-/// server is busy, or a request is slow), a standing-by worker comes in to listen. Short
-/// requests thus run on one thread without hand-offs, and slow ones still run side by side,
-/// each new one waiting at most the alarm's delay for a free worker.
-fn serve_listener(ctx: &Context, listener: &Listener, wake: UnixStream, workers: usize) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let poller = Poller::new()?;
-    poller.add_exclusive(listener.as_raw_fd(), Token::Listener)?;
-    // Never drained: once written (stop), it wakes every worker, each time it waits.
-    poller.add(wake.as_raw_fd(), Token::Wake)?;
-    let standby = Poller::new()?;
-    let alarm = Alarm::new()?;
-    standby.add_exclusive(alarm.as_raw_fd(), Token::Alarm)?;
-    standby.add(wake.as_raw_fd(), Token::Wake)?;
-    let pool = Pool {
-        ctx,
-        listener,
-        poller,
-        listening: AtomicUsize::new(0),
-        standby,
-        alarm,
-        alarm_set: AtomicBool::new(false),
-        several: workers > 1,
-        parked: Mutex::new(HashMap::new()),
-        last_sweep: Mutex::new(Instant::now()),
-        // Parked connections are swept a few times per idle timeout.
-        sweep_every: ctx
-            .config
-            .idle_timeout
-            .map_or(SWEEP_AT_MOST_EVERY, |t| t / 4)
-            .clamp(Duration::from_millis(10), SWEEP_AT_MOST_EVERY),
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| ctx.handler.run_thread(&mut || pool.work()));
-        }
-    });
-    Ok(())
-}
-
-impl Pool<'_> {
-    /// A worker thread's life: listen (or stand by while another listens), serve what comes,
-    /// until the server stops.
-    fn work(&self) {
-        loop {
-            if self.ctx.is_stopping() {
-                return self.drain();
-            }
-            if self.several && self.listening.load(Ordering::SeqCst) > 0 {
-                self.stand_by();
-                continue;
-            }
-            self.listening.fetch_add(1, Ordering::SeqCst);
-            let ready = self.poller.wait_one(Some(self.sweep_every));
-            if self.listening.fetch_sub(1, Ordering::SeqCst) == 1 && self.several {
-                self.set_alarm();
-            }
-            let ready = match ready {
-                Ok(ready) => ready,
-                Err(e) => {
-                    eprintln!("fcgi: waiting for connections: {e}");
-                    return;
-                }
-            };
-            self.sweep_idle();
-            match ready {
-                Some(Token::Listener) => {
-                    // Under load more connections wait in the backlog: taking them straight
-                    // away saves a trip through epoll (and a sleep and wake-up) for each. A
-                    // bounded run, so that parked connections get their turn.
-                    for _ in 0..ACCEPT_RUN {
-                        match self.accept() {
-                            Some(conn) => self.serve(conn),
-                            None => break,
-                        }
-                        if self.ctx.is_stopping() {
-                            break;
-                        }
-                    }
-                }
-                Some(Token::Connection(fd)) => {
-                    let parked = lock_parked(&self.parked).remove(&fd);
-                    if let Some((conn, _)) = parked {
-                        self.serve(conn);
-                    }
-                }
-                Some(Token::Wake | Token::Alarm) | None => {}
-            }
-        }
-    }
-
-    /// Waits until the alarm goes off (or the server stops); then the caller listens if nobody
-    /// else does.
-    fn stand_by(&self) {
-        match self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY)) {
-            Ok(Some(Token::Alarm)) => {
-                if self.alarm.clear() {
-                    self.alarm_set.store(false, Ordering::SeqCst);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("fcgi: standing by: {e}");
-                std::thread::sleep(SWEEP_AT_MOST_EVERY);
-            }
-        }
-    }
-
-    /// Sets the alarm that calls a standing-by worker in, unless it is already set.
-    fn set_alarm(&self) {
-        if !self.alarm_set.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.alarm.set(STANDBY_ALARM) {
-                eprintln!("fcgi: setting the standby alarm: {e}");
-                self.alarm_set.store(false, Ordering::SeqCst);
-            }
-        }
-    }
-
-    /// Serves what `conn` has ready, then parks it if it is kept alive.
-    fn serve(&self, conn: FcgiConnection) {
-        let Some(conn) = conn.serve(self.ctx) else { return };
-        let fd = conn.socket().as_raw_fd();
-        let mut parked = lock_parked(&self.parked);
-        if self.ctx.is_stopping() {
-            return;
-        }
-        parked.insert(fd, (conn, Instant::now()));
-        if let Err(e) = self.poller.arm_once(fd, Token::Connection(fd)) {
-            eprintln!("fcgi: cannot watch a kept connection: {e}");
-            parked.remove(&fd);
-        }
-    }
-
-    /// The stop: connections the kernel already accepted, new ones that have not sent their
-    /// request yet, and kept ones whose next request already arrived were made by a web server
-    /// that expects an answer: serve them. Idle kept connections close. A reload leaves the
-    /// listener's backlog to the new program.
-    fn drain(&self) {
-        if !self.ctx.is_reloading() {
-            // Only what is queued now: serving while accepting would go on for as long as
-            // clients keep connecting.
-            let mut queued = Vec::new();
-            while queued.len() < DRAIN_AT_MOST {
-                match self.accept() {
-                    Some(conn) => queued.push(conn),
-                    None => break,
-                }
-            }
-            for conn in queued {
-                self.serve(conn);
-            }
-        }
-        loop {
-            let next = {
-                let mut parked = lock_parked(&self.parked);
-                let fd = parked.iter().find(|(_, (conn, since))| conn.expects_request(*since)).map(|(fd, _)| *fd);
-                match fd {
-                    Some(fd) => parked.remove(&fd),
-                    None => {
-                        parked.clear();
-                        None
-                    }
-                }
-            };
-            match next {
-                Some((conn, _)) => self.serve(conn),
-                None => return,
-            }
-        }
-    }
-
-    /// Closes kept connections idle for longer than the idle timeout.
-    fn sweep_idle(&self) {
-        {
-            let mut last_sweep = self.last_sweep.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if last_sweep.elapsed() < self.sweep_every {
-                return;
-            }
-            *last_sweep = Instant::now();
-        }
-        if let Some(idle_timeout) = self.ctx.config.idle_timeout {
-            lock_parked(&self.parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
-        }
-    }
-
-    /// Accepts one connection, if one is waiting.
-    fn accept(&self) -> Option<FcgiConnection> {
-        let ctx = self.ctx;
-        loop {
-            let socket = match self.listener.accept() {
-                Ok(Some(socket)) => socket,
-                Ok(None) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: log, and give the other workers a moment to free
-                    // descriptors.
-                    eprintln!("fcgi: accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    return None;
-                }
-            };
-            ctx.stats.connections.fetch_add(1, Ordering::Relaxed);
-            let open = ctx.stats.open.fetch_add(1, Ordering::Relaxed) + 1;
-            if open > ctx.config.max_connections {
-                log_overloaded(ctx.config.max_connections);
-                return Some(FcgiConnection::overloaded(socket, ctx));
-            }
-            return Some(FcgiConnection::new(socket, ctx));
-        }
-    }
-}
-
-/// Logs that connections are refused, at most once a second (a flood must not flood the log).
-fn log_overloaded(max_connections: usize) {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if LAST.swap(now, Ordering::Relaxed) != now {
-        eprintln!("fcgi: over {max_connections} connections: refusing with OVERLOADED");
-    }
-}
-
-fn lock_parked(parked: &Parked) -> MutexGuard<'_, HashMap<RawFd, (FcgiConnection, Instant)>> {
-    parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

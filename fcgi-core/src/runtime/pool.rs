@@ -1,0 +1,386 @@
+//! Where the threads that serve one listener meet. [`Pool::next`] gives the next request to
+//! whichever thread asks: a worker of `Server::serve`, or a thread of the program's own that
+//! accepts requests (`Acceptor`, the C API). There is no dispatcher: the asking thread waits on
+//! the epoll set itself (the listener with EPOLLEXCLUSIVE, parked kept-alive connections
+//! one-shot) and reads the connection it is woken for up to its request, so a request costs no
+//! hand-off between threads.
+//!
+//! One thread listens at a time; the others stand by. Waking a sleeping thread per request
+//! costs more than the request (a context switch, cold caches): with four workers all listening,
+//! a hello request cost 9.5 us of CPU against 6.5 us with one. So a thread that is done goes
+//! back to listening only if nobody listens, and otherwise stands by; whenever the listener
+//! leaves the epoll set to serve, an alarm is set: if nobody listens when it goes off (the
+//! server is busy, or a request is slow), a standing-by thread comes in to listen. Short
+//! requests thus run on one thread without hand-offs, and slow ones still run side by side,
+//! each new one waiting at most the alarm's delay for a free thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::connection::{FcgiConnection, Opened};
+use super::listener::Listener;
+use super::poller::{Alarm, Bell, Poller, Token};
+use super::request::Request;
+use super::server::Context;
+
+/// The longest time between two sweeps of the parked connections.
+const SWEEP_AT_MOST_EVERY: Duration = Duration::from_millis(100);
+
+/// Connections a thread accepts one after the other before it waits in epoll again.
+const ACCEPT_RUN: usize = 16;
+
+/// Connections taken from the listener's queue when the server stops.
+const DRAIN_AT_MOST: usize = 1024;
+
+/// How long the listening thread may be away from the epoll set (serving) before the alarm
+/// calls a standing-by thread in to listen meanwhile.
+const STANDBY_ALARM: Duration = Duration::from_micros(500);
+
+/// Kept-alive connections waiting in the poller, with the time each went idle.
+type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
+
+/// Work that is ready without waiting on a socket.
+enum Ready {
+    /// A request of a multiplexed connection, offered by its reader.
+    Request(Request<'static>),
+    /// A kept connection whose next request has already been read (in part).
+    Connection(FcgiConnection),
+}
+
+/// What the threads serving one listener share.
+pub(crate) struct Pool {
+    ctx: Context,
+    listener: Arc<Listener>,
+    /// The epoll set one thread listens on: the listener, the wake-up socket, the bell and
+    /// parked connections.
+    poller: Poller,
+    parked: Parked,
+    last_sweep: Mutex<Instant>,
+    sweep_every: Duration,
+    /// Threads waiting in `poller` now.
+    listening: AtomicUsize,
+    /// Where the other threads wait: the alarm (one thread at a time) and the wake-up socket.
+    standby: Poller,
+    alarm: Alarm,
+    alarm_set: AtomicBool,
+    /// More than one thread may ask: the standby applies.
+    several: bool,
+    ready: Mutex<VecDeque<Ready>>,
+    /// Rung when work is queued in `ready`.
+    bell: Bell,
+    /// Readers of multiplexed connections still running (they may offer more requests).
+    readers: AtomicUsize,
+    /// Accepts left in the current run (see [`ACCEPT_RUN`]).
+    accept_run: AtomicUsize,
+    /// From the stop on: the connections still to serve.
+    draining: Mutex<Option<VecDeque<FcgiConnection>>>,
+    /// Read end of the wake-up socket, written once at the stop and never drained, so that it
+    /// wakes every waiting thread (kept open here).
+    _wake: UnixStream,
+}
+
+impl Pool {
+    /// A pool serving `listener`; `wake` is the read end of the server's wake-up socket, and
+    /// `several` says whether more than one thread will ask for requests.
+    pub(crate) fn new(ctx: Context, listener: Arc<Listener>, wake: UnixStream, several: bool) -> io::Result<Arc<Self>> {
+        listener.set_nonblocking(true)?;
+        let poller = Poller::new()?;
+        poller.add_exclusive(listener.as_raw_fd(), Token::Listener)?;
+        poller.add(wake.as_raw_fd(), Token::Wake)?;
+        let bell = Bell::new()?;
+        poller.add(bell.as_raw_fd(), Token::Bell)?;
+        let standby = Poller::new()?;
+        let alarm = Alarm::new()?;
+        standby.add_exclusive(alarm.as_raw_fd(), Token::Alarm)?;
+        standby.add(wake.as_raw_fd(), Token::Wake)?;
+        // Parked connections are swept a few times per idle timeout.
+        let sweep_every = ctx
+            .config
+            .idle_timeout
+            .map_or(SWEEP_AT_MOST_EVERY, |t| t / 4)
+            .clamp(Duration::from_millis(10), SWEEP_AT_MOST_EVERY);
+        Ok(Arc::new(Self {
+            ctx,
+            listener,
+            poller,
+            parked: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(Instant::now()),
+            sweep_every,
+            listening: AtomicUsize::new(0),
+            standby,
+            alarm,
+            alarm_set: AtomicBool::new(false),
+            several,
+            ready: Mutex::new(VecDeque::new()),
+            bell,
+            readers: AtomicUsize::new(0),
+            accept_run: AtomicUsize::new(0),
+            draining: Mutex::new(None),
+            _wake: wake,
+        }))
+    }
+
+    pub(crate) fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The next request, waiting as long as it takes; `None` once the server has stopped and
+    /// everything that was under way when it did has been served.
+    pub(crate) fn next(self: &Arc<Self>) -> Option<Request<'static>> {
+        loop {
+            if let Some(ready) = lock(&self.ready).pop_front() {
+                match ready {
+                    Ready::Request(request) => return Some(request),
+                    Ready::Connection(conn) => match self.open(conn) {
+                        Some(request) => return Some(request),
+                        None => continue,
+                    },
+                }
+            }
+            if self.ctx.is_stopping() {
+                if let Some(request) = self.next_draining() {
+                    return Some(request);
+                }
+                if self.readers.load(Ordering::SeqCst) == 0 && lock(&self.ready).is_empty() {
+                    return None;
+                }
+                // A multiplexed connection may still offer a request.
+                self.bell.wait(self.sweep_every);
+                continue;
+            }
+            // Under load more connections wait in the backlog: taking them straight away saves
+            // a trip through epoll (and a sleep and a wake-up) for each. A bounded run, so that
+            // parked connections get their turn.
+            if self.accept_run.load(Ordering::Relaxed) > 0 {
+                self.accept_run.fetch_sub(1, Ordering::Relaxed);
+                match self.accept() {
+                    Some(conn) => match self.open(conn) {
+                        Some(request) => return Some(request),
+                        None => continue,
+                    },
+                    None => self.accept_run.store(0, Ordering::Relaxed),
+                }
+            }
+            if self.several && self.listening.load(Ordering::SeqCst) > 0 {
+                self.stand_by();
+                continue;
+            }
+            let conn = match self.listen() {
+                Some(Token::Listener) => match self.accept() {
+                    Some(conn) => {
+                        self.accept_run.store(ACCEPT_RUN, Ordering::Relaxed);
+                        conn
+                    }
+                    None => continue,
+                },
+                Some(Token::Connection(fd)) => match lock(&self.parked).remove(&fd) {
+                    Some((conn, _)) => conn,
+                    None => continue,
+                },
+                Some(Token::Bell) => {
+                    self.bell.clear();
+                    continue;
+                }
+                Some(Token::Wake | Token::Alarm) | None => continue,
+            };
+            if let Some(request) = self.open(conn) {
+                return Some(request);
+            }
+        }
+    }
+
+    /// Waits in the epoll set for one ready thing; sets the alarm when this thread was the
+    /// last one listening.
+    fn listen(&self) -> Option<Token> {
+        self.listening.fetch_add(1, Ordering::SeqCst);
+        let ready = self.poller.wait_one(Some(self.sweep_every));
+        if self.listening.fetch_sub(1, Ordering::SeqCst) == 1 && self.several {
+            self.set_alarm();
+        }
+        self.sweep_idle();
+        match ready {
+            Ok(token) => token,
+            Err(e) => {
+                // Cannot happen with a valid epoll set; stop rather than spin.
+                eprintln!("fcgi: waiting for connections: {e}; stopping");
+                self.ctx.stop();
+                None
+            }
+        }
+    }
+
+    /// Waits until the alarm goes off (or the server stops); then the caller listens if nobody
+    /// else does.
+    fn stand_by(&self) {
+        match self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY)) {
+            Ok(Some(Token::Alarm)) => {
+                if self.alarm.clear() {
+                    self.alarm_set.store(false, Ordering::SeqCst);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("fcgi: standing by: {e}");
+                std::thread::sleep(SWEEP_AT_MOST_EVERY);
+            }
+        }
+    }
+
+    /// Sets the alarm that calls a standing-by thread in, unless it is already set.
+    fn set_alarm(&self) {
+        if !self.alarm_set.swap(true, Ordering::SeqCst) {
+            if let Err(e) = self.alarm.set(STANDBY_ALARM) {
+                eprintln!("fcgi: setting the standby alarm: {e}");
+                self.alarm_set.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Reads `conn` up to its next request: the request, if one is ready.
+    fn open(self: &Arc<Self>, conn: FcgiConnection) -> Option<Request<'static>> {
+        match conn.open(self) {
+            // A refused one is dropped, so it ends, and its connection comes back.
+            Opened::Request(mut request) => (!request.refuse_too_large()).then_some(request),
+            Opened::Park(conn) => {
+                self.park(conn);
+                None
+            }
+            Opened::Done => None,
+        }
+    }
+
+    /// Takes back a kept connection whose request has ended.
+    pub(crate) fn resume(&self, conn: FcgiConnection) {
+        if conn.has_buffered_input() {
+            lock(&self.ready).push_back(Ready::Connection(conn));
+            self.bell.ring();
+        } else {
+            self.park(conn);
+        }
+    }
+
+    /// Queues a request of a multiplexed connection for the next thread that asks.
+    pub(crate) fn offer(&self, mut request: Request<'static>) {
+        if request.refuse_too_large() {
+            return;
+        }
+        lock(&self.ready).push_back(Ready::Request(request));
+        self.bell.ring();
+    }
+
+    /// A multiplexed connection's reader started.
+    pub(crate) fn reader_started(&self) {
+        self.readers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A multiplexed connection's reader is done.
+    pub(crate) fn reader_ended(&self) {
+        self.readers.fetch_sub(1, Ordering::SeqCst);
+        self.bell.ring();
+    }
+
+    /// Parks `conn` in the epoll set until its next request comes (closes it if stopping).
+    fn park(&self, conn: FcgiConnection) {
+        let fd = conn.socket().as_raw_fd();
+        let mut parked = lock(&self.parked);
+        if self.ctx.is_stopping() {
+            return;
+        }
+        parked.insert(fd, (conn, Instant::now()));
+        if let Err(e) = self.poller.arm_once(fd, Token::Connection(fd)) {
+            eprintln!("fcgi: cannot watch a kept connection: {e}");
+            parked.remove(&fd);
+        }
+    }
+
+    /// The stop: connections the kernel already accepted, new ones that have not sent their
+    /// request yet, and kept ones whose next request already arrived were made by a web server
+    /// that expects an answer: serve them. Idle kept connections close. A reload leaves the
+    /// listener's backlog to the new program.
+    fn next_draining(self: &Arc<Self>) -> Option<Request<'static>> {
+        loop {
+            let conn = lock(&self.draining).get_or_insert_with(|| self.start_draining()).pop_front()?;
+            if let Some(request) = self.open(conn) {
+                return Some(request);
+            }
+        }
+    }
+
+    fn start_draining(&self) -> VecDeque<FcgiConnection> {
+        let mut queued = VecDeque::new();
+        if !self.ctx.is_reloading() {
+            // Only what is queued now: serving while accepting would go on for as long as
+            // clients keep connecting.
+            while queued.len() < DRAIN_AT_MOST {
+                match self.accept() {
+                    Some(conn) => queued.push_back(conn),
+                    None => break,
+                }
+            }
+        }
+        for (_, (conn, since)) in lock(&self.parked).drain() {
+            if conn.expects_request(since) {
+                queued.push_back(conn);
+            }
+        }
+        queued
+    }
+
+    /// Closes kept connections idle for longer than the idle timeout.
+    fn sweep_idle(&self) {
+        {
+            let mut last_sweep = lock(&self.last_sweep);
+            if last_sweep.elapsed() < self.sweep_every {
+                return;
+            }
+            *last_sweep = Instant::now();
+        }
+        if let Some(idle_timeout) = self.ctx.config.idle_timeout {
+            lock(&self.parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
+        }
+    }
+
+    /// Accepts one connection, if one is waiting.
+    fn accept(&self) -> Option<FcgiConnection> {
+        let ctx = &self.ctx;
+        loop {
+            let socket = match self.listener.accept() {
+                Ok(Some(socket)) => socket,
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log, and give the other threads a moment to free
+                    // descriptors.
+                    eprintln!("fcgi: accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    return None;
+                }
+            };
+            let open = ctx.stats.connection_opened();
+            if open > ctx.config.max_connections {
+                log_overloaded(ctx.config.max_connections);
+                return Some(FcgiConnection::overloaded(socket, ctx));
+            }
+            return Some(FcgiConnection::new(socket, ctx));
+        }
+    }
+}
+
+/// Logs that connections are refused, at most once a second (a flood must not flood the log).
+fn log_overloaded(max_connections: usize) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if LAST.swap(now, Ordering::Relaxed) != now {
+        eprintln!("fcgi: over {max_connections} connections: refusing with OVERLOADED");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
