@@ -153,10 +153,11 @@ void fcgi_options_free(fcgi_options *options);
 fcgi_result fcgi_options_set_bind(fcgi_options *options, const char *address);
 
 /**
- * Worker threads, which is also how many requests the server hands out at once (without
- * multiplexing): accept on at least this many threads to use them all. 0 lets the core
- * choose: 1 on an inherited fd 0 (mod_fcgid sends one request at a time), else twice the
- * cores, between 4 and 32.
+ * How many requests the program serves at once, as the web server learns it from
+ * FCGI_GET_VALUES (FCGI_MAX_REQS, times the multiplexing factor): accept on this many threads
+ * (each accepting thread serves one request at a time). 0 lets the core choose: 1 on an
+ * inherited fd 0 (mod_fcgid sends one request at a time), else twice the cores, between 4
+ * and 32.
  */
 fcgi_result fcgi_options_set_workers(fcgi_options *options, size_t workers);
 
@@ -195,9 +196,10 @@ fcgi_result fcgi_options_set_roles(fcgi_options *options,
 /**
  * Requests served at once on one connection: 1 (the default) refuses a second with
  * CANT_MPX_CONN, as every mainstream web server expects; more multiplexes. The requests of a
- * multiplexed connection share its reader, so keep an accepting thread free for each of up to
- * `workers × requests_per_conn` requests (or hand each accepted request to a thread of its
- * own): an unaccepted request can otherwise hold up the others. FCGI_ERR_INVALID_ARG for 0.
+ * multiplexed connection share its reader (a thread of the library's), so keep an accepting
+ * thread free for each of up to `workers × requests_per_conn` requests (or hand each
+ * accepted request to a thread of its own): an unaccepted request can otherwise hold up the
+ * others. FCGI_ERR_INVALID_ARG for 0.
  */
 fcgi_result fcgi_options_set_multiplex(fcgi_options *options, uint16_t requests_per_conn);
 
@@ -247,16 +249,17 @@ fcgi_result fcgi_options_set_handle_signals(fcgi_options *options, bool handle_s
  * Without a bind address it serves the listening socket on fd 0 if there is one (mod_fcgid,
  * spawn-fcgi, lighttpd), else a systemd socket (`LISTEN_FDS`), else the process is a CGI
  * program: the first accept returns the one CGI request (environment and stdin in, stdout
- * out) and the next returns FCGI_ERR_STOPPED. The listener is found or bound on a background
- * thread: a bind failure is logged on stderr and makes accept return FCGI_ERR_IO. On success
- * `*out` owns the server: close it with `fcgi_server_close`.
+ * out) and the next returns FCGI_ERR_STOPPED. A failure to find or bind the listener is
+ * logged on stderr and makes accept return FCGI_ERR_IO. On success `*out` owns the server:
+ * close it with `fcgi_server_close`.
  */
 fcgi_result fcgi_server_open(const fcgi_options *options, fcgi_server **out);
 
 /**
  * Waits for the next request and sets `*out` to it (NULL on failure). Any number of threads
  * may accept on one server at once, each getting its own requests, so several connections are
- * served at once (up to `workers` requests held, see `fcgi_options_set_workers`). Returns
+ * served at once; the thread that accepts a request reads its connection, and no other
+ * thread is involved. Returns
  * FCGI_ERR_STOPPED once the server is stopping (signal, `fcgi_server_shutdown`, max requests,
  * or after the one CGI request) and no request is left, so `while (fcgi_server_accept(s, &r)
  * == FCGI_OK)` ends cleanly; FCGI_ERR_IO if the server could not start or failed. Each request
@@ -280,7 +283,7 @@ fcgi_result fcgi_server_stats(const fcgi_server *server, uint64_t *connections, 
 /**
  * The status the program should exit with, once accept has returned FCGI_ERR_STOPPED or
  * FCGI_ERR_IO: in CGI mode the request's app status (`fcgi_request_set_status`; 1 if over
- * 255), 1 if the server failed, else 0. 0 while the server still serves.
+ * 255), 1 if the server could not start, else 0. 0 while the server still serves.
  */
 fcgi_result fcgi_server_exit_code(const fcgi_server *server, int *out);
 

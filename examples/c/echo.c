@@ -9,8 +9,8 @@
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
  * /slow?ms=N, /pid; anything else is 404.
  *
- * The main thread accepts; each request is served on a thread of its own, so however many
- * requests the server lends at once (workers, times the multiplexing factor) are served at once.
+ * The main thread accepts; each request is served on a thread of its own, so the requests of
+ * slow routes and multiplexed connections are served at once.
  */
 #include <errno.h>
 #include <inttypes.h>

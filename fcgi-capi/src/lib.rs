@@ -12,7 +12,8 @@
 //! - **Threads**: any number of threads may call `fcgi_server_accept` on one server at once;
 //!   `fcgi_server_shutdown`, `_stats` and `_exit_code` are safe from any thread, and `_shutdown`
 //!   from a signal handler. A request belongs to one thread at a time and may move between
-//!   threads. The `workers` option bounds how many requests are held at once.
+//!   threads. The thread that accepts a request has read it from its connection itself: no
+//!   other thread takes part, so a request costs no hand-off between threads.
 //!
 //! # Safety
 //!

@@ -68,10 +68,11 @@ pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, addre
     })
 }
 
-/// Worker threads, which is also how many requests the server hands out at once (without
-/// multiplexing): accept on at least this many threads to use them all. 0 lets the core
-/// choose: 1 on an inherited fd 0 (mod_fcgid sends one request at a time), else twice the
-/// cores, between 4 and 32.
+/// How many requests the program serves at once, as the web server learns it from
+/// FCGI_GET_VALUES (FCGI_MAX_REQS, times the multiplexing factor): accept on this many threads
+/// (each accepting thread serves one request at a time). 0 lets the core choose: 1 on an
+/// inherited fd 0 (mod_fcgid sends one request at a time), else twice the cores, between 4
+/// and 32.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_workers(options: *mut fcgi_options, workers: usize) -> fcgi_result {
     ffi_boundary!({
@@ -146,9 +147,10 @@ pub unsafe extern "C" fn fcgi_options_set_roles(
 
 /// Requests served at once on one connection: 1 (the default) refuses a second with
 /// CANT_MPX_CONN, as every mainstream web server expects; more multiplexes. The requests of a
-/// multiplexed connection share its reader, so keep an accepting thread free for each of up to
-/// `workers × requests_per_conn` requests (or hand each accepted request to a thread of its
-/// own): an unaccepted request can otherwise hold up the others. FCGI_ERR_INVALID_ARG for 0.
+/// multiplexed connection share its reader (a thread of the library's), so keep an accepting
+/// thread free for each of up to `workers × requests_per_conn` requests (or hand each
+/// accepted request to a thread of its own): an unaccepted request can otherwise hold up the
+/// others. FCGI_ERR_INVALID_ARG for 0.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_multiplex(options: *mut fcgi_options, requests_per_conn: u16) -> fcgi_result {
     ffi_boundary!({

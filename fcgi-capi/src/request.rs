@@ -1,15 +1,14 @@
-//! `fcgi_request`: one request lent to C by a worker, until `fcgi_request_finish`.
+//! `fcgi_request`: one request held by C, until `fcgi_request_finish`.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::io;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use fcgi_core::{Input, Request, Role};
 
 use crate::fcgi_result::{self, *};
 use crate::panic::{ffi_boundary, try_mut, try_ref};
-use crate::server::{Completion, Lent, Outcome, Shared};
+use crate::server::Live;
 
 /// A FastCGI role, as the web server asked for it.
 #[repr(C)]
@@ -29,9 +28,8 @@ pub enum fcgi_role {
 /// is used by one thread at a time. Pointers it hands out (param names and values) stay valid
 /// until it is finished.
 pub struct fcgi_request {
-    request: NonNull<Request<'static>>,
-    done: Arc<Completion>,
-    shared: Arc<Shared>,
+    request: Request<'static>,
+    live: Arc<Live>,
     /// `fcgi_request_param_at`'s table, built on first use: (name, name len, value, value len).
     index: Option<Vec<(*const u8, usize, *const u8, usize)>>,
     /// C strings made by `fcgi_request_param_str`, by name.
@@ -41,20 +39,16 @@ pub struct fcgi_request {
 }
 
 impl fcgi_request {
-    pub(crate) fn new(lent: Lent, shared: Arc<Shared>) -> Self {
-        Self { request: lent.request.0, done: lent.done, shared, index: None, strings: Vec::new(), error: None }
+    pub(crate) fn new(request: Request<'static>, live: Arc<Live>) -> Self {
+        Self { request, live, index: None, strings: Vec::new(), error: None }
     }
 
     fn request(&self) -> &Request<'static> {
-        // SAFETY: the worker that lent the request waits, without touching it, until `finish`
-        // consumes this handle; until then the pointer is valid and this handle is its only
-        // user ('static is the erased lifetime, never let out of this module's calls).
-        unsafe { self.request.as_ref() }
+        &self.request
     }
 
     fn request_mut(&mut self) -> &mut Request<'static> {
-        // SAFETY: as in `request`, and `&mut self` makes this use exclusive.
-        unsafe { self.request.as_mut() }
+        &mut self.request
     }
 
     /// Records the first error for the core and gives its code.
@@ -64,12 +58,12 @@ impl fcgi_request {
         code
     }
 
-    /// Hands the request back to its worker, which ends it on the wire; `address` is where
-    /// this handle lived, which the server forgets.
+    /// Ends the request on the wire (the first error met decides the error page, if nothing
+    /// was written); `address` is where this handle lived, which the server forgets.
     pub(crate) fn finish(mut self, address: *mut Self) {
-        self.shared.forget(address);
-        let error = self.error.take();
-        self.done.complete(Outcome::Finished(error));
+        self.live.forget(address);
+        let outcome = self.error.take().map_or(Ok(()), Err);
+        self.request.finish(outcome);
     }
 
     fn read(&mut self, input: Input, buf: *mut c_void, cap: usize, n: *mut usize) -> fcgi_result {

@@ -1,18 +1,12 @@
-//! `fcgi_server`: the core's push-style `Server::serve` turned into pull-style accepting.
-//!
-//! `serve` runs on a background thread. Its handler, on a worker thread, lends the request it
-//! was given to whichever C thread accepts next (through the queue below) and waits until that
-//! thread finishes it; then the core ends the request on the wire as usual. So a worker serves
-//! one C-held request at a time, and `workers` bounds the requests C holds at once.
+//! `fcgi_server`: the core's `Acceptor`, so that the C threads that accept requests serve them
+//! where they are: a request costs no hand-off between threads.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ffi::c_int;
-use std::io;
 use std::ptr::NonNull;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use fcgi_core::{Request, Served, Server, ServerConfig, Stats, StopHandle};
+use fcgi_core::{Acceptor, Request, Served, Server, ServerConfig, Stats, StopHandle};
 
 use crate::fcgi_result::{self, *};
 use crate::options::fcgi_options;
@@ -22,154 +16,45 @@ use crate::request::fcgi_request;
 /// A running FastCGI server (or the one CGI request of a CGI process). Opened by
 /// `fcgi_server_open`, closed by `fcgi_server_close`.
 pub struct fcgi_server {
-    shared: Arc<Shared>,
+    /// `None` if the server could not start (the error was logged).
+    acceptor: Option<Acceptor>,
     stop: StopHandle,
     stats: Arc<Stats>,
-    serving: Option<JoinHandle<()>>,
+    live: Arc<Live>,
 }
 
-/// What the serving thread, its workers, the accepting threads and the request handles share.
+/// The addresses of the request handles accepted and not finished yet: close finishes them.
 #[derive(Default)]
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    /// Signalled when a request is queued, when serving ends, and at close.
-    changed: Condvar,
-}
+pub(crate) struct Live(Mutex<HashSet<usize>>);
 
-#[derive(Default)]
-struct State {
-    /// Requests lent by workers, waiting for an accepting thread.
-    queue: VecDeque<Lent>,
-    /// Addresses of the request handles accepted and not finished yet (close finishes them).
-    live: HashSet<usize>,
-    /// Set by close: nothing more is lent; workers answer 503 themselves.
-    closing: bool,
-    /// How serving ended, once it has.
-    ended: Option<Ended>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Ended {
-    FastCgi,
-    Cgi { app_status: u32 },
-    Failed,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Live {
+    fn lock(&self) -> MutexGuard<'_, HashSet<usize>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Forgets a finished handle.
     pub(crate) fn forget(&self, handle: *mut fcgi_request) {
-        self.lock().live.remove(&(handle as usize));
+        self.lock().remove(&(handle as usize));
     }
 }
 
-/// A worker's request, lent to C until finished.
-pub(crate) struct Lent {
-    pub(crate) request: RequestPtr,
-    pub(crate) done: Arc<Completion>,
-}
-
-/// The lent request, with its lifetime erased.
-pub(crate) struct RequestPtr(pub(crate) NonNull<Request<'static>>);
-
-// SAFETY: `Request` is `Send` (fcgi-core asserts it); the pointer moves to the accepting thread
-// while the worker that lent it waits without touching the request, so one thread at a time
-// uses it.
-unsafe impl Send for RequestPtr {}
-
-/// How a lent request came back.
-pub(crate) enum Outcome {
-    /// `fcgi_request_finish` (or close) ended it; the first error C met, for the core's log and
-    /// its 500 page when nothing was written.
-    Finished(Option<io::Error>),
-    /// The server closed before anyone accepted it.
-    Refused,
-}
-
-/// Where a worker waits for the outcome of the request it lent.
-#[derive(Default)]
-pub(crate) struct Completion {
-    outcome: Mutex<Option<Outcome>>,
-    returned: Condvar,
-}
-
-impl Completion {
-    pub(crate) fn complete(&self, outcome: Outcome) {
-        *self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(outcome);
-        self.returned.notify_one();
-    }
-
-    fn wait(&self) -> Outcome {
-        let mut outcome = self.outcome.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        loop {
-            if let Some(outcome) = outcome.take() {
-                return outcome;
-            }
-            outcome = self.returned.wait(outcome).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
-}
-
-/// The page a worker sends for a request that arrived while the server was closing.
+/// The page for a request that arrived while the server was closing.
 const CLOSING: &[u8] =
     b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nThe application is stopping.\n";
 
-fn refuse(request: &mut Request<'_>) -> io::Result<()> {
+fn refuse(mut request: Request<'static>) {
     request.set_app_status(1);
-    request.write_stdout(CLOSING)
-}
-
-/// The handler: lends `request` to the next accepting thread and waits until it comes back.
-fn lend(shared: &Shared, request: &mut Request<'_>) -> io::Result<()> {
-    let done = Arc::new(Completion::default());
-    {
-        let mut state = shared.lock();
-        if state.closing {
-            drop(state);
-            return refuse(request);
-        }
-        // The raw pointer is the FFI boundary: the borrow checker cannot follow the request
-        // into C. It stays valid because this worker waits below, without touching `request`,
-        // until the handle is finished.
-        let ptr = NonNull::from(&mut *request).cast::<Request<'static>>();
-        state.queue.push_back(Lent { request: RequestPtr(ptr), done: done.clone() });
-    }
-    shared.changed.notify_one();
-    match done.wait() {
-        Outcome::Finished(None) => Ok(()),
-        Outcome::Finished(Some(error)) => Err(error),
-        Outcome::Refused => refuse(request),
-    }
-}
-
-/// The serving thread.
-fn serve(server: Server, shared: Arc<Shared>) {
-    let lender = shared.clone();
-    let handler = move |request: &mut Request<'_>| lend(&lender, request);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve(&handler)));
-    let ended = match outcome {
-        Ok(Ok(Served::FastCgi)) => Ended::FastCgi,
-        Ok(Ok(Served::Cgi { app_status })) => Ended::Cgi { app_status },
-        Ok(Err(e)) => {
-            eprintln!("fcgi: the server stopped: {e}");
-            Ended::Failed
-        }
-        Err(_) => Ended::Failed,
-    };
-    shared.lock().ended = Some(ended);
-    shared.changed.notify_all();
+    let _ = request.write_stdout(CLOSING);
+    request.finish(Ok(()));
 }
 
 /// Starts a server with `options` (NULL: the defaults of `fcgi_options_new`), which are copied.
 /// Without a bind address it serves the listening socket on fd 0 if there is one (mod_fcgid,
 /// spawn-fcgi, lighttpd), else a systemd socket (`LISTEN_FDS`), else the process is a CGI
 /// program: the first accept returns the one CGI request (environment and stdin in, stdout
-/// out) and the next returns FCGI_ERR_STOPPED. The listener is found or bound on a background
-/// thread: a bind failure is logged on stderr and makes accept return FCGI_ERR_IO. On success
-/// `*out` owns the server: close it with `fcgi_server_close`.
+/// out) and the next returns FCGI_ERR_STOPPED. A failure to find or bind the listener is
+/// logged on stderr and makes accept return FCGI_ERR_IO. On success `*out` owns the server:
+/// close it with `fcgi_server_close`.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mut *mut fcgi_server) -> fcgi_result {
     ffi_boundary!({
@@ -182,22 +67,23 @@ pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mu
             None => ServerConfig::default(),
         };
         let server = Server::new(config);
-        let stop = server.stop_handle();
-        let stats = server.stats();
-        let shared = Arc::new(Shared::default());
-        let serving = {
-            let shared = shared.clone();
-            std::thread::Builder::new().name("fcgi-serve".into()).spawn(move || serve(server, shared))
+        let acceptor = match server.acceptor() {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!("fcgi: the server could not start: {e}");
+                None
+            }
         };
-        let Ok(serving) = serving else { return FCGI_ERR_IO };
-        *out = Box::into_raw(Box::new(fcgi_server { shared, stop, stats, serving: Some(serving) }));
+        let server = fcgi_server { acceptor, stop: server.stop_handle(), stats: server.stats(), live: Arc::default() };
+        *out = Box::into_raw(Box::new(server));
         FCGI_OK
     })
 }
 
 /// Waits for the next request and sets `*out` to it (NULL on failure). Any number of threads
 /// may accept on one server at once, each getting its own requests, so several connections are
-/// served at once (up to `workers` requests held, see `fcgi_options_set_workers`). Returns
+/// served at once; the thread that accepts a request reads its connection, and no other
+/// thread is involved. Returns
 /// FCGI_ERR_STOPPED once the server is stopping (signal, `fcgi_server_shutdown`, max requests,
 /// or after the one CGI request) and no request is left, so `while (fcgi_server_accept(s, &r)
 /// == FCGI_OK)` ends cleanly; FCGI_ERR_IO if the server could not start or failed. Each request
@@ -208,25 +94,12 @@ pub unsafe extern "C" fn fcgi_server_accept(server: *const fcgi_server, out: *mu
         let server = try_ref!(server);
         let out = try_mut!(out);
         *out = std::ptr::null_mut();
-        let shared = &server.shared;
-        let mut state = shared.lock();
-        loop {
-            if let Some(lent) = state.queue.pop_front() {
-                let handle = Box::into_raw(Box::new(fcgi_request::new(lent, shared.clone())));
-                state.live.insert(handle as usize);
-                *out = handle;
-                return FCGI_OK;
-            }
-            if state.closing {
-                return FCGI_ERR_STOPPED;
-            }
-            match state.ended {
-                Some(Ended::Failed) => return FCGI_ERR_IO,
-                Some(_) => return FCGI_ERR_STOPPED,
-                None => {}
-            }
-            state = shared.changed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
+        let Some(acceptor) = &server.acceptor else { return FCGI_ERR_IO };
+        let Some(request) = acceptor.accept() else { return FCGI_ERR_STOPPED };
+        let handle = Box::into_raw(Box::new(fcgi_request::new(request, server.live.clone())));
+        server.live.lock().insert(handle as usize);
+        *out = handle;
+        FCGI_OK
     })
 }
 
@@ -261,16 +134,16 @@ pub unsafe extern "C" fn fcgi_server_stats(
 
 /// The status the program should exit with, once accept has returned FCGI_ERR_STOPPED or
 /// FCGI_ERR_IO: in CGI mode the request's app status (`fcgi_request_set_status`; 1 if over
-/// 255), 1 if the server failed, else 0. 0 while the server still serves.
+/// 255), 1 if the server could not start, else 0. 0 while the server still serves.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_server_exit_code(server: *const fcgi_server, out: *mut c_int) -> fcgi_result {
     ffi_boundary!({
         let server = try_ref!(server);
         let out = try_mut!(out);
-        *out = match server.shared.lock().ended {
-            None | Some(Ended::FastCgi) => 0,
-            Some(Ended::Cgi { app_status }) => u8::try_from(app_status).map_or(1, c_int::from),
-            Some(Ended::Failed) => 1,
+        *out = match server.acceptor.as_ref().map(Acceptor::served) {
+            None => 1,
+            Some(Served::FastCgi) => 0,
+            Some(Served::Cgi { app_status }) => u8::try_from(app_status).map_or(1, c_int::from),
         };
         FCGI_OK
     })
@@ -288,17 +161,9 @@ pub unsafe extern "C" fn fcgi_server_close(server: *mut fcgi_server) {
         }
         // SAFETY: a non-NULL `server` came from Box::into_raw in fcgi_server_open and is closed
         // once, by this call, with no other thread using it (the caller's contract).
-        let mut server = unsafe { Box::from_raw(server) };
+        let server = unsafe { Box::from_raw(server) };
         server.stop.stop();
-        let (queued, live) = {
-            let mut state = server.shared.lock();
-            state.closing = true;
-            (std::mem::take(&mut state.queue), std::mem::take(&mut state.live))
-        };
-        server.shared.changed.notify_all();
-        for lent in queued {
-            lent.done.complete(Outcome::Refused);
-        }
+        let live = std::mem::take(&mut *server.live.lock());
         for handle in live {
             let address = handle as *mut fcgi_request;
             // SAFETY: `live` holds the handles accepted and not finished: each came from
@@ -306,8 +171,11 @@ pub unsafe extern "C" fn fcgi_server_close(server: *mut fcgi_server) {
             let handle = unsafe { Box::from_raw(address) };
             handle.finish(address);
         }
-        if let Some(serving) = server.serving.take() {
-            let _ = serving.join();
+        if let Some(acceptor) = &server.acceptor {
+            // What was under way at the stop: connections already made, requests already read.
+            while let Some(request) = acceptor.accept() {
+                refuse(request);
+            }
         }
     })
 }

@@ -39,6 +39,9 @@ const MPX_CHANNEL_CHUNKS: usize = 8;
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
 /// How long a new connection may take to send its first bytes before it waits in the epoll set.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(2);
+/// How long after a new connection stayed silent that wait is skipped: while a flood of silent
+/// connections lasts, waiting for each would hold up the thread that accepts.
+const SILENCE_MEMORY: Duration = Duration::from_millis(100);
 /// How long a connection accepted during a stop may take to send its request.
 const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 /// How long to drain a request body nobody read, before closing, so the web server gets our
@@ -137,7 +140,7 @@ impl FcgiConnection {
     pub(crate) fn open(mut self, pool: &Arc<Pool>) -> Opened {
         let ctx = pool.context();
         let next = if self.proto.is_overloaded() {
-            self.refuse_overloaded().map(|()| Next::Close)
+            self.refuse_overloaded(ctx).map(|()| Next::Close)
         } else if ctx.config.connection.max_requests_per_conn > 1 {
             self.spawn_multiplexed(pool);
             return Opened::Done;
@@ -212,7 +215,7 @@ impl FcgiConnection {
                             // connection is worth a moment's wait before the round trip through
                             // the epoll set.
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.fresh => {
-                                if !wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT)) {
+                                if !self.wait_first_bytes(ctx) {
                                     return Ok(Next::Park);
                                 }
                             }
@@ -286,7 +289,7 @@ impl FcgiConnection {
     /// Answers OVERLOADED to the request of a connection over the limit if it comes at once (a
     /// web server writes right after connecting); a silent one is closed, so that a flood of
     /// them costs a worker a moment each, no more.
-    fn refuse_overloaded(&mut self) -> io::Result<()> {
+    fn refuse_overloaded(&mut self, ctx: &Context) -> io::Result<()> {
         let mut waited = false;
         loop {
             self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
@@ -303,7 +306,7 @@ impl FcgiConnection {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
                     waited = true;
-                    if !wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT)) {
+                    if !self.wait_first_bytes(ctx) {
                         return Ok(());
                     }
                 }
@@ -311,6 +314,19 @@ impl FcgiConnection {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Waits a moment for a new connection's first bytes, unless new connections stayed silent
+    /// lately; says whether they came.
+    fn wait_first_bytes(&self, ctx: &Context) -> bool {
+        if ctx.silence.heard_within(SILENCE_MEMORY) {
+            return false;
+        }
+        let came = wait_ready(&self.socket, libc::POLLIN, Some(FIRST_BYTES_WAIT));
+        if !came {
+            ctx.silence.note();
+        }
+        came
     }
 
     /// Moves the state machine's replies (GET_VALUES_RESULT, refusals) to the send buffer.

@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cgi;
 use super::listener::{Bind, Inherited, Listener};
@@ -145,7 +145,33 @@ pub(crate) struct Context {
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
     pub(crate) info: ServerInfo,
+    /// When a new connection last stayed silent.
+    pub(crate) silence: Moment,
     stop: StopHandle,
+}
+
+/// A moment noted by any thread, cheaply: milliseconds since a base instant, 0 for never.
+pub(crate) struct Moment {
+    base: Instant,
+    at_ms: AtomicU64,
+}
+
+impl Moment {
+    fn new() -> Self {
+        Self { base: Instant::now(), at_ms: AtomicU64::new(0) }
+    }
+
+    /// Notes now.
+    pub(crate) fn note(&self) {
+        let now = self.base.elapsed().as_millis() as u64 + 1;
+        self.at_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether the moment was noted within `span` of now.
+    pub(crate) fn heard_within(&self, span: Duration) -> bool {
+        let at = self.at_ms.load(Ordering::Relaxed);
+        at != 0 && (self.base.elapsed().as_millis() as u64 + 1).saturating_sub(at) < span.as_millis() as u64
+    }
 }
 
 impl Context {
@@ -287,7 +313,7 @@ impl Server {
     fn context(&self, config: ServerConfig, transport: Transport) -> Context {
         let info =
             ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
-        Context { config, stats: self.stats.clone(), info, stop: self.stop.clone() }
+        Context { config, stats: self.stats.clone(), info, silence: Moment::new(), stop: self.stop.clone() }
     }
 
     /// A socket pair whose write end wakes this server's workers (or supervisor).
