@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
         fcgi_options_free(options);
         return 2;
     }
-    /* One accepting thread: one worker is enough to keep it busy. */
+    /* One accepting thread, so one request at a time: what GET_VALUES reports. */
     if (rc == FCGI_OK) {
         rc = fcgi_options_set_workers(options, 1);
     }
