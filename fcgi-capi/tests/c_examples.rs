@@ -3,16 +3,19 @@
 //! (spec, hostile, modes) as the Rust echo does, and serve a few hundred requests, hostile ones
 //! included, under valgrind without a definite leak or a memory error.
 
+#[path = "../../fcgi-core/tests/common/c_programs.rs"]
+mod c_programs;
 #[path = "../../fcgi-core/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use c_programs::{body, heavy, run};
 use common::{random_bytes, temp_dir, Address, App};
 use fcgi_core::protocol::header::RecordType;
 use fcgi_core::protocol::record::encode_record;
@@ -34,32 +37,10 @@ impl Built {
     }
 }
 
-/// The heavy tests (a whole protocol suite, valgrind) take turns: on two cores, running them
-/// side by side only makes their timeouts flaky.
-static HEAVY: Mutex<()> = Mutex::new(());
-
-fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?} does not run: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// The compiler flags every example builds with.
+/// The C compiler, with the include directory.
 fn cc(built: &Built) -> Command {
-    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cc.args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"])
-        .arg("-I")
-        .arg(built.root.join("include"));
+    let mut cc = c_programs::cc();
+    cc.arg("-I").arg(built.root.join("include"));
     cc
 }
 
@@ -102,12 +83,7 @@ fn built() -> &'static Built {
 
 /// A CGI run: the environment is exactly `env`.
 fn cgi(program: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(program).env_clear().envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap()
-}
-
-fn body(stdout: &[u8]) -> &[u8] {
-    let start = stdout.windows(4).position(|w| w == b"\r\n\r\n").expect("CGI headers") + 4;
-    &stdout[start..]
+    c_programs::cgi(program, &[], env, b"")
 }
 
 #[test]

@@ -5,17 +5,20 @@
 //! same sources are built against it too and served the same requests: source compatibility,
 //! and a side-by-side view of what libfcgi gets wrong.
 
+#[path = "../../fcgi-core/tests/common/c_programs.rs"]
+mod c_programs;
 #[path = "../../fcgi-core/tests/common/mod.rs"]
 mod common;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use c_programs::{body, cc, cgi, heavy, run};
 use common::{random_bytes, temp_dir, Address, App, Client};
 use fcgi_core::protocol::header::RecordType;
 use fcgi_core::protocol::params::encode_pair;
@@ -23,10 +26,6 @@ use fcgi_core::protocol::record::{encode_record, encode_stream, encode_stream_en
 use fcgi_core::protocol::{Params, ParamsLimits, ProtocolStatus, Role};
 
 const EXAMPLES: [&str; 4] = ["echo", "threaded", "stdio", "filter"];
-
-/// The flags every C program here is built with.
-const CFLAGS: [&str; 8] =
-    ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-O2", "-g"];
 
 /// What the build step made.
 struct Built {
@@ -43,32 +42,6 @@ impl Built {
     fn program(&self, name: &str) -> PathBuf {
         self.bin.join(name)
     }
-}
-
-/// The heavy tests (a whole protocol suite) run alone: on two cores, running them side by
-/// side only makes their timeouts flaky.
-static HEAVY: Mutex<()> = Mutex::new(());
-
-fn heavy() -> std::sync::MutexGuard<'static, ()> {
-    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?} does not run: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn cc() -> Command {
-    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cc.args(CFLAGS);
-    cc
 }
 
 /// Debian's libfcgi-dev: there, or installed now (CI machines are Debian, as root), or `None`
@@ -144,27 +117,6 @@ fn built() -> &'static Built {
         });
         Built { root, profile, bin, libfcgi }
     })
-}
-
-/// A CGI run: the environment is exactly `env`, stdin is `stdin`.
-fn cgi(program: &Path, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn body_of(stdout: &[u8]) -> &[u8] {
-    let start = stdout.windows(4).position(|w| w == b"\r\n\r\n").expect("CGI headers") + 4;
-    &stdout[start..]
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -340,7 +292,7 @@ fn threaded_serves_on_several_threads_at_once_and_as_cgi() {
     // As CGI: one of the threads gets the request, every accept then returns -1.
     let output = cgi(&built.program("threaded"), &["--threads", "3"], &[("REQUEST_URI", "/")], b"");
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(body_of(&output.stdout).starts_with(b"thread "), "{}", text(&output.stdout));
+    assert!(body(&output.stdout).starts_with(b"thread "), "{}", text(&output.stdout));
 }
 
 #[test]
@@ -349,9 +301,9 @@ fn stdio_serves_fastcgi_on_fd0_and_cgi() {
     let mut app = start_on_fd0(&built.program("stdio"), &[]);
     // printf, getenv and fread/fwrite over the request; the count goes on across requests.
     let first = app.connect().request_response(1, "POST", "/upper?x=1", b"hello body");
-    let body = text(first.body());
-    assert!(body.starts_with("request 1\nmethod=POST uri=/upper?x=1 query=x=1\n"), "{body}");
-    assert!(body.ends_with("body=HELLO BODY\n"), "{body}");
+    let first_body = text(first.body());
+    assert!(first_body.starts_with("request 1\nmethod=POST uri=/upper?x=1 query=x=1\n"), "{first_body}");
+    assert!(first_body.ends_with("body=HELLO BODY\n"), "{first_body}");
     assert_eq!(first.stderr, b"stdio: served request 1\n", "stderr goes to FCGI_STDERR");
     let big = random_bytes(100_000, 3).iter().map(|b| b'a' + b % 26).collect::<Vec<u8>>();
     let second = app.connect().request_response(1, "POST", "/", &big);
@@ -372,7 +324,7 @@ fn stdio_serves_fastcgi_on_fd0_and_cgi() {
     let env = [("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/cgi"), ("CONTENT_LENGTH", "5")];
     let output = cgi(&built.program("stdio"), &[], &env, b"abcdeTRAILING");
     assert!(output.status.success());
-    assert_eq!(text(body_of(&output.stdout)), "request 1\nmethod=POST uri=/cgi query=\nbody=ABCDE\n");
+    assert_eq!(text(body(&output.stdout)), "request 1\nmethod=POST uri=/cgi query=\nbody=ABCDE\n");
     assert_eq!(output.stderr, b"stdio: served request 1\n");
 }
 
@@ -423,7 +375,7 @@ fn filter_reads_the_data_stream_after_stdin() {
     assert!(status.success(), "{status:?}: {}", app.stderr());
     let output = cgi(&built.program("filter"), &[], &[("REQUEST_URI", "/")], b"");
     assert!(output.status.success());
-    assert_eq!(body_of(&output.stdout), b"not a filter\n", "a CGI request is a Responder");
+    assert_eq!(body(&output.stdout), b"not a filter\n", "a CGI request is a Responder");
 }
 
 #[test]
@@ -464,7 +416,7 @@ fn a_static_link_makes_a_lone_binary() {
     assert!(!needed.contains("libfcgi_compat"), "linked statically:\n{needed}");
     let output = cgi(&program, &[], &[("REQUEST_URI", "/hello")], b"");
     assert!(output.status.success());
-    assert_eq!(body_of(&output.stdout), b"Hello, world!");
+    assert_eq!(body(&output.stdout), b"Hello, world!");
 }
 
 /// The first record `client` gets back within 3 s; `None` if the app closed the connection
