@@ -122,7 +122,13 @@ impl FcgiConnection {
     /// server opens one to send a request at once, so a second of silence means it will not),
     /// or something arrived that is not read yet.
     pub(crate) fn expects_request(&self, since: Instant) -> bool {
-        (self.fresh && since.elapsed() < FIRST_REQUEST_WAIT) || self.has_pending_input()
+        self.is_new(since) || self.has_pending_input()
+    }
+
+    /// Whether this connection, parked at `since`, has sent nothing yet and may still: a web
+    /// server sends its request right after connecting, so a second of silence means it will not.
+    pub(crate) fn is_new(&self, since: Instant) -> bool {
+        self.fresh && since.elapsed() < FIRST_REQUEST_WAIT
     }
 
     /// Whether the web server has sent something not yet read (without reading it).
@@ -140,7 +146,7 @@ impl FcgiConnection {
     pub(crate) fn open(mut self, pool: &Arc<Pool>) -> Opened {
         let ctx = pool.context();
         let next = if self.proto.is_overloaded() {
-            self.refuse_overloaded(ctx).map(|()| Next::Close)
+            self.refuse_overloaded()
         } else if ctx.config.connection.max_requests_per_conn > 1 {
             self.spawn_multiplexed(pool);
             return Opened::Done;
@@ -286,11 +292,10 @@ impl FcgiConnection {
         Ok(keep_conn)
     }
 
-    /// Answers OVERLOADED to the request of a connection over the limit if it comes at once (a
-    /// web server writes right after connecting); a silent one is closed, so that a flood of
-    /// them costs a worker a moment each, no more.
-    fn refuse_overloaded(&mut self, ctx: &Context) -> io::Result<()> {
-        let mut waited = false;
+    /// Answers OVERLOADED to the request of a connection over the limit, once it has come; until
+    /// then the connection waits in the poller (for a short while: see `Pool::park`), so that a
+    /// flood of silent ones costs a thread nothing.
+    fn refuse_overloaded(&mut self) -> io::Result<Next> {
         loop {
             self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
             self.take_replies();
@@ -299,21 +304,20 @@ impl FcgiConnection {
                 // The rest of the request may still be on its way: take it, so the close is no
                 // reset.
                 self.linger(OVERLOADED_WAIT);
-                return Ok(());
+                return Ok(Next::Close);
             }
             match recv(&self.socket, &mut self.input, Wait::No) {
-                Ok(0) => return Ok(()),
+                Ok(0) => return Ok(Next::Close),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !waited => {
-                    waited = true;
-                    if !self.wait_first_bytes(ctx) {
-                        return Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Park),
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether this connection is over the connection limit (its request gets OVERLOADED).
+    pub(crate) fn is_overloaded(&self) -> bool {
+        self.proto.is_overloaded()
     }
 
     /// Waits a moment for a new connection's first bytes, unless new connections stayed silent

@@ -41,7 +41,14 @@ const DRAIN_AT_MOST: usize = 1024;
 /// calls a standing-by thread in to listen meanwhile.
 const STANDBY_ALARM: Duration = Duration::from_micros(500);
 
-/// Kept-alive connections waiting in the poller, with the time each went idle.
+/// Connections over the connection limit that may wait in the poller for their request (to
+/// answer it OVERLOADED) at once: a new one closes the oldest, so a flood of silent connections
+/// holds no more descriptors than this beyond the limit, and a web server's connection, which
+/// sends its request at once, is still answered.
+const REFUSED_PARKED_MAX: usize = 32;
+
+/// Connections waiting in the poller (kept-alive ones, and new ones whose request has not come
+/// yet), with the time each started waiting.
 type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
 
 /// Work that is ready without waiting on a socket.
@@ -60,6 +67,9 @@ pub(crate) struct Pool {
     /// parked connections.
     poller: Poller,
     parked: Parked,
+    /// The parked connections over the connection limit, oldest first, with when they were
+    /// parked (a descriptor number may be reused: the time tells the same connection).
+    refused: Mutex<VecDeque<(RawFd, Instant)>>,
     last_sweep: Mutex<Instant>,
     sweep_every: Duration,
     /// Threads waiting in `poller` now.
@@ -109,6 +119,7 @@ impl Pool {
             listener,
             poller,
             parked: Mutex::new(HashMap::new()),
+            refused: Mutex::new(VecDeque::new()),
             last_sweep: Mutex::new(Instant::now()),
             sweep_every,
             listening: AtomicUsize::new(0),
@@ -291,7 +302,18 @@ impl Pool {
         if self.ctx.is_stopping() {
             return;
         }
-        parked.insert(fd, (conn, Instant::now()));
+        let now = Instant::now();
+        if conn.is_overloaded() {
+            let mut refused = lock(&self.refused);
+            while refused.len() >= REFUSED_PARKED_MAX {
+                let Some((oldest, at)) = refused.pop_front() else { break };
+                if parked.get(&oldest).is_some_and(|(_, since)| *since == at) {
+                    parked.remove(&oldest);
+                }
+            }
+            refused.push_back((fd, now));
+        }
+        parked.insert(fd, (conn, now));
         if let Err(e) = self.poller.arm_once(fd, Token::Connection(fd)) {
             eprintln!("fcgi: cannot watch a kept connection: {e}");
             parked.remove(&fd);
@@ -331,7 +353,8 @@ impl Pool {
         queued
     }
 
-    /// Closes kept connections idle for longer than the idle timeout.
+    /// Closes kept connections idle for longer than the idle timeout, and connections over the
+    /// limit that stayed silent.
     fn sweep_idle(&self) {
         {
             let mut last_sweep = lock(&self.last_sweep);
@@ -340,9 +363,14 @@ impl Pool {
             }
             *last_sweep = Instant::now();
         }
-        if let Some(idle_timeout) = self.ctx.config.idle_timeout {
-            lock(&self.parked).retain(|_, (_, since)| since.elapsed() < idle_timeout);
-        }
+        let idle_timeout = self.ctx.config.idle_timeout;
+        lock(&self.parked).retain(|_, (conn, since)| {
+            if conn.is_overloaded() {
+                conn.is_new(*since)
+            } else {
+                idle_timeout.is_none_or(|timeout| since.elapsed() < timeout)
+            }
+        });
     }
 
     /// Accepts one connection, if one is waiting.
