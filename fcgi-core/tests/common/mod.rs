@@ -244,6 +244,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client over a connection made by hand (to an app inside the test process).
+    pub fn over(stream: Box<dyn Stream>) -> Self {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Self { stream, buf: BytesMut::new() }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
