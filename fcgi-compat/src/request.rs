@@ -8,6 +8,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use fcgi_core::runtime::listener;
 use fcgi_core::{Output, Params, Role};
 
 use crate::panic::boundary;
@@ -171,7 +172,7 @@ pub extern "C" fn FCGX_IsCGI() -> c_int {
             return known;
         }
         let forced = std::env::var("FCGI_FORCE_CGI").is_ok_and(|v| !v.is_empty() && v != "0");
-        let fastcgi = !forced && (socket::is_listening(0) || socket::has_systemd_socket());
+        let fastcgi = !forced && (listener::is_listening_socket(0) || listener::has_systemd_socket());
         let answer = c_int::from(!fastcgi);
         ANSWER.store(answer, Ordering::SeqCst);
         answer

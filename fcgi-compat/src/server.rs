@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
+use fcgi_core::runtime::listener;
 use fcgi_core::{Handler, Request, Server, ServerConfig, Stats, StopHandle};
 
 use crate::{config, socket};
@@ -343,7 +344,7 @@ fn start(listen_sock: c_int) -> io::Result<ProcessServer> {
         eprintln!("fcgi-compat: {complaint}");
     }
     if listen_sock != 0 {
-        if !socket::is_listening(listen_sock) {
+        if !listener::is_listening_socket(listen_sock) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a listening socket"));
         }
         // SAFETY: dup2(2) between two descriptor numbers: fd 0 becomes the listening socket,

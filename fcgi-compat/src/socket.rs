@@ -10,8 +10,10 @@ use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
+
+use fcgi_core::runtime::listener::{has_systemd_socket, is_listening_socket, remove_stale_socket};
 
 /// Where `FCGX_OpenSocket` listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +89,10 @@ pub fn open(address: &Address, backlog: i32) -> io::Result<RawFd> {
 /// `LISTEN_FDS`). Serving it keeps the connections waiting in its backlog.
 fn inherited(address: &Address) -> Option<RawFd> {
     let systemd = has_systemd_socket();
-    let fd =
-        [0, 3].into_iter().filter(|fd| *fd == 0 || systemd).find(|fd| is_listening(*fd) && bound_to(*fd, address))?;
+    let fd = [0, 3]
+        .into_iter()
+        .filter(|fd| *fd == 0 || systemd)
+        .find(|fd| is_listening_socket(*fd) && bound_to(*fd, address))?;
     if fd == 3 {
         // The socket is taken: the program's own children must not take it for theirs.
         std::env::remove_var("LISTEN_PID");
@@ -168,36 +172,6 @@ pub fn remove_files() {
     });
 }
 
-/// Replaces a socket file left by an earlier run, but never a regular file (libfcgi unlinks
-/// whatever is there).
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
-        Ok(_) => {
-            Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists and is not a socket", path.display())))
-        }
-        Err(_) => Ok(()),
-    }
-}
-
-/// Whether `fd` is a listening socket: `getpeername` fails with ENOTCONN (libfcgi's test, and
-/// the core's).
-pub fn is_listening(fd: RawFd) -> bool {
-    // SAFETY: sockaddr_storage is plain data, for which zeroes are a valid value.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `addr` and `len` are valid for writes of the sizes given; the call only inspects fd.
-    let rc = unsafe { libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) };
-    rc == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN)
-}
-
-/// Whether systemd handed this process a listening socket (`LISTEN_PID`, `LISTEN_FDS`, fd 3).
-pub fn has_systemd_socket() -> bool {
-    let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-    ours && count >= 1 && is_listening(3)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +204,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
         let fd = open(&Address::Unix(path.clone()), 16).unwrap();
-        assert!(is_listening(fd) && is_created(fd));
+        assert!(is_listening_socket(fd) && is_created(fd));
         // SAFETY: fcntl(2) F_GETFD on a descriptor we own.
         assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
         remove_files();

@@ -109,9 +109,7 @@ impl Listener {
     /// (`LISTEN_FDS`, `LISTEN_PID` naming this process). The variables are then removed, so
     /// that the program's own children do not take the socket for theirs.
     pub fn systemd() -> io::Result<Option<Self>> {
-        let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-        let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
-        if !(ours && count >= 1 && is_listening_socket(LISTEN_FDS_START)) {
+        if !has_systemd_socket() {
             return Ok(None);
         }
         std::env::remove_var("LISTEN_PID");
@@ -224,8 +222,16 @@ impl AsRawFd for Listener {
     }
 }
 
+/// Whether systemd (or a reload of this program) handed this process a listening socket on
+/// fd 3: `LISTEN_PID` names this process and `LISTEN_FDS` is at least 1.
+pub fn has_systemd_socket() -> bool {
+    let ours = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+    ours && count >= 1 && is_listening_socket(LISTEN_FDS_START)
+}
+
 /// Replaces a socket file left by a previous run, but never a regular file.
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
+pub fn remove_stale_socket(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
@@ -238,7 +244,7 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 
 /// `getpeername` failing with ENOTCONN marks a listening socket (libfcgi's and flup's test);
 /// ENOTSOCK, EBADF or a connected peer mean something else.
-fn is_listening_socket(fd: RawFd) -> bool {
+pub fn is_listening_socket(fd: RawFd) -> bool {
     let mut addr: libc::sockaddr_storage = unsafe_zeroed_storage();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `addr` and `len` are valid for writes of the sizes given; the call only inspects fd.
