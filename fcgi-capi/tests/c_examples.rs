@@ -15,67 +15,26 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use c_programs::{body, heavy, run};
+use c_programs::{body, heavy, run, Library};
 use common::{random_bytes, temp_dir, Address, App};
 use fcgi_core::protocol::header::RecordType;
 use fcgi_core::protocol::record::encode_record;
 use fcgi_core::protocol::{ProtocolStatus, Role};
 
-/// What the build step made.
-struct Built {
-    root: PathBuf,
-    /// Holds libfcgi_capi.so.0 (the soname the programs ask for) and libfcgi_capi.so.
-    lib: PathBuf,
-    /// The directory of libfcgi_capi.a and .so as cargo left them.
-    profile: PathBuf,
-    bin: PathBuf,
-}
-
-impl Built {
-    fn program(&self, name: &str) -> PathBuf {
-        self.bin.join(name)
-    }
-}
-
 /// The C compiler, with the include directory.
-fn cc(built: &Built) -> Command {
+fn cc(built: &Library) -> Command {
     let mut cc = c_programs::cc();
     cc.arg("-I").arg(built.root.join("include"));
     cc
 }
 
 /// Builds the library (the profile these tests were built with) and the C examples, once.
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
+fn built() -> &'static Library {
+    static BUILT: OnceLock<Library> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-        // This test runs from target/PROFILE/deps/.
-        let profile = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "-q", "-p", "fcgi-capi"]).current_dir(&root);
-        if profile.file_name().is_some_and(|name| name == "release") {
-            cargo.arg("--release");
-        }
-        run(&mut cargo);
-
-        let out = profile.join("capi-tests");
-        let (lib, bin) = (out.join("lib"), out.join("bin"));
-        for dir in [&lib, &bin] {
-            let _ = std::fs::remove_dir_all(dir);
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        for name in ["libfcgi_capi.so", "libfcgi_capi.so.0"] {
-            std::os::unix::fs::symlink(profile.join("libfcgi_capi.so"), lib.join(name)).unwrap();
-        }
-        let built = Built { root, lib, profile, bin };
+        let built = Library::build("fcgi-capi", "fcgi_capi");
         for example in ["hello", "echo", "threaded"] {
-            run(cc(&built)
-                .arg(built.root.join(format!("examples/c/{example}.c")))
-                .arg("-L")
-                .arg(&built.lib)
-                .arg(format!("-Wl,-rpath,{}", built.lib.display()))
-                .args(["-lfcgi_capi", "-pthread", "-o"])
-                .arg(built.program(example)));
+            built.link(cc(&built), &built.root.join(format!("examples/c/{example}.c")), example);
         }
         built
     })
@@ -119,28 +78,12 @@ fn the_shared_library_has_a_versioned_soname() {
 fn echo_c_passes_the_fcgi_core_protocol_suites() {
     let built = built();
     let _turn = heavy();
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .args(["test", "-q", "-p", "fcgi-core", "--test", "spec", "--test", "hostile", "--test", "modes"])
-        .current_dir(&built.root)
-        .env("FCGI_TEST_APP", built.program("echo"));
-    if built.profile.file_name().is_some_and(|name| name == "release") {
-        cargo.arg("--release");
-    }
-    // Pre-fork (`--processes N`) cannot apply to the C face as it stands: the core forks on
-    // the thread that runs `Server::serve`, a background thread here, and the child process has
-    // none of the C program's accepting threads. It needs the fork on the caller's thread, in
-    // fcgi_server_open (a core API to bind and fork before serving).
-    cargo.args(["--", "--skip", "prefork"]);
-    let output = cargo.output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the protocol suites failed against echo.c:\n{report}");
-    let passed: usize = report
-        .lines()
-        .filter_map(|line| line.strip_prefix("test result: ok. "))
-        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
-        .sum();
-    assert!(passed >= 30, "too few tests ran ({passed}):\n{report}");
+    let skipped = [(
+        "prefork",
+        "`processes` does not apply to the C API: it is built on Server::acceptor, whose accepting threads are \
+         the program's; a C program that wants several processes forks itself",
+    )];
+    built.pass_protocol_suites("echo", &skipped, 30);
 }
 
 #[test]

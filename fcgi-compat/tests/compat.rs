@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use c_programs::{body, cc, cgi, heavy, run};
+use c_programs::{body, cc, cgi, heavy, run, Library};
 use common::{random_bytes, temp_dir, Address, App, Client};
 use fcgi_core::protocol::header::RecordType;
 use fcgi_core::protocol::params::encode_pair;
@@ -29,18 +29,15 @@ const EXAMPLES: [&str; 4] = ["echo", "threaded", "stdio", "filter"];
 
 /// What the build step made.
 struct Built {
-    root: PathBuf,
-    /// The directory of libfcgi_compat.{so,a} as cargo left them.
-    profile: PathBuf,
-    /// Programs linked against libfcgi_compat.
-    bin: PathBuf,
+    /// libfcgi_compat, and the programs linked against it.
+    library: Library,
     /// The same programs linked against Debian's libfcgi, if it is there.
     libfcgi: Option<PathBuf>,
 }
 
 impl Built {
     fn program(&self, name: &str) -> PathBuf {
-        self.bin.join(name)
+        self.library.program(name)
     }
 }
 
@@ -69,44 +66,20 @@ fn libfcgi_available() -> bool {
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-        // This test runs from target/PROFILE/deps/.
-        let profile = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo.args(["build", "-q", "-p", "fcgi-compat"]).current_dir(&root);
-        if profile.file_name().is_some_and(|name| name == "release") {
-            cargo.arg("--release");
-        }
-        run(&mut cargo);
-
-        let out = profile.join("compat-tests");
-        let (lib, bin) = (out.join("lib"), out.join("bin"));
-        for dir in [&lib, &bin] {
-            let _ = std::fs::remove_dir_all(dir);
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        // The soname the programs ask for, and the name -l finds.
-        for name in ["libfcgi_compat.so", "libfcgi_compat.so.0"] {
-            std::os::unix::fs::symlink(profile.join("libfcgi_compat.so"), lib.join(name)).unwrap();
-        }
+        let library = Library::build("fcgi-compat", "fcgi_compat");
+        let root = &library.root;
         let sources: Vec<(String, PathBuf)> = EXAMPLES
             .iter()
             .map(|name| (name.to_string(), root.join(format!("examples/compat/{name}.c"))))
             .chain([("signals".to_string(), root.join("fcgi-compat/tests/c/signals.c"))])
             .collect();
         for (name, source) in &sources {
-            run(cc()
-                .arg("-I")
-                .arg(root.join("include/compat"))
-                .arg(source)
-                .arg("-L")
-                .arg(&lib)
-                .arg(format!("-Wl,-rpath,{}", lib.display()))
-                .args(["-lfcgi_compat", "-pthread", "-o"])
-                .arg(bin.join(name)));
+            let mut cc = cc();
+            cc.arg("-I").arg(root.join("include/compat"));
+            library.link(cc, source, name);
         }
         let libfcgi = libfcgi_available().then(|| {
-            let dir = out.join("libfcgi");
+            let dir = library.bin.with_file_name("libfcgi");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             for (name, source) in &sources {
@@ -115,7 +88,7 @@ fn built() -> &'static Built {
             }
             dir
         });
-        Built { root, profile, bin, libfcgi }
+        Built { library, libfcgi }
     })
 }
 
@@ -148,10 +121,10 @@ fn start_bound(program: &Path, args: &[&str]) -> App {
 #[test]
 fn the_library_exports_what_the_headers_declare() {
     let built = built();
-    let so = built.profile.join("libfcgi_compat.so");
+    let so = built.library.profile.join("libfcgi_compat.so");
     let dynamic = text(&run(Command::new("readelf").arg("-d").arg(&so)).stdout);
     assert!(dynamic.contains("Library soname: [libfcgi_compat.so.0]"), "{dynamic}");
-    assert!(built.profile.join("libfcgi_compat.a").exists());
+    assert!(built.library.profile.join("libfcgi_compat.a").exists());
 
     let symbols = text(&run(Command::new("nm").args(["-D", "--defined-only"]).arg(&so)).stdout);
     let mut exported: Vec<&str> = symbols
@@ -169,7 +142,7 @@ fn the_library_exports_what_the_headers_declare() {
 
     let mut declared = Vec::new();
     for header in ["fcgiapp.h", "fcgi_stdio.h"] {
-        let source = std::fs::read_to_string(built.root.join("include/compat").join(header)).unwrap();
+        let source = std::fs::read_to_string(built.library.root.join("include/compat").join(header)).unwrap();
         for line in source.lines().filter(|l| l.starts_with("DLLAPI ")) {
             let name = match line.split_once('(') {
                 Some((head, _)) => head.rsplit([' ', '*']).next().unwrap(),
@@ -190,9 +163,9 @@ fn the_c_structs_have_the_rust_layout() {
         let expr = if field.is_empty() { format!("sizeof({ty})") } else { format!("offsetof({ty}, {field})") };
         source.push_str(&format!("_Static_assert({expr} == {value}, \"{ty}.{field} ({i})\");\n"));
     }
-    let file = built.bin.join("layout.c");
+    let file = built.library.bin.join("layout.c");
     std::fs::write(&file, source).unwrap();
-    run(cc().arg("-fsyntax-only").arg("-I").arg(built.root.join("include/compat")).arg(&file));
+    run(cc().arg("-fsyntax-only").arg("-I").arg(built.library.root.join("include/compat")).arg(&file));
 }
 
 #[test]
@@ -202,7 +175,7 @@ fn the_headers_are_valid_cpp_too() {
         eprintln!("SKIPPED: no C++ compiler");
         return;
     }
-    let file = built.bin.join("headers.cpp");
+    let file = built.library.bin.join("headers.cpp");
     std::fs::write(
         &file,
         "#include \"fcgi_stdio.h\"\n#include \"fastcgi.h\"\n\
@@ -211,7 +184,7 @@ fn the_headers_are_valid_cpp_too() {
     .unwrap();
     run(Command::new("c++")
         .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I"])
-        .arg(built.root.join("include/compat"))
+        .arg(built.library.root.join("include/compat"))
         .arg(&file));
 }
 
@@ -224,43 +197,8 @@ const SKIPPED: [(&str, &str); 1] = [(
 
 #[test]
 fn echo_passes_the_fcgi_core_protocol_suites() {
-    let built = built();
     let _turn = heavy();
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .args([
-            "test",
-            "-q",
-            "--no-fail-fast",
-            "-p",
-            "fcgi-core",
-            "--test",
-            "spec",
-            "--test",
-            "hostile",
-            "--test",
-            "modes",
-        ])
-        .current_dir(&built.root)
-        .env("FCGI_TEST_APP", built.program("echo"));
-    if built.profile.file_name().is_some_and(|name| name == "release") {
-        cargo.arg("--release");
-    }
-    cargo.arg("--");
-    for (name, why) in SKIPPED {
-        eprintln!("skipping {name}: {why}");
-        cargo.args(["--skip", name]);
-    }
-    let output = cargo.output().unwrap();
-    let report = format!("{}{}", text(&output.stdout), text(&output.stderr));
-    assert!(output.status.success(), "the protocol suites failed against examples/compat/echo.c:\n{report}");
-    let passed: usize = report
-        .lines()
-        .filter_map(|line| line.strip_prefix("test result: ok. "))
-        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
-        .sum();
-    assert!(passed >= 40, "too few tests ran ({passed}):\n{report}");
-    eprintln!("{passed} tests of spec, hostile and modes passed against examples/compat/echo.c");
+    built().library.pass_protocol_suites("echo", &SKIPPED, 40);
 }
 
 #[test]
@@ -404,12 +342,12 @@ fn fail_accept_on_intr_and_shutdown_pending_end_the_accept_loop() {
 #[test]
 fn a_static_link_makes_a_lone_binary() {
     let built = built();
-    let program = built.bin.join("echo-static");
+    let program = built.library.bin.join("echo-static");
     run(cc()
         .arg("-I")
-        .arg(built.root.join("include/compat"))
-        .arg(built.root.join("examples/compat/echo.c"))
-        .arg(built.profile.join("libfcgi_compat.a"))
+        .arg(built.library.root.join("include/compat"))
+        .arg(built.library.root.join("examples/compat/echo.c"))
+        .arg(built.library.profile.join("libfcgi_compat.a"))
         .args(["-pthread", "-ldl", "-lm", "-o"])
         .arg(&program));
     let needed = text(&run(Command::new("readelf").arg("-d").arg(&program)).stdout);
