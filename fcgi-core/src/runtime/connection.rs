@@ -133,12 +133,15 @@ impl FcgiConnection {
 
     /// Whether the web server has sent something not yet read (without reading it).
     fn has_pending_input(&self) -> bool {
+        if self.has_buffered_input() {
+            return true;
+        }
         let mut byte = 0u8;
         // SAFETY: recv(2) writes at most one byte into `byte`; MSG_PEEK leaves it queued.
         let n = unsafe {
             libc::recv(self.socket.as_raw_fd(), (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
         };
-        n > 0 || !self.input.is_empty()
+        n > 0
     }
 
     /// Reads up to the next request; answers what needs no application on the way (management
