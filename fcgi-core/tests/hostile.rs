@@ -87,13 +87,24 @@ fn ten_thousand_one_byte_params_records() {
 }
 
 #[test]
-fn stdin_before_begin_closes_the_connection() {
+fn records_for_ids_never_begun_are_ignored() {
+    // FastCGI 1.0 section 3.3: records for an inactive id are ignored; the active request on the
+    // same connection is served as if they were not there.
     let mut app = App::start(&[]);
     let mut client = app.connect();
-    let mut out = BytesMut::new();
-    encode_record(RecordType::Stdin, 1, b"data", &mut out);
-    client.send(&out);
-    assert!(client.is_closed_by_app());
+    let body = random_bytes(100_000, 8);
+    let mut stray = BytesMut::new();
+    encode_record(RecordType::Stdin, 5, b"data", &mut stray);
+    encode_record(RecordType::Params, 6, b"\x01\x01ab", &mut stray);
+    client.send(&stray);
+    client.begin(1, Role::Responder, false);
+    client.send(&stray);
+    client.params(1, &[("REQUEST_URI", b"/echo"), ("CONTENT_LENGTH", body.len().to_string().as_bytes())], 65535);
+    client.send(&stray);
+    client.stdin(1, &body);
+    let response = client.response(1);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), &body[..]);
     app.assert_serves();
 }
 

@@ -101,28 +101,11 @@ struct ActiveRequest {
     stage: Stage,
 }
 
-/// Ids that ended on this connection, so that their late records are ignored while records for
-/// ids never begun are a violation. Allocated on the first end, 8 KiB at most.
-#[derive(Debug, Default)]
-struct EndedIds(Option<Box<[u64; 1024]>>);
-
-impl EndedIds {
-    fn insert(&mut self, id: u16) {
-        let bits = self.0.get_or_insert_with(|| Box::new([0; 1024]));
-        bits[id as usize / 64] |= 1 << (id % 64);
-    }
-
-    fn contains(&self, id: u16) -> bool {
-        self.0.as_ref().is_some_and(|bits| bits[id as usize / 64] & (1 << (id % 64)) != 0)
-    }
-}
-
 /// The application side of one connection.
 #[derive(Debug)]
 pub struct Connection {
     config: ConnectionConfig,
     active: Vec<ActiveRequest>,
-    ended: EndedIds,
     output: BytesMut,
     /// Refusing every request with OVERLOADED (the application is at its connection limit).
     overloaded: bool,
@@ -135,7 +118,6 @@ impl Connection {
         Self {
             config,
             active: Vec::new(),
-            ended: EndedIds::default(),
             output: BytesMut::new(),
             overloaded: false,
             refused_overloaded: false,
@@ -197,7 +179,6 @@ impl Connection {
             return false;
         };
         let request = self.active.swap_remove(index);
-        self.ended.insert(id);
         let body = EndRequest { app_status, protocol_status }.encode();
         encode_record(RecordType::EndRequest, id, &body, out);
         request.keep_conn
@@ -210,7 +191,6 @@ impl Connection {
     fn refuse(&mut self, id: u16, status: ProtocolStatus) {
         let body = EndRequest { app_status: 0, protocol_status: status }.encode();
         encode_record(RecordType::EndRequest, id, &body, &mut self.output);
-        self.ended.insert(id);
     }
 
     /// Applies one record.
@@ -271,11 +251,11 @@ impl Connection {
 
     fn stream(&mut self, id: u16, kind: RecordType, content: Bytes) -> Result<Option<Event>, ProtocolError> {
         let type_byte = kind.to_byte();
+        // While an id is inactive (never begun, refused, or ended) its records are ignored
+        // (FastCGI 1.0, section 3.3): a late or stray record must not cost the requests that
+        // are active their connection.
         let Some(index) = self.position(id) else {
-            if self.ended.contains(id) {
-                return Ok(None);
-            }
-            return Err(ProtocolError::NoSuchRequest { record_type: type_byte, request_id: id });
+            return Ok(None);
         };
         let out_of_order = ProtocolError::OutOfOrder { record_type: type_byte, request_id: id };
         let request = &mut self.active[index];
@@ -442,7 +422,6 @@ mod tests {
     fn violations_are_errors() {
         type Build = fn(&mut BytesMut);
         let cases: Vec<(&str, Build)> = vec![
-            ("stdin before begin", |b| encode_record(RecordType::Stdin, 1, b"x", b)),
             ("duplicate begin", |b| {
                 begin(1, Role::Responder, false, b);
                 begin(1, Role::Responder, false, b);
@@ -460,6 +439,21 @@ mod tests {
             let mut conn = Connection::new(ConnectionConfig::default());
             assert!(events(&mut conn, &mut input).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn records_for_ids_never_begun_are_ignored_and_the_active_request_goes_on() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Responder, false, &mut input);
+        encode_record(RecordType::Stdin, 7, b"stray", &mut input);
+        encode_record(RecordType::Params, 9, b"\x01\x01ab", &mut input);
+        encode_record(RecordType::Data, 3, b"x", &mut input);
+        params(1, &[], &mut input);
+        encode_record(RecordType::Stdin, 1, b"body", &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        let events = events(&mut conn, &mut input).unwrap();
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert_eq!(events[2], Event::Stdin { id: 1, data: Bytes::from_static(b"body") });
     }
 
     #[test]

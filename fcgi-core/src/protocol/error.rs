@@ -14,8 +14,6 @@ pub enum ProtocolError {
     MalformedBody { record_type: u8, len: usize },
     /// BEGIN_REQUEST for an id that is already active.
     DuplicateBegin(u16),
-    /// A stream record for an id that was never begun on this connection.
-    NoSuchRequest { record_type: u8, request_id: u16 },
     /// A stream record arriving out of order (STDIN before PARAMS ended, STDIN after its end).
     OutOfOrder { record_type: u8, request_id: u16 },
     /// GET_VALUES carried malformed name-value pairs.
@@ -31,9 +29,6 @@ impl fmt::Display for ProtocolError {
                 write!(f, "record type {record_type} with a malformed {len}-byte body")
             }
             Self::DuplicateBegin(id) => write!(f, "BEGIN_REQUEST for active request {id}"),
-            Self::NoSuchRequest { record_type, request_id } => {
-                write!(f, "record type {record_type} for request {request_id}, which was never begun")
-            }
             Self::OutOfOrder { record_type, request_id } => {
                 write!(f, "record type {record_type} out of order for request {request_id}")
             }
