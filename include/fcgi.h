@@ -222,6 +222,20 @@ fcgi_result fcgi_options_set_write_timeout(fcgi_options *options, uint32_t write
 fcgi_result fcgi_options_set_idle_timeout(fcgi_options *options, uint32_t idle_ms);
 
 /**
+ * How long a request's head (BEGIN_REQUEST and all its params) may take to arrive, from the
+ * connection's accept or the head's first byte, in milliseconds (default 10000); 0 means no
+ * limit. Until the head is whole the connection waits in the poller, holding no accepting
+ * thread; then it is closed.
+ */
+fcgi_result fcgi_options_set_head_timeout(fcgi_options *options, uint32_t head_ms);
+
+/**
+ * How long a stop waits for the requests in flight, in milliseconds (default 30000); 0 means
+ * no limit. Past it the process ends (the socket file it created is removed first).
+ */
+fcgi_result fcgi_options_set_graceful_timeout(fcgi_options *options, uint32_t graceful_ms);
+
+/**
  * The largest request body accepted, in bytes; 0 (the default) leaves it to the web server.
  * A larger CONTENT_LENGTH gets a 413 page without reaching the application; a body that grows
  * past the limit anyway makes `fcgi_request_read` return FCGI_ERR_TOO_LARGE (and the web

@@ -227,6 +227,24 @@ static void handle(fcgi_request *request) {
         break;
     }
     case 2: { /* echo: read the whole body before answering, as nginx sends all of it first */
+        /* ?prefix=N: N bytes of 'p' go out before the body is read, then the body (no length). */
+        uint64_t prefix = query_number(request, "prefix", UINT64_MAX);
+        if (prefix != UINT64_MAX) {
+            static const char head[] = "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
+            char *ps = malloc(prefix ? (size_t)prefix : 1);
+            if (ps == NULL) {
+                break;
+            }
+            memset(ps, 'p', (size_t)prefix);
+            fcgi_result rc = fcgi_request_write(request, head, sizeof head - 1);
+            if (rc == FCGI_OK) {
+                rc = fcgi_request_write(request, ps, (size_t)prefix);
+            }
+            free(ps);
+            if (rc != FCGI_OK) {
+                break;
+            }
+        }
         struct buffer body = {0};
         for (;;) {
             size_t n = 0;
@@ -242,7 +260,11 @@ static void handle(fcgi_request *request) {
             }
             body.len += n;
         }
-        respond(request, "200 OK", "application/octet-stream", body.data, body.len);
+        if (prefix != UINT64_MAX) {
+            fcgi_request_write(request, body.data, body.len);
+        } else {
+            respond(request, "200 OK", "application/octet-stream", body.data, body.len);
+        }
         free(body.data);
         break;
     }
@@ -405,6 +427,10 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_write_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--idle-timeout") == 0 && milliseconds(value) >= 0) {
             rc = fcgi_options_set_idle_timeout(options, (uint32_t)milliseconds(value));
+        } else if (strcmp(arg, "--head-timeout") == 0 && milliseconds(value) >= 0) {
+            rc = fcgi_options_set_head_timeout(options, (uint32_t)milliseconds(value));
+        } else if (strcmp(arg, "--graceful-timeout") == 0 && milliseconds(value) >= 0) {
+            rc = fcgi_options_set_graceful_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--max-connections") == 0 && numeric) {
             rc = fcgi_options_set_max_conns(options, (size_t)n);
         } else {

@@ -184,6 +184,14 @@ static void handle(FCGX_Request *request) {
         break;
     }
     case 2: { /* echo: read the whole body before answering, as nginx sends all of it first */
+        /* ?prefix=N: N bytes of 'p' go out before the body is read, then the body (no length). */
+        uint64_t prefix = query_number(envp, "prefix", UINT64_MAX);
+        if (prefix != UINT64_MAX) {
+            FCGX_PutS("Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n", request->out);
+            for (uint64_t i = 0; i < prefix; i++) {
+                FCGX_PutChar('p', request->out);
+            }
+        }
         size_t cap = 65536, used = 0;
         char *body = malloc(cap);
         while (body) {
@@ -204,7 +212,11 @@ static void handle(FCGX_Request *request) {
         }
         /* Aborted, or the web server left: nothing to answer (the library logs the rest). */
         if (body && FCGX_GetError(request->in) == 0) {
-            respond(request, "200 OK", "application/octet-stream", body, used);
+            if (prefix != UINT64_MAX) {
+                FCGX_PutStr(body, (int)used, request->out);
+            } else {
+                respond(request, "200 OK", "application/octet-stream", body, used);
+            }
         }
         free(body);
         break;
@@ -420,6 +432,8 @@ static const struct {
     {"--read-timeout", "FCGI_COMPAT_READ_TIMEOUT", 1},
     {"--idle-timeout", "FCGI_COMPAT_IDLE_TIMEOUT", 1},
     {"--write-timeout", "FCGI_COMPAT_WRITE_TIMEOUT", 1},
+    {"--head-timeout", "FCGI_COMPAT_HEAD_TIMEOUT", 1},
+    {"--graceful-timeout", "FCGI_COMPAT_GRACEFUL_TIMEOUT", 1},
 };
 
 int main(int argc, char **argv) {

@@ -198,6 +198,31 @@ pub unsafe extern "C" fn fcgi_options_set_idle_timeout(options: *mut fcgi_option
     })
 }
 
+/// How long a request's head (BEGIN_REQUEST and all its params) may take to arrive, from the
+/// connection's accept or the head's first byte, in milliseconds (default 10000); 0 means no
+/// limit. Until the head is whole the connection waits in the poller, holding no accepting
+/// thread; then it is closed.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_head_timeout(options: *mut fcgi_options, head_ms: u32) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.head_timeout = timeout(head_ms);
+        FCGI_OK
+    })
+}
+
+/// How long a stop waits for the requests in flight, in milliseconds (default 30000); 0 means
+/// no limit. Past it the process ends (the socket file it created is removed first).
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_graceful_timeout(
+    options: *mut fcgi_options,
+    graceful_ms: u32,
+) -> fcgi_result {
+    ffi_boundary!({
+        try_mut!(options).config.graceful_timeout = timeout(graceful_ms);
+        FCGI_OK
+    })
+}
+
 /// The largest request body accepted, in bytes; 0 (the default) leaves it to the web server.
 /// A larger CONTENT_LENGTH gets a 413 page without reaching the application; a body that grows
 /// past the limit anyway makes `fcgi_request_read` return FCGI_ERR_TOO_LARGE (and the web

@@ -45,6 +45,12 @@ pub fn apply(config: &mut ServerConfig, lookup: impl Fn(&str) -> Option<String>)
     if let Some(t) = read(&lookup, "FCGI_COMPAT_IDLE_TIMEOUT", seconds, c) {
         config.idle_timeout = t;
     }
+    if let Some(t) = read(&lookup, "FCGI_COMPAT_HEAD_TIMEOUT", seconds, c) {
+        config.head_timeout = t;
+    }
+    if let Some(t) = read(&lookup, "FCGI_COMPAT_GRACEFUL_TIMEOUT", seconds, c) {
+        config.graceful_timeout = t;
+    }
     complaints
 }
 

@@ -1,12 +1,13 @@
 //! The test and benchmark app: the same binary serves FastCGI (fd 0, or `--bind ADDR`) and CGI.
 //!
 //! Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
-//! `/hello`, `/env`, `/echo`, `/big?n=BYTES`, `/status/NNN`, `/cookies`, `/stderr?msg=TEXT`,
+//! `/hello`, `/env`, `/echo` (`?prefix=N`: N bytes of `p` written before the body is read), `/big?n=BYTES`, `/status/NNN`, `/cookies`, `/stderr?msg=TEXT`,
 //! `/stats`, `/slow?ms=N`, `/pid`; anything else is 404.
 //!
 //! ```text
 //! echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
-//!      [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N]
+//!      [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--head-timeout SECS]
+//!      [--graceful-timeout SECS] [--max-connections N]
 //!      [--processes N] [--cgi]
 //! ```
 
@@ -60,6 +61,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerConfig, St
             "--read-timeout" => config.read_timeout = Some(seconds(&value("--read-timeout")?)?),
             "--write-timeout" => config.write_timeout = Some(seconds(&value("--write-timeout")?)?),
             "--idle-timeout" => config.idle_timeout = Some(seconds(&value("--idle-timeout")?)?),
+            "--head-timeout" => config.head_timeout = Some(seconds(&value("--head-timeout")?)?),
+            "--graceful-timeout" => config.graceful_timeout = Some(seconds(&value("--graceful-timeout")?)?),
             "--max-connections" => {
                 config.max_connections = value("--max-connections")?.parse().map_err(|_| "bad --max-connections")?
             }
@@ -118,6 +121,15 @@ fn handle(request: &mut Request<'_>, stats: &Arc<Stats>) -> io::Result<()> {
             respond(request, "200 OK", "text/plain", &body)
         }
         "echo" => {
+            // `?prefix=N`: N bytes of `p` go out before the body is read (a handler that answers
+            // while the body is still arriving), then the body, without Content-Length.
+            if let Some(n) = query_value(request, "prefix").and_then(|n| n.parse::<usize>().ok()) {
+                request.write_stdout(b"Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")?;
+                request.write_stdout(&vec![b'p'; n])?;
+                let mut body = Vec::new();
+                request.stdin().read_to_end(&mut body)?;
+                return request.write_stdout(&body);
+            }
             // Read the whole body before answering: nginx sends all of it before it reads.
             let mut body = Vec::new();
             request.stdin().read_to_end(&mut body)?;

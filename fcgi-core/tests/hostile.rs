@@ -187,11 +187,20 @@ fn a_body_over_max_body_bytes_gets_413() {
 
 #[test]
 fn a_web_server_that_stalls_mid_request_is_timed_out() {
-    let mut app = App::start(&["--read-timeout", "0.3"]);
+    // Mid-head the head timeout applies (the connection waits in the poller meanwhile);
+    // mid-body the read timeout, on the worker that serves it.
+    let mut app = App::start(&["--read-timeout", "0.3", "--head-timeout", "0.3"]);
     let mut client = app.connect();
     client.begin(1, Role::Responder, false);
     client.send(&[1, 4, 0, 1, 0, 100, 0, 0, 5]); // a PARAMS record cut short
-    assert!(client.is_closed_by_app(), "the stalled connection is closed");
+    assert!(client.is_closed_by_app(), "the connection stalled mid-head is closed");
+    let mut client = app.connect();
+    client.begin(1, Role::Responder, false);
+    client.params(1, &[("REQUEST_URI", b"/echo"), ("CONTENT_LENGTH", b"1000")], 65535);
+    client.send(&[1, 5, 0, 1, 1, 0, 0, 0, 5]); // a STDIN record cut short
+                                               // The handler's read fails; the request ends (a 500 page where the app did not catch it).
+    let response = client.response(1);
+    assert!(response.status() == 500 || response.stdout.is_empty(), "{}", response.head());
     app.assert_serves();
 }
 

@@ -28,7 +28,7 @@ static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 #[pyo3(signature = (
     app, report, bind=None, *, loader=None, workers=None, max_requests=None, max_connections=None,
     multiplex=None, processes=None, force_cgi=false, read_timeout=None, write_timeout=None, idle_timeout=None,
-    max_body_bytes=None, handle_signals=true
+    head_timeout=None, graceful_timeout=None, max_body_bytes=None, handle_signals=true
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -46,6 +46,8 @@ fn serve(
     read_timeout: Option<f64>,
     write_timeout: Option<f64>,
     idle_timeout: Option<f64>,
+    head_timeout: Option<f64>,
+    graceful_timeout: Option<f64>,
     max_body_bytes: Option<u64>,
     handle_signals: bool,
 ) -> PyResult<&'static str> {
@@ -63,15 +65,26 @@ fn serve(
     if let Some(multiplex) = multiplex {
         config.connection.max_requests_per_conn = multiplex.max(1);
     }
-    let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| PyValueError::new_err(e.to_string()));
-    if let Some(timeout) = read_timeout {
-        config.read_timeout = Some(seconds(timeout)?);
-    }
-    if let Some(timeout) = write_timeout {
-        config.write_timeout = Some(seconds(timeout)?);
-    }
-    if let Some(timeout) = idle_timeout {
-        config.idle_timeout = Some(seconds(timeout)?);
+    // One meaning on every face: a timeout of 0 is no limit (as in C); a negative one is an error.
+    let limit = |name: &str, s: f64| -> PyResult<Option<Duration>> {
+        match Duration::try_from_secs_f64(s) {
+            Ok(d) if d.is_zero() => Ok(None),
+            Ok(d) => Ok(Some(d)),
+            Err(_) => Err(PyValueError::new_err(format!(
+                "{name} must be 0 (no limit) or a positive number of seconds, not {s}"
+            ))),
+        }
+    };
+    for (name, value, setting) in [
+        ("read_timeout", read_timeout, &mut config.read_timeout),
+        ("write_timeout", write_timeout, &mut config.write_timeout),
+        ("idle_timeout", idle_timeout, &mut config.idle_timeout),
+        ("head_timeout", head_timeout, &mut config.head_timeout),
+        ("graceful_timeout", graceful_timeout, &mut config.graceful_timeout),
+    ] {
+        if let Some(seconds) = value {
+            *setting = limit(name, seconds)?;
+        }
     }
     let server = Server::new(config);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());

@@ -23,8 +23,9 @@
  * What libfcgi has no knob for is read from the environment when the server starts:
  * FCGI_COMPAT_WORKERS (requests held at once; accept on that many threads to use them),
  * FCGI_COMPAT_MAX_REQUESTS, FCGI_COMPAT_MULTIPLEX, FCGI_COMPAT_MAX_BODY_BYTES,
- * FCGI_COMPAT_MAX_CONNS, FCGI_COMPAT_READ_TIMEOUT, FCGI_COMPAT_WRITE_TIMEOUT and
- * FCGI_COMPAT_IDLE_TIMEOUT (seconds). FCGI_FORCE_CGI=1 forces CGI mode. FCGI_WEB_SERVER_ADDRS
+ * FCGI_COMPAT_MAX_CONNS, FCGI_COMPAT_READ_TIMEOUT, FCGI_COMPAT_WRITE_TIMEOUT,
+ * FCGI_COMPAT_IDLE_TIMEOUT, FCGI_COMPAT_HEAD_TIMEOUT and FCGI_COMPAT_GRACEFUL_TIMEOUT
+ * (seconds; 0 means no limit). FCGI_FORCE_CGI=1 forces CGI mode. FCGI_WEB_SERVER_ADDRS
  * lists the TCP peers allowed.
  *
  * Signals: unless the program installed a handler of its own for one of SIGTERM, SIGINT,

@@ -110,6 +110,8 @@ def serve_wsgi(
     read_timeout: float | None = None,
     write_timeout: float | None = None,
     idle_timeout: float | None = None,
+    head_timeout: float | None = None,
+    graceful_timeout: float | None = None,
     max_body_bytes: int | None = None,
     handle_signals: bool = True,
 ) -> str:
@@ -137,7 +139,11 @@ def serve_wsgi(
     Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``),
     ``read_timeout`` and ``write_timeout`` (seconds a request may wait for the web server, default
     60), ``idle_timeout`` (seconds a kept-alive connection may idle, default 90),
-    ``max_connections`` (default 1024), ``multiplex`` (requests at once on one connection).
+    ``head_timeout`` (seconds a request's BEGIN_REQUEST and params may take to arrive, default 10;
+    meanwhile the connection holds no worker), ``graceful_timeout`` (seconds a stop or reload
+    waits for requests in flight before it proceeds anyway, default 30), ``max_connections``
+    (default 1024), ``multiplex`` (requests at once on one connection). A timeout of 0 means no
+    limit; a negative one raises ``ValueError``.
     """
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     loader = None
@@ -162,6 +168,8 @@ def serve_wsgi(
         read_timeout=read_timeout,
         write_timeout=write_timeout,
         idle_timeout=idle_timeout,
+        head_timeout=head_timeout,
+        graceful_timeout=graceful_timeout,
         max_body_bytes=max_body_bytes,
         handle_signals=handle_signals,
     )

@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-timeout", type=float, help="seconds a request may wait for the web server")
     parser.add_argument("--write-timeout", type=float, help="seconds a write may wait for the web server to read")
     parser.add_argument("--idle-timeout", type=float, help="seconds a kept-alive connection may idle")
+    parser.add_argument("--head-timeout", type=float, help="seconds a request's params may take to arrive")
+    parser.add_argument(
+        "--graceful-timeout", type=float, help="seconds a stop or reload waits for requests in flight"
+    )
     parser.add_argument("--reload", action="store_true", help="re-execute when a source file changes")
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
     parser.add_argument("--chdir", help="change to this folder before importing the app")
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         read_timeout=args.read_timeout,
         write_timeout=args.write_timeout,
         idle_timeout=args.idle_timeout,
+        head_timeout=args.head_timeout,
+        graceful_timeout=args.graceful_timeout,
         force_cgi=args.cgi,
         debug=debug,
     )

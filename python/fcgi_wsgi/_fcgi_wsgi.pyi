@@ -43,6 +43,8 @@ def serve(
     read_timeout: float | None = None,
     write_timeout: float | None = None,
     idle_timeout: float | None = None,
+    head_timeout: float | None = None,
+    graceful_timeout: float | None = None,
     max_body_bytes: int | None = None,
     handle_signals: bool = True,
 ) -> str: ...

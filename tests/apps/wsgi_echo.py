@@ -57,6 +57,12 @@ def big(n):
         yield block
 
 
+def echo_after(environ, n):
+    """N bytes of `p` out before the body is read, then the body (`/echo?prefix=N`)."""
+    yield b"p" * n
+    yield environ["wsgi.input"].read()
+
+
 def sha256_of_input(environ):
     """Reads the body in chunks, never holding it whole: `SIZE SHA256\n` (a streaming upload)."""
     stream, size, digest = environ["wsgi.input"], 0, hashlib.sha256()
@@ -74,6 +80,10 @@ def app(environ, start_response):
         lines = [f"{k}={v}\n" for k, v in environ.items() if isinstance(v, str) and not k.startswith("wsgi.")]
         return respond(start_response, "200 OK", "".join(lines).encode("latin-1"))
     if name == "echo":
+        prefix = query(environ, "prefix")
+        if prefix:
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return echo_after(environ, int(prefix))
         body = environ["wsgi.input"].read()
         return respond(start_response, "200 OK", body, "application/octet-stream")
     if name == "big":

@@ -115,13 +115,7 @@ pub struct Connection {
 impl Connection {
     /// A fresh connection.
     pub fn new(config: ConnectionConfig) -> Self {
-        Self {
-            config,
-            active: Vec::new(),
-            output: BytesMut::new(),
-            overloaded: false,
-            refused_overloaded: false,
-        }
+        Self { config, active: Vec::new(), output: BytesMut::new(), overloaded: false, refused_overloaded: false }
     }
 
     /// A connection that refuses every request with OVERLOADED (still answering GET_VALUES):

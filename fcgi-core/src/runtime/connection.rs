@@ -5,36 +5,27 @@
 //! connection while it runs, on the thread that took it from the pool, and pulls its body
 //! straight from the socket, so input is read only as fast as the handler consumes it. When
 //! the request ends, the connection goes back to the pool: a kept connection with nothing to
-//! read waits in the poller instead of pinning a thread. With multiplexing, a thread of the
-//! connection's own reads it and offers each request to the pool, fed through a bounded
-//! channel, all writers sharing the socket under a lock.
+//! read waits in the poller instead of pinning a thread. A multiplexed connection is handed to
+//! a reader thread of its own (`multiplexed.rs`).
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, IoSlice, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
+use super::multiplexed;
 use super::pool::Pool;
-use super::request::{is_disconnect, Exchange, Input, Output, Request};
+use super::request::{aborted_error, is_disconnect, protocol_error, Exchange, Input, Output, Request};
 use super::server::{Context, Stats};
+use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
 use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
-use crate::protocol::{
-    Connection, Event, Params, ParamsError, ProtocolError, ProtocolStatus, RecordType, ResponseEncoder, Role,
-};
-
-/// Bytes asked of the kernel per read: one full record and then some.
-const READ_CHUNK: usize = 64 << 10;
-/// Input of one stream held while the handler reads the other (a Filter reading DATA first).
-const MAX_QUEUED_INPUT: usize = 1 << 20;
-/// Chunks in flight to one multiplexed request before the connection's reader waits for it.
-const MPX_CHANNEL_CHUNKS: usize = 8;
+use crate::protocol::{Connection, Event, Params, ParamsError, ProtocolStatus, RecordType, ResponseEncoder, Role};
 /// How long the rest of a refused request may take to arrive (see [`FcgiConnection::linger`]).
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
 /// How long a new connection may take to send its first bytes before it waits in the epoll set.
@@ -67,14 +58,20 @@ enum Next {
 
 /// One accepted connection and its protocol state.
 pub(crate) struct FcgiConnection {
-    socket: Socket,
-    proto: Connection,
-    input: BytesMut,
-    encoder: ResponseEncoder,
+    pub(super) socket: Socket,
+    pub(super) proto: Connection,
+    pub(super) input: BytesMut,
+    pub(super) encoder: ResponseEncoder,
     stats: Arc<Stats>,
-    timeouts: Timeouts,
+    pub(super) timeouts: Timeouts,
     /// No record has arrived yet.
     fresh: bool,
+    /// Since when the request head under way (BEGIN_REQUEST and PARAMS) has been arriving:
+    /// from the accept for a new connection, from the first byte for a kept one; `None` while
+    /// a kept connection is idle. The head must be whole within the head timeout.
+    head_since: Option<Instant>,
+    /// During a stop: until when a request this connection was about to send may still come.
+    drain_by: Option<Instant>,
     /// The role of the request under way (from its BEGIN_REQUEST).
     role: Role,
 }
@@ -82,9 +79,11 @@ pub(crate) struct FcgiConnection {
 /// How long a read or a write may wait for the web server (the socket is non-blocking: the
 /// wait is a poll(2) bounded by these).
 #[derive(Debug, Clone, Copy)]
-struct Timeouts {
-    read: Option<Duration>,
-    write: Option<Duration>,
+pub(super) struct Timeouts {
+    pub(super) read: Option<Duration>,
+    pub(super) write: Option<Duration>,
+    pub(super) idle: Option<Duration>,
+    pub(super) head: Option<Duration>,
 }
 
 impl Drop for FcgiConnection {
@@ -101,8 +100,15 @@ impl FcgiConnection {
             input: BytesMut::with_capacity(READ_CHUNK),
             encoder: ResponseEncoder::new(),
             stats: ctx.stats.clone(),
-            timeouts: Timeouts { read: ctx.config.read_timeout, write: ctx.config.write_timeout },
+            timeouts: Timeouts {
+                read: ctx.config.read_timeout,
+                write: ctx.config.write_timeout,
+                idle: ctx.config.idle_timeout,
+                head: ctx.config.head_timeout,
+            },
             fresh: true,
+            head_since: Some(Instant::now()),
+            drain_by: None,
             role: Role::Responder,
         }
     }
@@ -131,6 +137,34 @@ impl FcgiConnection {
         self.fresh && since.elapsed() < FIRST_REQUEST_WAIT
     }
 
+    /// Whether this connection, parked at `parked_since`, has waited too long: its request
+    /// head is not whole within the head timeout (counted from the accept for a new
+    /// connection, so a silent one does not hold a slot for the idle timeout), or it sat idle
+    /// between requests past the idle timeout. Over the connection limit: a second of silence.
+    pub(crate) fn has_expired(&self, parked_since: Instant) -> bool {
+        if self.proto.is_overloaded() {
+            return !self.is_new(parked_since);
+        }
+        let idle = |since: Instant| self.timeouts.idle.is_some_and(|t| since.elapsed() >= t);
+        let expired = match self.head_since {
+            // Silent since the accept: idle as much as mid-head, whichever limit is shorter.
+            Some(start) if self.fresh => idle(start) || self.timeouts.head.is_some_and(|t| start.elapsed() >= t),
+            Some(start) => self.timeouts.head.is_some_and(|t| start.elapsed() >= t),
+            None => idle(parked_since),
+        };
+        if expired && self.head_since.is_some() {
+            log_rate_limited(&HEAD_TIMEOUT_LOGGED, || {
+                format!("fcgi: closed a connection whose request head did not come within {:?}", self.timeouts.head)
+            });
+        }
+        expired
+    }
+
+    /// Gives a connection taken at a stop until `by` to send the request it was about to.
+    pub(crate) fn drain_by(&mut self, by: Instant) {
+        self.drain_by = Some(by);
+    }
+
     /// Whether the web server has sent something not yet read (without reading it).
     fn has_pending_input(&self) -> bool {
         if self.has_buffered_input() {
@@ -151,7 +185,7 @@ impl FcgiConnection {
         let next = if self.proto.is_overloaded() {
             self.refuse_overloaded()
         } else if ctx.config.connection.max_requests_per_conn > 1 {
-            self.spawn_multiplexed(pool);
+            multiplexed::spawn_reader(pool, self);
             return Opened::Done;
         } else {
             self.next_request(ctx)
@@ -183,6 +217,10 @@ impl FcgiConnection {
         !self.input.is_empty()
     }
 
+    /// Feeds the state machine what has arrived until a request's head is whole. Never waits
+    /// for the web server (except for a moment for a new connection's first bytes, and during
+    /// a stop): a head still on its way parks the connection in the poller, so a web server
+    /// that stalls mid-head holds no thread, only its slot until the head timeout.
     fn next_request(&mut self, ctx: &Context) -> io::Result<Next> {
         loop {
             let event = self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
@@ -190,8 +228,12 @@ impl FcgiConnection {
             self.fresh &= event.is_none();
             match event {
                 Some(Event::Begin { role, .. }) => self.role = role,
-                Some(Event::Params { id, params }) => return Ok(Next::Request { id, params }),
+                Some(Event::Params { id, params }) => {
+                    self.head_since = None;
+                    return Ok(Next::Request { id, params });
+                }
                 Some(Event::ParamsRefused { id, error }) => {
+                    self.head_since = None;
                     if !self.refuse_request(id, error)? {
                         return Ok(Next::Close);
                     }
@@ -206,33 +248,38 @@ impl FcgiConnection {
                 Some(_) => {}
                 None => {
                     self.flush()?;
-                    if self.proto.active_requests() == 0 {
-                        if ctx.is_stopping() {
-                            // Accepted during the stop: a web server connected to send a request.
-                            if std::mem::take(&mut self.fresh) {
-                                let wait = Wait::For(Some(FIRST_REQUEST_WAIT));
-                                if matches!(recv(&self.socket, &mut self.input, wait), Ok(n) if n > 0) {
-                                    continue;
-                                }
-                            }
-                            return Ok(Next::Close);
+                    if ctx.is_stopping() {
+                        // A web server that connected, or began a request, before the stop
+                        // expects an answer: its bytes may still come, until the drain's end.
+                        let by = *self.drain_by.get_or_insert_with(|| Instant::now() + FIRST_REQUEST_WAIT);
+                        let left = by.saturating_duration_since(Instant::now());
+                        match recv(&self.socket, &mut self.input, Wait::For(Some(left))) {
+                            Ok(n) if n > 0 => continue,
+                            _ => return Ok(Next::Close),
                         }
-                        match recv(&self.socket, &mut self.input, Wait::No) {
-                            Ok(0) => return Ok(Next::Close),
-                            Ok(_) => {}
-                            // A web server writes its request right after connecting: a new
-                            // connection is worth a moment's wait before the round trip through
-                            // the epoll set.
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.fresh => {
-                                if !self.wait_first_bytes(ctx) {
-                                    return Ok(Next::Park);
-                                }
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Next::Park),
-                            Err(e) => return Err(e),
+                    }
+                    match recv(&self.socket, &mut self.input, Wait::No) {
+                        Ok(0) => return Ok(Next::Close),
+                        Ok(_) => {
+                            self.head_since.get_or_insert_with(Instant::now);
                         }
-                    } else if recv(&self.socket, &mut self.input, Wait::For(self.timeouts.read))? == 0 {
-                        return Ok(Next::Close);
+                        // A web server writes its request right after connecting: a new
+                        // connection is worth a moment's wait before the round trip through
+                        // the epoll set.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.fresh => {
+                            if !self.wait_first_bytes(ctx) {
+                                return Ok(Next::Park);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if self.proto.active_requests() == 0 && self.input.is_empty() {
+                                self.head_since = None;
+                            } else {
+                                self.head_since.get_or_insert_with(Instant::now);
+                            }
+                            return Ok(Next::Park);
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -281,16 +328,7 @@ impl FcgiConnection {
 
     /// Answers a request whose params were refused with an error page.
     fn refuse_request(&mut self, id: u16, error: ParamsError) -> io::Result<bool> {
-        eprintln!("fcgi: request {id} refused: {error}");
-        let status = match error {
-            ParamsError::Truncated => "400 Bad Request",
-            _ => "431 Request Header Fields Too Large",
-        };
-        let page = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{status}: {error}\n");
-        let encoder = &mut self.encoder;
-        crate::protocol::record::encode_stream(RecordType::Stdout, id, page.as_bytes(), encoder.buffer());
-        encoder.end_stream(RecordType::Stdout, id);
-        let keep_conn = self.proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
+        let keep_conn = encode_refusal(&mut self.proto, &mut self.encoder, id, &error);
         self.flush()?;
         Ok(keep_conn)
     }
@@ -360,108 +398,6 @@ impl FcgiConnection {
             }
         }
     }
-
-    /// Reads this multiplexed connection on a thread of its own, which offers each request to
-    /// the pool as its params complete.
-    fn spawn_multiplexed(self, pool: &Arc<Pool>) {
-        pool.reader_started();
-        let reader_pool = pool.clone();
-        let spawned = std::thread::Builder::new().name("fcgi-mpx-reader".into()).spawn(move || {
-            if let Err(e) = self.read_multiplexed(&reader_pool) {
-                log_closed(&e);
-            }
-            reader_pool.reader_ended();
-        });
-        if let Err(e) = spawned {
-            eprintln!("fcgi: cannot start a multiplexed connection's reader: {e}");
-            pool.reader_ended();
-        }
-    }
-
-    fn read_multiplexed(mut self, pool: &Arc<Pool>) -> io::Result<()> {
-        let ctx = pool.context();
-        let shared = Arc::new(Mutex::new(MpxShared {
-            socket: self.socket.try_clone()?,
-            proto: std::mem::replace(&mut self.proto, Connection::new(ctx.config.connection)),
-            encoder: std::mem::take(&mut self.encoder),
-            write_timeout: self.timeouts.write,
-            closing: false,
-        }));
-        let mut requests: HashMap<u16, (SyncSender<Event>, Arc<AtomicBool>)> = HashMap::new();
-        let mut roles: HashMap<u16, Role> = HashMap::new();
-        let outcome = loop {
-            let event = {
-                let mut guard = lock(&shared);
-                if guard.closing {
-                    break Ok(());
-                }
-                let event = guard.proto.poll_event(&mut self.input);
-                guard.take_replies();
-                if let Err(e) = guard.flush() {
-                    break Err(e);
-                }
-                event
-            };
-            match event.map_err(protocol_error) {
-                Err(e) => break Err(e),
-                Ok(Some(Event::Begin { id, role, .. })) => {
-                    roles.insert(id, role);
-                }
-                Ok(Some(Event::Params { id, params })) => {
-                    let (sender, receiver) = sync_channel(MPX_CHANNEL_CHUNKS);
-                    let aborted = Arc::new(AtomicBool::new(false));
-                    requests.insert(id, (sender, aborted.clone()));
-                    let role = roles.remove(&id).unwrap_or(Role::Responder);
-                    let exchange = MpxExchange {
-                        shared: shared.clone(),
-                        pool: pool.clone(),
-                        id,
-                        receiver,
-                        aborted,
-                        inputs: Inputs::default(),
-                    };
-                    pool.offer(Request::new(ctx.info, role, params, Box::new(exchange)));
-                }
-                Ok(Some(Event::ParamsRefused { id, error })) => {
-                    eprintln!("fcgi: request {id} refused: {error}");
-                    let mut guard = lock(&shared);
-                    let MpxShared { proto, encoder, .. } = &mut *guard;
-                    proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
-                }
-                Ok(Some(event)) => {
-                    let id = event_id(&event);
-                    match requests.get(&id) {
-                        Some((sender, aborted)) => {
-                            if matches!(event, Event::Abort { .. }) {
-                                aborted.store(true, Ordering::Release);
-                            }
-                            // The request has ended once its receiver is gone.
-                            if sender.send(event).is_err() {
-                                requests.remove(&id);
-                            }
-                        }
-                        None if matches!(event, Event::Abort { .. }) => {
-                            let mut guard = lock(&shared);
-                            let MpxShared { proto, encoder, .. } = &mut *guard;
-                            proto.end_request(id, 0, ProtocolStatus::RequestComplete, encoder.buffer());
-                        }
-                        None => {}
-                    }
-                }
-                Ok(None) => match recv(&self.socket, &mut self.input, Wait::For(self.timeouts.read)) {
-                    Ok(0) => break Ok(()),
-                    Ok(_) => {}
-                    Err(e) => break Err(e),
-                },
-            }
-        };
-        // The web server is gone or the connection is closing: unblock every request.
-        for (_, (_, aborted)) in requests.drain() {
-            aborted.store(true, Ordering::Release);
-        }
-        let _ = self.socket.shutdown(Shutdown::Both);
-        outcome
-    }
 }
 
 /// The view of a request that runs in series on its connection, which it holds until it ends.
@@ -482,20 +418,30 @@ impl InlineExchange {
         self.conn.as_mut().expect("a request used after its end")
     }
 
-    /// Takes the next event, reading the socket (blocking) when none is buffered.
+    /// Takes the next event, reading the socket (blocking) when none is buffered. Without a
+    /// wait it reads the socket at most once: a peer that floods management records cannot keep
+    /// the handler's thread here.
     fn next_event(&mut self, wait: Wait) -> io::Result<Option<Event>> {
+        let mut read_once = false;
         loop {
             let conn = self.conn();
             let event = conn.proto.poll_event(&mut conn.input).map_err(protocol_error)?;
             conn.take_replies();
+            // Replies owed (GET_VALUES_RESULT, UNKNOWN_TYPE) go out before they pile up: a flood
+            // of management records during a request costs at most this much memory, or the
+            // write timeout.
+            let owed = self.conn().encoder.buffer().len();
+            if owed >= FLUSH_AT || (owed > 0 && wait != Wait::No && event.is_none()) {
+                self.flush()?;
+            }
             if let Some(event) = event {
                 if matches!(event, Event::Abort { id } if id == self.id) {
                     self.aborted = true;
                 }
                 return Ok(Some(event));
             }
-            if !self.conn().encoder.is_empty() && wait != Wait::No {
-                self.flush()?;
+            if wait == Wait::No && std::mem::replace(&mut read_once, true) {
+                return Ok(None);
             }
             let conn = self.conn();
             match recv(&conn.socket, &mut conn.input, wait) {
@@ -524,6 +470,10 @@ impl Exchange for InlineExchange {
             if let Some(event) = self.next_event(Wait::For(read_timeout))? {
                 if let Some(answer) = self.inputs.offer(self.id, event, input)? {
                     return Ok(answer);
+                }
+                // Chunks of the other stream can only be held, not left in the socket: bounded.
+                if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
+                    return Err(io::Error::other("over 1 MiB of one input stream arrived while reading the other"));
                 }
             }
         }
@@ -572,11 +522,15 @@ impl Exchange for InlineExchange {
     }
 
     fn is_aborted(&mut self) -> bool {
-        // Look at what has arrived without waiting, keeping body chunks for later reads.
+        // Look at what has arrived without waiting, keeping body chunks for later reads. Once
+        // MAX_QUEUED_INPUT is held, stop reading ahead: the rest waits in the socket
+        // (back-pressure), and an ABORT behind it is seen when the handler reads.
         while !self.aborted && self.inputs.queued_bytes < MAX_QUEUED_INPUT {
             match self.next_event(Wait::No) {
                 Ok(Some(event)) => {
-                    let _ = self.inputs.offer(self.id, event, None);
+                    if self.inputs.offer(self.id, event, None).is_err() {
+                        self.aborted = true;
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => self.aborted = true,
@@ -596,270 +550,69 @@ impl Exchange for InlineExchange {
             Err(e) => log_closed(&e),
         }
     }
-}
 
-/// Body chunks that arrived for the stream the handler was not reading, and which streams ended.
-#[derive(Default)]
-struct Inputs {
-    queued: [VecDeque<Bytes>; 2],
-    queued_bytes: usize,
-    ended: [bool; 2],
-}
-
-impl Inputs {
-    /// A queued answer for `input`: `Some(Some(chunk))`, `Some(None)` at its end, `None` if
-    /// nothing is known yet.
-    fn take(&mut self, input: Input) -> Option<Option<Bytes>> {
-        if let Some(chunk) = self.queued[input as usize].pop_front() {
-            self.queued_bytes -= chunk.len();
-            return Some(Some(chunk));
+    fn abandon(&mut self, _stderr_used: bool) {
+        let Some(mut conn) = self.conn.take() else { return };
+        self.pool.context().note_request();
+        // What the handler wrote goes out; then the connection closes without the stream's end
+        // or END_REQUEST, so the web server sees the response cut short.
+        if self.broken.is_none() {
+            let _ = conn.flush();
         }
-        self.ended[input as usize].then_some(None)
-    }
-
-    /// Takes an event of request `id`: the answer if it is for `wanted`, else queued.
-    fn offer(&mut self, id: u16, event: Event, wanted: impl Into<Option<Input>>) -> io::Result<Option<Option<Bytes>>> {
-        let (input, chunk) = match event {
-            Event::Stdin { id: i, data } if i == id => (Input::Stdin, Some(data)),
-            Event::StdinEnd { id: i } if i == id => (Input::Stdin, None),
-            Event::Data { id: i, data } if i == id => (Input::Data, Some(data)),
-            Event::DataEnd { id: i } if i == id => (Input::Data, None),
-            Event::Abort { id: i } if i == id => return Err(aborted_error()),
-            _ => return Ok(None),
-        };
-        if wanted.into() == Some(input) {
-            if chunk.is_none() {
-                self.ended[input as usize] = true;
-            }
-            return Ok(Some(chunk));
-        }
-        match chunk {
-            Some(data) => {
-                self.queued_bytes += data.len();
-                if self.queued_bytes > MAX_QUEUED_INPUT {
-                    return Err(io::Error::other("over 1 MiB of one input stream arrived while reading the other"));
-                }
-                self.queued[input as usize].push_back(data);
-            }
-            None => self.ended[input as usize] = true,
-        }
-        Ok(None)
-    }
-}
-
-/// What the requests of a multiplexed connection share.
-struct MpxShared {
-    socket: Socket,
-    proto: Connection,
-    encoder: ResponseEncoder,
-    write_timeout: Option<Duration>,
-    closing: bool,
-}
-
-impl MpxShared {
-    fn take_replies(&mut self) {
-        move_replies(&mut self.proto, &mut self.encoder);
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let Self { socket, encoder, write_timeout, .. } = self;
-        encoder.flush(|slices| write_all_vectored(socket, slices, *write_timeout))
+        let _ = conn.socket.shutdown(Shutdown::Both);
     }
 }
 
 /// Moves the replies the state machine owes (GET_VALUES_RESULT, refusals) behind what the
 /// encoder already holds, without copying them.
-fn move_replies(proto: &mut Connection, encoder: &mut ResponseEncoder) {
+pub(super) fn move_replies(proto: &mut Connection, encoder: &mut ResponseEncoder) {
     let replies = proto.output();
     if !replies.is_empty() {
         encoder.buffer().unsplit(replies.split());
     }
 }
 
-fn lock(shared: &Mutex<MpxShared>) -> MutexGuard<'_, MpxShared> {
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A multiplexed request's view: input through its channel, output through the shared socket.
-struct MpxExchange {
-    shared: Arc<Mutex<MpxShared>>,
-    pool: Arc<Pool>,
-    id: u16,
-    receiver: Receiver<Event>,
-    aborted: Arc<AtomicBool>,
-    inputs: Inputs,
-}
-
-impl Exchange for MpxExchange {
-    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
-        loop {
-            if let Some(answer) = self.inputs.take(input) {
-                return Ok(answer);
-            }
-            if self.aborted.load(Ordering::Acquire) {
-                return Err(aborted_error());
-            }
-            let event = self.receiver.recv().map_err(|_| aborted_error())?;
-            if let Some(answer) = self.inputs.offer(self.id, event, input)? {
-                return Ok(answer);
-            }
-        }
-    }
-
-    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
-        if self.aborted.load(Ordering::Acquire) {
-            return Err(aborted_error());
-        }
-        let mut guard = lock(&self.shared);
-        let MpxShared { socket, encoder, write_timeout, .. } = &mut *guard;
-        encoder.write(record_type(output), self.id, data, |slices| write_all_vectored(socket, slices, *write_timeout))
-    }
-
-    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
-        if self.aborted.load(Ordering::Acquire) {
-            return Err(aborted_error());
-        }
-        Ok(lock(&self.shared).encoder.try_buffer(record_type(output), self.id, data))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        lock(&self.shared).flush()
-    }
-
-    fn is_aborted(&mut self) -> bool {
-        self.aborted.load(Ordering::Acquire)
-    }
-
-    fn end(&mut self, app_status: u32, stderr_used: bool) {
-        self.pool.context().note_request();
-        let id = self.id;
-        let mut guard = lock(&self.shared);
-        let MpxShared { proto, encoder, .. } = &mut *guard;
-        if stderr_used {
-            encoder.end_stream(RecordType::Stderr, id);
-        }
-        encoder.end_stream(RecordType::Stdout, id);
-        let keep_conn = proto.end_request(id, app_status, ProtocolStatus::RequestComplete, encoder.buffer());
-        let flushed = guard.flush();
-        if flushed.is_err() || (!keep_conn && guard.proto.active_requests() == 0) {
-            guard.closing = true;
-            // Wakes the reader, which waits for input.
-            let _ = guard.socket.shutdown(Shutdown::Read);
-        }
-    }
-}
-
-fn record_type(output: Output) -> RecordType {
+pub(super) fn record_type(output: Output) -> RecordType {
     match output {
         Output::Stdout => RecordType::Stdout,
         Output::Stderr => RecordType::Stderr,
     }
 }
 
-fn event_id(event: &Event) -> u16 {
-    match *event {
-        Event::Begin { id, .. }
-        | Event::Params { id, .. }
-        | Event::ParamsRefused { id, .. }
-        | Event::Stdin { id, .. }
-        | Event::StdinEnd { id }
-        | Event::Data { id, .. }
-        | Event::DataEnd { id }
-        | Event::Abort { id } => id,
+/// When the head-timeout line was last logged (a flood of silent connections must not flood
+/// the log).
+static HEAD_TIMEOUT_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs the line `message` makes unless `last` says one was logged this second.
+pub(crate) fn log_rate_limited(last: &AtomicU64, message: impl FnOnce() -> String) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if last.swap(now, Ordering::Relaxed) != now {
+        eprintln!("{}", message());
     }
+}
+
+/// Answers request `id`, whose params were refused, with a 400 or 431 page and ends it (on an
+/// in-series and a multiplexed connection alike); returns whether the connection stays open.
+pub(super) fn encode_refusal(
+    proto: &mut Connection,
+    encoder: &mut ResponseEncoder,
+    id: u16,
+    error: &ParamsError,
+) -> bool {
+    eprintln!("fcgi: request {id} refused: {error}");
+    let status = match error {
+        ParamsError::Truncated => "400 Bad Request",
+        _ => "431 Request Header Fields Too Large",
+    };
+    let page = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{status}: {error}\n");
+    crate::protocol::record::encode_stream(RecordType::Stdout, id, page.as_bytes(), encoder.buffer());
+    encoder.end_stream(RecordType::Stdout, id);
+    proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer())
 }
 
 /// Logs why a connection closed, unless the web server simply left.
-fn log_closed(e: &io::Error) {
+pub(super) fn log_closed(e: &io::Error) {
     if !is_disconnect(e) {
         eprintln!("fcgi: connection closed: {e}");
-    }
-}
-
-fn aborted_error() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "the web server aborted the request")
-}
-
-fn protocol_error(e: ProtocolError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-/// Writes every slice, resuming after short writes and waiting (up to `timeout` each time)
-/// while the web server's receive buffer is full.
-fn write_all_vectored(socket: &mut Socket, slices: &[IoSlice<'_>], timeout: Option<Duration>) -> io::Result<()> {
-    let mut owned: Vec<IoSlice<'_>> = slices.iter().filter(|s| !s.is_empty()).copied().collect();
-    let mut remaining = &mut owned[..];
-    while !remaining.is_empty() {
-        match socket.write_vectored(remaining) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut remaining, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !wait_ready(socket, libc::POLLOUT, timeout) {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server stopped reading the response"));
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Waits up to `timeout` (for ever if `None`) for `socket` to be ready for `events`; false
-/// when the time ran out. Readiness includes errors and hang-ups: the next call reports them.
-fn wait_ready(socket: &Socket, events: libc::c_short, timeout: Option<Duration>) -> bool {
-    let mut poll = libc::pollfd { fd: socket.as_raw_fd(), events, revents: 0 };
-    let timeout_ms = timeout.map_or(-1, |t| libc::c_int::try_from(t.as_millis()).unwrap_or(libc::c_int::MAX));
-    loop {
-        // SAFETY: poll(2) on one valid pollfd.
-        match unsafe { libc::poll(&mut poll, 1, timeout_ms) } {
-            n if n > 0 => return true,
-            0 => return false,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            // poll itself failing (EINVAL, ENOMEM): let the next read or write say why.
-            _ => return true,
-        }
-    }
-}
-
-/// Whether a read may wait for data, and how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    /// Only what has arrived.
-    No,
-    /// Up to this long (for ever if `None`).
-    For(Option<Duration>),
-}
-
-/// Reads what the socket has into the spare capacity of `buf`, without zeroing it first.
-/// A read that waits longer than its timeout is `TimedOut`.
-fn recv(socket: &Socket, buf: &mut BytesMut, wait: Wait) -> io::Result<usize> {
-    buf.reserve(READ_CHUNK);
-    let spare = buf.spare_capacity_mut();
-    loop {
-        // SAFETY: `spare` is writable memory owned by `buf`, `spare.len()` bytes long, and recv
-        // writes at most that many bytes into it.
-        let n = unsafe { libc::recv(socket.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            let n = n as usize;
-            // SAFETY: recv initialised the first `n` bytes of the spare capacity.
-            unsafe { buf.set_len(buf.len() + n) };
-            return Ok(n);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => match wait {
-                Wait::No => return Err(e),
-                Wait::For(timeout) if wait_ready(socket, libc::POLLIN, timeout) => {}
-                Wait::For(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the web server sent nothing within the read timeout",
-                    ))
-                }
-            },
-            _ => return Err(e),
-        }
     }
 }

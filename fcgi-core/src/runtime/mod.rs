@@ -3,13 +3,16 @@
 
 pub mod cgi;
 mod connection;
+mod inputs;
 pub mod listener;
+mod multiplexed;
 mod poller;
 mod pool;
 mod prefork;
 pub mod request;
 pub mod server;
 pub mod signals;
+mod socket_io;
 
 pub use listener::{Bind, Listener};
 pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::connection::{FcgiConnection, Opened};
+use super::connection::{log_rate_limited, FcgiConnection, Opened};
 use super::listener::Listener;
 use super::poller::{Alarm, Bell, Poller, Token};
 use super::request::Request;
@@ -33,6 +33,9 @@ const SWEEP_AT_MOST_EVERY: Duration = Duration::from_millis(100);
 
 /// Connections a thread accepts one after the other before it waits in epoll again.
 const ACCEPT_RUN: usize = 16;
+
+/// How long, from the stop, the connections taken then may take to send their requests.
+const DRAIN_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
 /// Connections taken from the listener's queue when the server stops.
 const DRAIN_AT_MOST: usize = 1024;
@@ -146,7 +149,12 @@ impl Pool {
         loop {
             if let Some(ready) = lock(&self.ready).pop_front() {
                 match ready {
-                    Ready::Request(request) => return Some(request),
+                    Ready::Request(mut request) => {
+                        if request.claim() {
+                            return Some(request);
+                        }
+                        continue;
+                    }
                     Ready::Connection(conn) => match self.open(conn) {
                         Some(request) => return Some(request),
                         None => continue,
@@ -350,6 +358,11 @@ impl Pool {
                 queued.push_back(conn);
             }
         }
+        // However many there are, the stop waits for their requests at most this long in all.
+        let by = Instant::now() + DRAIN_REQUEST_WAIT;
+        for conn in &mut queued {
+            conn.drain_by(by);
+        }
         queued
     }
 
@@ -363,14 +376,7 @@ impl Pool {
             }
             *last_sweep = Instant::now();
         }
-        let idle_timeout = self.ctx.config.idle_timeout;
-        lock(&self.parked).retain(|_, (conn, since)| {
-            if conn.is_overloaded() {
-                conn.is_new(*since)
-            } else {
-                idle_timeout.is_none_or(|timeout| since.elapsed() < timeout)
-            }
-        });
+        lock(&self.parked).retain(|_, (conn, since)| !conn.has_expired(*since));
     }
 
     /// Accepts one connection, if one is waiting.
@@ -403,10 +409,7 @@ impl Pool {
 /// Logs that connections are refused, at most once a second (a flood must not flood the log).
 fn log_overloaded(max_connections: usize) {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if LAST.swap(now, Ordering::Relaxed) != now {
-        eprintln!("fcgi: over {max_connections} connections: refusing with OVERLOADED");
-    }
+    log_rate_limited(&LAST, || format!("fcgi: over {max_connections} connections: refusing with OVERLOADED"));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

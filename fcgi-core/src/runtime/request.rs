@@ -79,6 +79,17 @@ pub(crate) trait Exchange: Send {
     /// Ends the request on the wire (the streams' ends, END_REQUEST with `app_status`) and
     /// hands the connection on to its next request. Called once, last.
     fn end(&mut self, app_status: u32, stderr_used: bool);
+    /// Ends a request whose response was cut short after its first bytes (the handler failed):
+    /// the web server must see it incomplete, so the connection closes without END_REQUEST.
+    /// Called once, last, instead of `end`.
+    fn abandon(&mut self, stderr_used: bool) {
+        self.end(1, stderr_used);
+    }
+    /// Called when a thread takes the request to serve it; false if it was answered meanwhile
+    /// (and is to be dropped without serving).
+    fn claim(&mut self) -> bool {
+        true
+    }
 }
 
 /// How the process was reached: what a face reports as `wsgi.multiprocess`, `wsgi.run_once`.
@@ -112,6 +123,8 @@ pub struct Request<'a> {
     stdout_bytes: u64,
     stderr_used: bool,
     stdin_bytes: u64,
+    /// CONTENT_LENGTH, if the web server sent one that parses.
+    content_length: Option<u64>,
     pending: [Bytes; 2],
     exchange: Box<dyn Exchange + 'a>,
     ended: bool,
@@ -125,7 +138,10 @@ const _: () = {
 
 impl<'a> Request<'a> {
     pub(crate) fn new(info: ServerInfo, role: Role, params: Params, exchange: Box<dyn Exchange + 'a>) -> Self {
+        let content_length =
+            params.get(b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
         Self {
+            content_length,
             info,
             role,
             params,
@@ -147,10 +163,27 @@ impl<'a> Request<'a> {
     pub fn finish(mut self, outcome: io::Result<()>) {
         if let Err(e) = outcome {
             if !is_disconnect(&e) {
+                if self.stdout_bytes > 0 {
+                    // Part of the response is out: an END_REQUEST would make it look whole to
+                    // the client (nginx ends a chunked body properly). Closing instead lets the
+                    // web server see the truncation.
+                    eprintln!("fcgi: the handler failed after {} response bytes: {e}", self.stdout_bytes);
+                    self.ended = true;
+                    self.exchange.abandon(self.stderr_used);
+                    return;
+                }
                 self.fail(&e.to_string());
             }
         }
         self.end();
+    }
+
+    /// Tells the exchange a thread takes this request; false if it was answered meanwhile
+    /// (see `Exchange::claim`).
+    pub(crate) fn claim(&mut self) -> bool {
+        let claimed = self.exchange.claim();
+        self.ended |= !claimed;
+        claimed
     }
 
     /// Logs `failure`; answers with an error page if nothing was written yet.
@@ -178,9 +211,7 @@ impl<'a> Request<'a> {
     /// Answers 413 when CONTENT_LENGTH is over `max_body_bytes`, before anyone reads the body;
     /// says whether it did (the request is then done).
     pub(crate) fn refuse_too_large(&mut self) -> bool {
-        let declared =
-            self.param("CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
-        let (Some(declared), Some(limit)) = (declared, self.info.max_body_bytes) else { return false };
+        let (Some(declared), Some(limit)) = (self.content_length, self.info.max_body_bytes) else { return false };
         if declared <= limit {
             return false;
         }
@@ -219,13 +250,24 @@ impl<'a> Request<'a> {
         self.receive(input)
     }
 
-    /// The next chunk from the exchange, counting the body against `max_body_bytes`.
+    /// The next chunk from the exchange, counting the body against `max_body_bytes` and
+    /// CONTENT_LENGTH: a body that ends short of CONTENT_LENGTH is an error, not a short body
+    /// the application could take for whole.
     fn receive(&mut self, input: Input) -> io::Result<Option<Bytes>> {
         let chunk = self.exchange.read(input)?;
-        if let (Input::Stdin, Some(chunk), Some(limit)) = (input, &chunk, self.info.max_body_bytes) {
-            self.stdin_bytes += chunk.len() as u64;
-            if self.stdin_bytes > limit {
-                return Err(body_too_large(limit));
+        if input == Input::Stdin {
+            match &chunk {
+                Some(chunk) => {
+                    self.stdin_bytes += chunk.len() as u64;
+                    if let Some(limit) = self.info.max_body_bytes.filter(|limit| self.stdin_bytes > *limit) {
+                        return Err(body_too_large(limit));
+                    }
+                }
+                None => {
+                    if let Some(declared) = self.content_length.filter(|declared| self.stdin_bytes < *declared) {
+                        return Err(body_truncated(self.stdin_bytes, declared));
+                    }
+                }
             }
         }
         Ok(chunk)
@@ -370,6 +412,14 @@ pub fn body_too_large(limit: u64) -> io::Error {
     io::Error::new(io::ErrorKind::FileTooLarge, format!("the request body is larger than {limit} bytes"))
 }
 
+/// The error a read returns when the body ends before CONTENT_LENGTH bytes.
+pub fn body_truncated(received: u64, declared: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the request body ended after {received} of its {declared} bytes (CONTENT_LENGTH)"),
+    )
+}
+
 /// The response to a body over `max_body_bytes`.
 pub(crate) const TOO_LARGE: &[u8] =
     b"Status: 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\nContent Too Large\r\n";
@@ -398,6 +448,20 @@ pub(crate) fn run_handler(handler: &dyn Handler, mut request: Request<'_>) {
     });
     request.finish(outcome);
 }
+
+/// The error a read or write returns once the web server aborted the request.
+pub(crate) fn aborted_error() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the web server aborted the request")
+}
+
+/// A protocol violation, as the I/O error that closes the connection.
+pub(crate) fn protocol_error(e: crate::protocol::ProtocolError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// The response to a request that no worker could take in time.
+pub(crate) const SERVICE_UNAVAILABLE: &[u8] =
+    b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nService Unavailable\n";
 
 /// Whether `e` only says that the web server left (closed, reset or aborted the request):
 /// nothing to log, nobody to answer.

@@ -37,6 +37,14 @@ pub struct ServerConfig {
     pub write_timeout: Option<Duration>,
     /// How long a kept-alive connection may sit idle before it is closed.
     pub idle_timeout: Option<Duration>,
+    /// How long a request's head (BEGIN_REQUEST and the whole PARAMS stream) may take to
+    /// arrive, from the connection's accept or the head's first byte. Until it is whole the
+    /// connection waits in the poller, holding no worker; then it is closed.
+    pub head_timeout: Option<Duration>,
+    /// How long a stop or a reload waits for the requests in flight; then a reload
+    /// re-executes the program anyway and a stop ends the process (as a supervisor's SIGKILL
+    /// would, but with the socket file removed and a log line).
+    pub graceful_timeout: Option<Duration>,
     /// Largest request body accepted (413 beyond); `None`: the web server's limit alone.
     pub max_body_bytes: Option<u64>,
     /// Params limits, roles accepted and multiplexing.
@@ -59,6 +67,8 @@ impl Default for ServerConfig {
             read_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(60)),
             idle_timeout: Some(Duration::from_secs(90)),
+            head_timeout: Some(Duration::from_secs(10)),
+            graceful_timeout: Some(Duration::from_secs(30)),
             max_body_bytes: None,
             connection: ConnectionConfig::default(),
             handle_signals: true,

@@ -37,6 +37,8 @@ pub enum Address {
 pub trait Stream: Read + Write + Send {
     fn shutdown(&self, how: Shutdown) -> std::io::Result<()>;
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+    /// A second handle on the same connection (to write from one thread while another reads).
+    fn try_clone_stream(&self) -> std::io::Result<Box<dyn Stream>>;
 }
 
 impl Stream for UnixStream {
@@ -46,6 +48,9 @@ impl Stream for UnixStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
         UnixStream::set_read_timeout(self, timeout)
     }
+    fn try_clone_stream(&self) -> std::io::Result<Box<dyn Stream>> {
+        Ok(Box::new(self.try_clone()?))
+    }
 }
 
 impl Stream for TcpStream {
@@ -54,6 +59,9 @@ impl Stream for TcpStream {
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+    fn try_clone_stream(&self) -> std::io::Result<Box<dyn Stream>> {
+        Ok(Box::new(self.try_clone()?))
     }
 }
 
@@ -524,6 +532,11 @@ impl App {
 }
 
 impl Client {
+    /// A second handle on this connection, to write from another thread while this one reads.
+    pub fn writer(&self) -> Box<dyn Stream> {
+        self.stream.try_clone_stream().expect("clone the client's socket")
+    }
+
     /// Sends an ABORT_REQUEST for request `id`.
     pub fn abort(&mut self, id: u16) {
         let mut out = BytesMut::new();

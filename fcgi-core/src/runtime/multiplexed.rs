@@ -1,0 +1,511 @@
+//! A multiplexed connection (HAProxy with `mpxs-conns`): a reader thread of the connection's
+//! own reads it and offers each request to the pool as its params complete; each request's
+//! input waits for its handler in an inbox; all writers share the socket under one lock.
+//!
+//! FastCGI has no flow control per request, so one request's unread body can only be held or
+//! left in the socket, where it blocks every other request behind it. The reader therefore
+//! never waits for one request without a deadline: a request taken by a worker may hold up
+//! the connection (back-pressure) while its handler reads, at most the read timeout between
+//! two reads; a request no worker has taken yet gets [`UNTAKEN_INBOX_BYTES`] held for it, then
+//! [`UNTAKEN_WAIT`] for a worker, and is otherwise answered 503 and its input dropped, so the
+//! requests that are being served get their bytes.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::connection::FcgiConnection;
+use super::connection::{encode_refusal, log_closed, move_replies, record_type};
+use super::inputs::{Inputs, MAX_QUEUED_INPUT};
+use super::listener::Socket;
+use super::pool::Pool;
+use super::request::{aborted_error, protocol_error, Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
+use super::server::Context;
+use super::socket_io::{recv, write_all_vectored, Wait};
+use crate::protocol::{Connection, Event, ProtocolStatus, RecordType, ResponseEncoder, Role};
+
+/// Input held for a request a worker is serving before the reader waits for its handler.
+const TAKEN_INBOX_BYTES: usize = 512 << 10;
+/// Input held for a request no worker has taken yet, before the reader waits for a worker.
+const UNTAKEN_INBOX_BYTES: usize = 1 << 20;
+/// How long the reader waits for a worker to take a request whose inbox is full.
+const UNTAKEN_WAIT: Duration = Duration::from_secs(1);
+/// How often a reader waiting for input looks whether the server stops.
+const STOP_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Reads `conn` on a thread of its own, which offers each request to the pool.
+pub(super) fn spawn_reader(pool: &Arc<Pool>, conn: FcgiConnection) {
+    pool.reader_started();
+    let reader_pool = pool.clone();
+    let spawned = std::thread::Builder::new().name("fcgi-mpx-reader".into()).spawn(move || {
+        match Reader::new(conn, reader_pool.context()) {
+            Ok(mut reader) => {
+                if let Err(e) = reader.run(&reader_pool) {
+                    log_closed(&e);
+                }
+                reader.close();
+            }
+            Err(e) => log_closed(&e),
+        }
+        reader_pool.reader_ended();
+    });
+    if let Err(e) = spawned {
+        eprintln!("fcgi: cannot start a multiplexed connection's reader: {e}");
+        pool.reader_ended();
+    }
+}
+
+/// The reading side of a multiplexed connection.
+struct Reader {
+    /// Its socket, input and timeouts; its protocol state and output moved to `shared`.
+    conn: FcgiConnection,
+    shared: Arc<Mutex<Shared>>,
+    inboxes: HashMap<u16, Arc<Inbox>>,
+    roles: HashMap<u16, Role>,
+}
+
+impl Reader {
+    fn new(mut conn: FcgiConnection, ctx: &Context) -> io::Result<Self> {
+        let shared = Shared {
+            socket: conn.socket.try_clone()?,
+            proto: std::mem::replace(&mut conn.proto, Connection::new(ctx.config.connection)),
+            encoder: std::mem::take(&mut conn.encoder),
+            write_timeout: conn.timeouts.write,
+            broken: None,
+            closing: false,
+        };
+        Ok(Self { conn, shared: Arc::new(Mutex::new(shared)), inboxes: HashMap::new(), roles: HashMap::new() })
+    }
+}
+
+impl Reader {
+    fn run(&mut self, pool: &Arc<Pool>) -> io::Result<()> {
+        let ctx = pool.context();
+        loop {
+            let (event, active) = {
+                let mut shared = lock(&self.shared);
+                if shared.closing {
+                    return Ok(());
+                }
+                let event = shared.proto.poll_event(&mut self.conn.input);
+                shared.take_replies();
+                shared.flush()?;
+                (event.map_err(protocol_error)?, shared.proto.active_requests())
+            };
+            match event {
+                Some(Event::Begin { id, role, .. }) => {
+                    self.roles.insert(id, role);
+                }
+                Some(Event::Params { id, params }) => {
+                    let inbox = Arc::new(Inbox::default());
+                    self.inboxes.insert(id, inbox.clone());
+                    let role = self.roles.remove(&id).unwrap_or(Role::Responder);
+                    let exchange = MpxExchange {
+                        shared: self.shared.clone(),
+                        pool: pool.clone(),
+                        id,
+                        inbox,
+                        inputs: Inputs::default(),
+                        read_timeout: self.conn.timeouts.read,
+                    };
+                    pool.offer(Request::new(ctx.info, role, params, Box::new(exchange)));
+                }
+                Some(Event::ParamsRefused { id, error }) => {
+                    self.roles.remove(&id);
+                    let mut shared = lock(&self.shared);
+                    let Shared { proto, encoder, .. } = &mut *shared;
+                    encode_refusal(proto, encoder, id, &error);
+                }
+                Some(event) => self.deliver(event),
+                None => {
+                    // Idle (no request active): the idle timeout, and a stop closes it at once.
+                    let idle = active == 0;
+                    let timeout = if idle { self.conn.timeouts.idle } else { self.conn.timeouts.read };
+                    if !self.wait_for_input(ctx, timeout, idle)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads more input; false when the connection is done (closed by the web server, or idle
+    /// at a stop).
+    fn wait_for_input(&mut self, ctx: &Context, timeout: Option<Duration>, idle: bool) -> io::Result<bool> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let slice = deadline
+                .map_or(STOP_CHECK_EVERY, |d| d.saturating_duration_since(Instant::now()).min(STOP_CHECK_EVERY));
+            match recv(&self.conn.socket, &mut self.conn.input, Wait::For(Some(slice))) {
+                Ok(0) => return Ok(false),
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    if idle && ctx.is_stopping() {
+                        return Ok(false);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        if idle {
+                            return Ok(false);
+                        }
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Hands a body chunk, an end of stream or an ABORT to its request's inbox.
+    fn deliver(&mut self, event: Event) {
+        let id = event_id(&event);
+        let Some(inbox) = self.inboxes.get(&id) else {
+            // A request between its BEGIN and its params' end: an ABORT ends it here.
+            if matches!(event, Event::Abort { .. }) {
+                self.roles.remove(&id);
+                let mut shared = lock(&self.shared);
+                let Shared { proto, encoder, .. } = &mut *shared;
+                proto.end_request(id, 0, ProtocolStatus::RequestComplete, encoder.buffer());
+            }
+            return;
+        };
+        match inbox.put(event, self.conn.timeouts.read) {
+            Put::Held => {}
+            Put::Gone => {
+                self.inboxes.remove(&id);
+            }
+            Put::Unserved => {
+                self.inboxes.remove(&id);
+                log_unserved(id);
+                let mut shared = lock(&self.shared);
+                shared.answer_unavailable(id);
+            }
+        }
+    }
+
+    /// The web server is gone or the connection is closing: every request still reading is
+    /// told so.
+    fn close(&mut self) {
+        for (_, inbox) in self.inboxes.drain() {
+            inbox.abort();
+        }
+        let _ = self.conn.socket.shutdown(Shutdown::Both);
+    }
+}
+
+fn log_unserved(id: u16) {
+    eprintln!(
+        "fcgi: multiplexed request {id} answered 503: its body arrived while no worker was free to read it \
+         (more workers, or less multiplexing, would serve it)"
+    );
+}
+
+/// What the requests of a multiplexed connection share: the socket's writing side and the
+/// protocol state.
+struct Shared {
+    socket: Socket,
+    proto: Connection,
+    encoder: ResponseEncoder,
+    write_timeout: Option<Duration>,
+    /// Set once a write failed: a record may have been cut short, so nothing else may follow.
+    broken: Option<io::ErrorKind>,
+    /// The connection ends once the reader sees this.
+    closing: bool,
+}
+
+impl Shared {
+    fn take_replies(&mut self) {
+        move_replies(&mut self.proto, &mut self.encoder);
+    }
+
+    /// Runs a write on the socket; after a failure (a timeout may cut a record in half) every
+    /// later write fails too and the connection is shut down, so no other request's bytes can
+    /// follow a partial record.
+    fn send(&mut self, write: impl FnOnce(&mut Self) -> io::Result<()>) -> io::Result<()> {
+        if let Some(kind) = self.broken {
+            return Err(io::Error::new(kind, "an earlier write on this multiplexed connection failed"));
+        }
+        let result = write(self);
+        if let Err(e) = &result {
+            self.broken = Some(e.kind());
+            self.closing = true;
+            let _ = self.socket.shutdown(Shutdown::Both);
+        }
+        result
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send(|shared| {
+            let Self { socket, encoder, write_timeout, .. } = shared;
+            encoder.flush(|slices| write_all_vectored(socket, slices, *write_timeout))
+        })
+    }
+
+    /// Answers request `id` with 503 and ends it.
+    fn answer_unavailable(&mut self, id: u16) {
+        crate::protocol::record::encode_stream(RecordType::Stdout, id, SERVICE_UNAVAILABLE, self.encoder.buffer());
+        self.encoder.end_stream(RecordType::Stdout, id);
+        let Self { proto, encoder, .. } = self;
+        proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
+        let _ = self.flush();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One request's input, from the reader to its handler.
+#[derive(Default)]
+struct Inbox {
+    state: Mutex<InboxState>,
+    /// Signalled when the handler takes input, when the request is taken or ends, and when
+    /// input arrives.
+    changed: Condvar,
+    /// ABORT_REQUEST arrived or the connection is gone (read without the lock by writes).
+    aborted: AtomicBool,
+}
+
+#[derive(Default)]
+struct InboxState {
+    events: VecDeque<Event>,
+    bytes: usize,
+    /// A worker took the request.
+    taken: bool,
+    /// Ended by its handler, or answered 503 before a worker took it: input is dropped.
+    done: bool,
+}
+
+/// What became of an event put in an inbox.
+enum Put {
+    Held,
+    /// The request has ended: the event was dropped.
+    Gone,
+    /// Nobody took the request in time: it is to be answered 503.
+    Unserved,
+}
+
+impl Inbox {
+    /// Holds `event` for the handler, waiting (with a deadline) while the inbox is full.
+    fn put(&self, event: Event, read_timeout: Option<Duration>) -> Put {
+        let size = event_size(&event);
+        let mut state = lock(&self.state);
+        if matches!(event, Event::Abort { .. }) {
+            self.aborted.store(true, Ordering::Release);
+        }
+        let start = Instant::now();
+        loop {
+            if state.done {
+                return Put::Gone;
+            }
+            let bound = if state.taken { TAKEN_INBOX_BYTES } else { UNTAKEN_INBOX_BYTES };
+            if state.bytes < bound || size == 0 {
+                state.bytes += size;
+                state.events.push_back(event);
+                self.changed.notify_all();
+                return Put::Held;
+            }
+            let wait = if state.taken { read_timeout } else { Some(UNTAKEN_WAIT) };
+            let left = match wait {
+                Some(wait) => match wait.checked_sub(start.elapsed()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => None,
+                },
+                None => Some(Duration::from_secs(3600)),
+            };
+            let Some(left) = left else {
+                if state.taken {
+                    // The handler read nothing for the read timeout: it is failed, the others go on.
+                    eprintln!("fcgi: a multiplexed request's handler did not read its input within {read_timeout:?}");
+                    state.done = true;
+                    state.events.clear();
+                    self.aborted.store(true, Ordering::Release);
+                    self.changed.notify_all();
+                    return Put::Gone;
+                }
+                state.done = true;
+                state.events.clear();
+                return Put::Unserved;
+            };
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Marks the request taken by a worker; false if it was answered before.
+    fn take(&self) -> bool {
+        let mut state = lock(&self.state);
+        state.taken = true;
+        self.changed.notify_all();
+        !state.done
+    }
+
+    /// The next event for the handler, waiting up to `timeout`.
+    fn next(&self, timeout: Option<Duration>) -> io::Result<Event> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(event) = state.events.pop_front() {
+                state.bytes -= event_size(&event);
+                self.changed.notify_all();
+                return Ok(event);
+            }
+            if state.done || self.aborted.load(Ordering::Acquire) {
+                return Err(aborted_error());
+            }
+            let left = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the web server sent nothing for this request within the read timeout",
+                        ))
+                    }
+                },
+                None => Duration::from_secs(3600),
+            };
+            state = self.changed.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// The handler is done: what arrives from now on is dropped.
+    fn close(&self) {
+        let mut state = lock(&self.state);
+        state.done = true;
+        state.events.clear();
+        state.bytes = 0;
+        self.changed.notify_all();
+    }
+
+    /// The connection is gone.
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        let _state = lock(&self.state);
+        self.changed.notify_all();
+    }
+}
+
+fn event_size(event: &Event) -> usize {
+    match event {
+        Event::Stdin { data, .. } | Event::Data { data, .. } => data.len(),
+        _ => 0,
+    }
+}
+
+fn event_id(event: &Event) -> u16 {
+    match *event {
+        Event::Begin { id, .. }
+        | Event::Params { id, .. }
+        | Event::ParamsRefused { id, .. }
+        | Event::Stdin { id, .. }
+        | Event::StdinEnd { id }
+        | Event::Data { id, .. }
+        | Event::DataEnd { id }
+        | Event::Abort { id } => id,
+    }
+}
+
+/// A multiplexed request's view: input from its inbox, output through the shared socket.
+struct MpxExchange {
+    shared: Arc<Mutex<Shared>>,
+    pool: Arc<Pool>,
+    id: u16,
+    inbox: Arc<Inbox>,
+    inputs: Inputs,
+    read_timeout: Option<Duration>,
+}
+
+impl MpxExchange {
+    fn is_aborted_now(&self) -> bool {
+        self.inbox.aborted.load(Ordering::Acquire)
+    }
+}
+
+impl Exchange for MpxExchange {
+    fn claim(&mut self) -> bool {
+        self.inbox.take()
+    }
+
+    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        loop {
+            if let Some(answer) = self.inputs.take(input) {
+                return Ok(answer);
+            }
+            let event = self.inbox.next(self.read_timeout)?;
+            if let Some(answer) = self.inputs.offer(self.id, event, input)? {
+                return Ok(answer);
+            }
+            if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
+                return Err(io::Error::other("over 1 MiB of one input stream arrived while reading the other"));
+            }
+        }
+    }
+
+    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
+        if self.is_aborted_now() {
+            return Err(aborted_error());
+        }
+        let id = self.id;
+        lock(&self.shared).send(|shared| {
+            let Shared { socket, encoder, write_timeout, .. } = shared;
+            encoder.write(record_type(output), id, data, |slices| write_all_vectored(socket, slices, *write_timeout))
+        })
+    }
+
+    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
+        if self.is_aborted_now() {
+            return Err(aborted_error());
+        }
+        // Never wait for the lock here: the caller may hold a lock of its own (Python's GIL)
+        // while another request's write holds this one, stalled on the web server.
+        let Ok(mut shared) = self.shared.try_lock() else { return Ok(false) };
+        if let Some(kind) = shared.broken {
+            return Err(kind.into());
+        }
+        Ok(shared.encoder.try_buffer(record_type(output), self.id, data))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        lock(&self.shared).flush()
+    }
+
+    fn is_aborted(&mut self) -> bool {
+        self.is_aborted_now()
+    }
+
+    fn end(&mut self, app_status: u32, stderr_used: bool) {
+        self.inbox.close();
+        self.pool.context().note_request();
+        let id = self.id;
+        let mut shared = lock(&self.shared);
+        let Shared { proto, encoder, .. } = &mut *shared;
+        if stderr_used {
+            encoder.end_stream(RecordType::Stderr, id);
+        }
+        encoder.end_stream(RecordType::Stdout, id);
+        let keep_conn = proto.end_request(id, app_status, ProtocolStatus::RequestComplete, encoder.buffer());
+        let flushed = shared.flush();
+        if flushed.is_err() || (!keep_conn && shared.proto.active_requests() == 0) {
+            shared.closing = true;
+            // Wakes the reader, which waits for input.
+            let _ = shared.socket.shutdown(Shutdown::Read);
+        }
+    }
+
+    fn abandon(&mut self, _stderr_used: bool) {
+        // The response was cut short after its first bytes: the web server must not take it
+        // for whole, and a multiplexed connection has no way to say so for one request but to
+        // close. The other requests on it see the connection go.
+        self.inbox.close();
+        self.pool.context().note_request();
+        let mut shared = lock(&self.shared);
+        let _ = shared.flush();
+        shared.broken = Some(io::ErrorKind::ConnectionAborted);
+        shared.closing = true;
+        let _ = shared.socket.shutdown(Shutdown::Both);
+    }
+}
