@@ -511,6 +511,7 @@ fn a_request_in_a_call_when_close_gives_up_is_ended_by_that_call() {
         client.response(1)
     });
     let request = RequestPtr(accept(server).unwrap());
+    let (reading, has_read) = std::sync::mpsc::channel();
     let worker = std::thread::spawn(move || {
         let request = request;
         let mut buf = [0u8; 64];
@@ -524,6 +525,7 @@ fn a_request_in_a_call_when_close_gives_up_is_ended_by_that_call() {
                 break code;
             }
             body.extend_from_slice(&buf[..n]);
+            let _ = reading.send(());
         };
         assert_eq!(code, FCGI_ERR_CLOSED, "got {:?}", String::from_utf8_lossy(&body));
         // The read under way when close gave up still returned its bytes; the next was refused.
@@ -533,7 +535,8 @@ fn a_request_in_a_call_when_close_gives_up_is_ended_by_that_call() {
         assert_eq!(unsafe { fcgi_request_finish(request.0) }, FCGI_ERR_CLOSED);
     });
     // Let the worker read "first" and block for the rest.
-    std::thread::sleep(Duration::from_millis(200));
+    has_read.recv_timeout(Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     close(server);
     closed.send(()).unwrap();
     worker.join().unwrap();
