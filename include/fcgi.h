@@ -76,6 +76,13 @@ typedef enum {
      * The request body passed the `max_body_bytes` option.
      */
     FCGI_ERR_TOO_LARGE = 11,
+    /**
+     * `fcgi_server_close` ended this request while the program still held it (it waited for
+     * it first, up to its deadline): nothing more reaches the web server. Every call on the
+     * handle but `fcgi_request_finish` returns this; finish frees the handle and returns it
+     * too.
+     */
+    FCGI_ERR_CLOSED = 12,
 } fcgi_result;
 
 /**
@@ -103,10 +110,16 @@ typedef enum {
 typedef struct fcgi_options fcgi_options;
 
 /**
- * One request. Returned by `fcgi_server_accept`; ended and freed by `fcgi_request_finish`,
- * exactly once (or by `fcgi_server_close` if never finished). It may move between threads but
+ * One request. Returned by `fcgi_server_accept`; freed by `fcgi_request_finish`, exactly
+ * once, on any thread, and by nothing else: not even `fcgi_server_close`, so a handle stays
+ * valid until it is finished, whatever happens to the server. It may move between threads but
  * is used by one thread at a time. Pointers it hands out (param names and values) stay valid
  * until it is finished.
+ *
+ * If the server is closed while the request is held, close waits for it to be finished (up
+ * to 30 s); past that, close ends the request itself (the web server gets what was written,
+ * or a 500 page, and END_REQUEST) and the handle becomes a tombstone: its calls return
+ * FCGI_ERR_CLOSED, and `fcgi_request_finish` frees it (returning FCGI_ERR_CLOSED too).
  */
 typedef struct fcgi_request fcgi_request;
 
@@ -198,8 +211,9 @@ fcgi_result fcgi_options_set_roles(fcgi_options *options,
  * CANT_MPX_CONN, as every mainstream web server expects; more multiplexes. The requests of a
  * multiplexed connection share its reader (a thread of the library's), so keep an accepting
  * thread free for each of up to `workers × requests_per_conn` requests (or hand each
- * accepted request to a thread of its own): an unaccepted request can otherwise hold up the
- * others. FCGI_ERR_INVALID_ARG for 0.
+ * accepted request to a thread of its own; `fcgi_server_close` waits for the requests those
+ * threads still hold): an unaccepted request can otherwise hold up the others.
+ * FCGI_ERR_INVALID_ARG for 0.
  */
 fcgi_result fcgi_options_set_multiplex(fcgi_options *options, uint16_t requests_per_conn);
 
@@ -277,7 +291,8 @@ fcgi_result fcgi_server_open(const fcgi_options *options, fcgi_server **out);
  * FCGI_ERR_STOPPED once the server is stopping (signal, `fcgi_server_shutdown`, max requests,
  * or after the one CGI request) and no request is left, so `while (fcgi_server_accept(s, &r)
  * == FCGI_OK)` ends cleanly; FCGI_ERR_IO if the server could not start or failed. Each request
- * must be ended with `fcgi_request_finish`, on any thread.
+ * must be ended with `fcgi_request_finish`, on any thread, which frees its handle; the handle
+ * stays valid until then, even past `fcgi_server_close`.
  */
 fcgi_result fcgi_server_accept(const fcgi_server *server, fcgi_request **out);
 
@@ -302,10 +317,15 @@ fcgi_result fcgi_server_stats(const fcgi_server *server, uint64_t *connections, 
 fcgi_result fcgi_server_exit_code(const fcgi_server *server, int *out);
 
 /**
- * Stops the server (as `fcgi_server_shutdown`), finishes every request still held (their
- * handles become invalid), answers those never accepted with a 503, waits for the connections
- * in flight to end, and frees the server. NULL is ignored. Call it once, after every other
- * thread is done with the server (their accept returned FCGI_ERR_STOPPED).
+ * Stops the server (as `fcgi_server_shutdown`), answers the requests never accepted with a
+ * 503, waits for the requests still held by the program's threads to be finished (at most
+ * 30 s), waits for the connections in flight to end, and frees the server. NULL is ignored.
+ * Call it once, after every other thread is done with the server itself (their accept
+ * returned FCGI_ERR_STOPPED); threads may go on using the requests they hold, during close
+ * and after it. Close never frees a request handle: each is freed by its
+ * `fcgi_request_finish`. A request still held when the 30 s are up is ended by close (the
+ * web server gets what was written, or a 500 page, and END_REQUEST; a line is logged), and
+ * its handle's calls return FCGI_ERR_CLOSED from then on.
  */
 void fcgi_server_close(fcgi_server *server);
 
@@ -394,9 +414,11 @@ fcgi_result fcgi_request_is_aborted(fcgi_request *request, bool *out);
 
 /**
  * Ends the request and frees the handle: the remaining output is sent, then END_REQUEST.
- * Call it exactly once per accepted request, from any thread; the handle (and every pointer
- * it gave out) is invalid afterwards. If a read or write failed and nothing was written, the
- * web server gets a 500 page and the error is logged.
+ * Call it exactly once per accepted request, from any thread, even after `fcgi_server_close`;
+ * the handle (and every pointer it gave out) is invalid afterwards. If a read or write failed
+ * and nothing was written, the web server gets a 500 page and the error is logged.
+ * FCGI_ERR_CLOSED (the handle freed all the same) if `fcgi_server_close` had ended the
+ * request already.
  */
 fcgi_result fcgi_request_finish(fcgi_request *request);
 

@@ -5,7 +5,10 @@
 //!
 //! - **Handles** are opaque: `fcgi_options` (`fcgi_options_new` / `fcgi_options_free`),
 //!   `fcgi_server` (`fcgi_server_open` / `fcgi_server_close`), `fcgi_request`
-//!   (`fcgi_server_accept` / `fcgi_request_finish`). Each is released exactly once by its pair.
+//!   (`fcgi_server_accept` / `fcgi_request_finish`). Each is released exactly once by its pair,
+//!   and by nothing else: `fcgi_server_close` waits for the requests still held (up to
+//!   `server::CLOSE_DEADLINE`, 30 s), then ends the rest, whose handles stay valid
+//!   tombstones (`FCGI_ERR_CLOSED`) until finished; see `held.rs`.
 //! - **Results**: every fallible call returns an `fcgi_result`, with outputs through
 //!   out-parameters; `fcgi_result_str` gives the text. A NULL pointer is `FCGI_ERR_NULL`, a bad
 //!   value `FCGI_ERR_INVALID_ARG`, never a crash; a panic inside is `FCGI_ERR_PANIC`.
@@ -36,6 +39,8 @@ mod result;
 mod options;
 
 mod server;
+
+mod held;
 
 mod request;
 

@@ -149,8 +149,9 @@ pub unsafe extern "C" fn fcgi_options_set_roles(
 /// CANT_MPX_CONN, as every mainstream web server expects; more multiplexes. The requests of a
 /// multiplexed connection share its reader (a thread of the library's), so keep an accepting
 /// thread free for each of up to `workers × requests_per_conn` requests (or hand each
-/// accepted request to a thread of its own): an unaccepted request can otherwise hold up the
-/// others. FCGI_ERR_INVALID_ARG for 0.
+/// accepted request to a thread of its own; `fcgi_server_close` waits for the requests those
+/// threads still hold): an unaccepted request can otherwise hold up the others.
+/// FCGI_ERR_INVALID_ARG for 0.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_multiplex(options: *mut fcgi_options, requests_per_conn: u16) -> fcgi_result {
     ffi_boundary!({

@@ -4,11 +4,11 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::io;
 use std::sync::Arc;
 
-use fcgi_core::{Input, Request, Role};
+use fcgi_core::{Input, Params, Request, Role};
 
 use crate::fcgi_result::{self, *};
+use crate::held::{Held, Slot};
 use crate::panic::{ffi_boundary, try_mut, try_ref};
-use crate::server::Live;
 
 /// A FastCGI role, as the web server asked for it.
 #[repr(C)]
@@ -23,13 +23,25 @@ pub enum fcgi_role {
     FCGI_ROLE_FILTER = 3,
 }
 
-/// One request. Returned by `fcgi_server_accept`; ended and freed by `fcgi_request_finish`,
-/// exactly once (or by `fcgi_server_close` if never finished). It may move between threads but
+/// One request. Returned by `fcgi_server_accept`; freed by `fcgi_request_finish`, exactly
+/// once, on any thread, and by nothing else: not even `fcgi_server_close`, so a handle stays
+/// valid until it is finished, whatever happens to the server. It may move between threads but
 /// is used by one thread at a time. Pointers it hands out (param names and values) stay valid
 /// until it is finished.
+///
+/// If the server is closed while the request is held, close waits for it to be finished (up
+/// to 30 s); past that, close ends the request itself (the web server gets what was written,
+/// or a 500 page, and END_REQUEST) and the handle becomes a tombstone: its calls return
+/// FCGI_ERR_CLOSED, and `fcgi_request_finish` frees it (returning FCGI_ERR_CLOSED too).
 pub struct fcgi_request {
-    request: Request<'static>,
-    live: Arc<Live>,
+    /// Where the request lives between calls, shared with the server so that close can end it.
+    slot: Arc<Slot>,
+    /// The server's registry of held requests, shared (it outlives the server if need be).
+    held: Arc<Held>,
+    role: Role,
+    /// The request's params, sharing its buffer: the pointers handed out point here, so they
+    /// stay valid until finish even if close ends the request first.
+    params: Params,
     /// `fcgi_request_param_at`'s table, built on first use: (name, name len, value, value len).
     index: Option<Vec<(*const u8, usize, *const u8, usize)>>,
     /// C strings made by `fcgi_request_param_str`, by name.
@@ -39,16 +51,11 @@ pub struct fcgi_request {
 }
 
 impl fcgi_request {
-    pub(crate) fn new(request: Request<'static>, live: Arc<Live>) -> Self {
-        Self { request, live, index: None, strings: Vec::new(), error: None }
-    }
-
-    fn request(&self) -> &Request<'static> {
-        &self.request
-    }
-
-    fn request_mut(&mut self) -> &mut Request<'static> {
-        &mut self.request
+    /// Lends `request` to the program, through `held`.
+    pub(crate) fn lend(request: Request<'static>, held: &Arc<Held>) -> Self {
+        let (role, params) = (request.role(), request.params().clone());
+        let slot = held.lend(request);
+        Self { slot, held: held.clone(), role, params, index: None, strings: Vec::new(), error: None }
     }
 
     /// Records the first error for the core and gives its code.
@@ -58,20 +65,42 @@ impl fcgi_request {
         code
     }
 
+    /// Runs `call` on the request: FCGI_ERR_CLOSED if close has ended it. An I/O error is
+    /// recorded for finish and turned into its code.
+    fn with(&mut self, call: impl FnOnce(&mut Request<'static>) -> io::Result<fcgi_result>) -> fcgi_result {
+        let outcome = match self.slot.borrow() {
+            Ok(mut request) => call(&mut request),
+            Err(code) => return code,
+        };
+        outcome.unwrap_or_else(|e| self.fail(e))
+    }
+
     /// Ends the request on the wire (the first error met decides the error page, if nothing
-    /// was written); `address` is where this handle lived, which the server forgets.
-    pub(crate) fn finish(mut self, address: *mut Self) {
-        self.live.forget(address);
-        let outcome = self.error.take().map_or(Ok(()), Err);
-        self.request.finish(outcome);
+    /// was written), then gives it back to the server, whose close may be waiting for it (so
+    /// that END_REQUEST is out before close returns and the program exits):
+    /// FCGI_ERR_CLOSED if close ended it first.
+    fn finish(mut self) -> fcgi_result {
+        let code = match self.slot.take() {
+            Some(request) => {
+                let outcome = self.error.take().map_or(Ok(()), Err);
+                request.finish(outcome);
+                FCGI_OK
+            }
+            None => FCGI_ERR_CLOSED,
+        };
+        self.held.give_back(&self.slot);
+        code
     }
 
     fn read(&mut self, input: Input, buf: *mut c_void, cap: usize, n: *mut usize) -> fcgi_result {
         let n = try_mut!(n);
         *n = 0;
+        if self.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
         // Only a Filter gets a data stream: waiting for one on another role would block until
         // the web server gave up.
-        if cap == 0 || (input == Input::Data && self.request().role() != Role::Filter) {
+        if cap == 0 || (input == Input::Data && self.role != Role::Filter) {
             return FCGI_OK;
         }
         if buf.is_null() {
@@ -80,16 +109,16 @@ impl fcgi_request {
         // SAFETY: `buf` is non-NULL and points to `cap` writable bytes that nothing else uses
         // during the call (the caller's contract).
         let buf = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), cap) };
-        match self.request_mut().read_into(input, buf) {
-            Ok(read) => {
-                *n = read;
-                FCGI_OK
-            }
-            Err(e) => self.fail(e),
-        }
+        self.with(|request| {
+            *n = request.read_into(input, buf)?;
+            Ok(FCGI_OK)
+        })
     }
 
     fn write(&mut self, stderr: bool, buf: *const c_void, len: usize) -> fcgi_result {
+        if self.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
         if len == 0 {
             return FCGI_OK;
         }
@@ -98,12 +127,14 @@ impl fcgi_request {
         }
         // SAFETY: `buf` is non-NULL and points to `len` readable bytes (the caller's contract).
         let data = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
-        let request = self.request_mut();
-        let written = if stderr { request.write_stderr(data) } else { request.write_stdout(data) };
-        match written {
-            Ok(()) => FCGI_OK,
-            Err(e) => self.fail(e),
-        }
+        self.with(|request| {
+            if stderr {
+                request.write_stderr(data)?;
+            } else {
+                request.write_stdout(data)?;
+            }
+            Ok(FCGI_OK)
+        })
     }
 }
 
@@ -125,7 +156,10 @@ pub unsafe extern "C" fn fcgi_request_role(request: *const fcgi_request, out: *m
     ffi_boundary!({
         let request = try_ref!(request);
         let out = try_mut!(out);
-        *out = match request.request().role() {
+        if request.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
+        *out = match request.role {
             Role::Responder => fcgi_role::FCGI_ROLE_RESPONDER,
             Role::Authorizer => fcgi_role::FCGI_ROLE_AUTHORIZER,
             Role::Filter => fcgi_role::FCGI_ROLE_FILTER,
@@ -157,7 +191,11 @@ pub unsafe extern "C" fn fcgi_request_param(
             Ok(name) => name,
             Err(code) => return code,
         };
-        match request.request().params().get(name) {
+        if request.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
+        let params = &request.params;
+        match params.get(name) {
             Some(found) => {
                 *value = found.as_ptr().cast();
                 *len = found.len();
@@ -186,11 +224,15 @@ pub unsafe extern "C" fn fcgi_request_param_str(
             Ok(name) => name,
             Err(code) => return code,
         };
+        if request.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
+        let params = &request.params;
         if let Some((_, string)) = request.strings.iter().find(|(n, _)| n == name) {
             *value = string.as_ptr();
             return FCGI_OK;
         }
-        let Some(found) = request.request().params().get(name) else { return FCGI_ERR_NOT_FOUND };
+        let Some(found) = params.get(name) else { return FCGI_ERR_NOT_FOUND };
         let Ok(string) = CString::new(found) else { return FCGI_ERR_NOT_A_STRING };
         *value = string.as_ptr();
         request.strings.push((name.to_vec(), string));
@@ -203,7 +245,12 @@ pub unsafe extern "C" fn fcgi_request_param_str(
 pub unsafe extern "C" fn fcgi_request_param_count(request: *const fcgi_request, out: *mut usize) -> fcgi_result {
     ffi_boundary!({
         let request = try_ref!(request);
-        *try_mut!(out) = request.request().params().len();
+        let out = try_mut!(out);
+        *out = 0;
+        if request.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
+        *out = request.params.len();
         FCGI_OK
     })
 }
@@ -224,15 +271,18 @@ pub unsafe extern "C" fn fcgi_request_param_at(
         let request = try_mut!(request);
         let (name, name_len) = (try_mut!(name), try_mut!(name_len));
         let (value, value_len) = (try_mut!(value), try_mut!(value_len));
+        *name = std::ptr::null();
+        *value = std::ptr::null();
+        (*name_len, *value_len) = (0, 0);
+        if request.slot.is_closed() {
+            return FCGI_ERR_CLOSED;
+        }
+        let params = &request.params;
         if request.index.is_none() {
-            let table =
-                request.request().params().iter().map(|(n, v)| (n.as_ptr(), n.len(), v.as_ptr(), v.len())).collect();
+            let table = params.iter().map(|(n, v)| (n.as_ptr(), n.len(), v.as_ptr(), v.len())).collect();
             request.index = Some(table);
         }
         let Some(&(n, nl, v, vl)) = request.index.as_ref().and_then(|table| table.get(index)) else {
-            *name = std::ptr::null();
-            *value = std::ptr::null();
-            (*name_len, *value_len) = (0, 0);
             return FCGI_ERR_NOT_FOUND;
         };
         (*name, *name_len, *value, *value_len) = (n.cast(), nl, v.cast(), vl);
@@ -289,11 +339,10 @@ pub unsafe extern "C" fn fcgi_request_write_stderr(
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_request_flush(request: *mut fcgi_request) -> fcgi_result {
     ffi_boundary!({
-        let request = try_mut!(request);
-        match request.request_mut().flush() {
-            Ok(()) => FCGI_OK,
-            Err(e) => request.fail(e),
-        }
+        try_mut!(request).with(|request| {
+            request.flush()?;
+            Ok(FCGI_OK)
+        })
     })
 }
 
@@ -302,8 +351,10 @@ pub unsafe extern "C" fn fcgi_request_flush(request: *mut fcgi_request) -> fcgi_
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_request_set_status(request: *mut fcgi_request, status: u32) -> fcgi_result {
     ffi_boundary!({
-        try_mut!(request).request_mut().set_app_status(status);
-        FCGI_OK
+        try_mut!(request).with(|request| {
+            request.set_app_status(status);
+            Ok(FCGI_OK)
+        })
     })
 }
 
@@ -313,15 +364,20 @@ pub unsafe extern "C" fn fcgi_request_set_status(request: *mut fcgi_request, sta
 pub unsafe extern "C" fn fcgi_request_is_aborted(request: *mut fcgi_request, out: *mut bool) -> fcgi_result {
     ffi_boundary!({
         let request = try_mut!(request);
-        *try_mut!(out) = request.request_mut().is_aborted();
-        FCGI_OK
+        let out = try_mut!(out);
+        request.with(|request| {
+            *out = request.is_aborted();
+            Ok(FCGI_OK)
+        })
     })
 }
 
 /// Ends the request and frees the handle: the remaining output is sent, then END_REQUEST.
-/// Call it exactly once per accepted request, from any thread; the handle (and every pointer
-/// it gave out) is invalid afterwards. If a read or write failed and nothing was written, the
-/// web server gets a 500 page and the error is logged.
+/// Call it exactly once per accepted request, from any thread, even after `fcgi_server_close`;
+/// the handle (and every pointer it gave out) is invalid afterwards. If a read or write failed
+/// and nothing was written, the web server gets a 500 page and the error is logged.
+/// FCGI_ERR_CLOSED (the handle freed all the same) if `fcgi_server_close` had ended the
+/// request already.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_request_finish(request: *mut fcgi_request) -> fcgi_result {
     ffi_boundary!({
@@ -329,9 +385,8 @@ pub unsafe extern "C" fn fcgi_request_finish(request: *mut fcgi_request) -> fcgi
             return FCGI_ERR_NULL;
         }
         // SAFETY: a non-NULL `request` came from Box::into_raw in fcgi_server_accept and is
-        // finished once, by this call (the caller's contract).
+        // finished once, by this call (the caller's contract); nothing else frees it.
         let handle = unsafe { Box::from_raw(request) };
-        handle.finish(request);
-        FCGI_OK
+        handle.finish()
     })
 }

@@ -38,12 +38,17 @@ pub enum fcgi_result {
     FCGI_ERR_NOT_A_STRING = 10,
     /// The request body passed the `max_body_bytes` option.
     FCGI_ERR_TOO_LARGE = 11,
+    /// `fcgi_server_close` ended this request while the program still held it (it waited for
+    /// it first, up to its deadline): nothing more reaches the web server. Every call on the
+    /// handle but `fcgi_request_finish` returns this; finish frees the handle and returns it
+    /// too.
+    FCGI_ERR_CLOSED = 12,
 }
 
 use fcgi_result::*;
 
 impl fcgi_result {
-    const ALL: [Self; 12] = [
+    const ALL: [Self; 13] = [
         FCGI_OK,
         FCGI_ERR_NULL,
         FCGI_ERR_INVALID_ARG,
@@ -56,6 +61,7 @@ impl fcgi_result {
         FCGI_ERR_PROTOCOL,
         FCGI_ERR_NOT_A_STRING,
         FCGI_ERR_TOO_LARGE,
+        FCGI_ERR_CLOSED,
     ];
 
     /// The code for an I/O error from the core.
@@ -87,6 +93,7 @@ impl fcgi_result {
             FCGI_ERR_PROTOCOL => "the web server broke the FastCGI protocol\0",
             FCGI_ERR_NOT_A_STRING => "the value holds a NUL byte and has no C string form\0",
             FCGI_ERR_TOO_LARGE => "the request body is larger than the configured limit\0",
+            FCGI_ERR_CLOSED => "the server was closed while the request was held; only finish remains\0",
         }
     }
 }

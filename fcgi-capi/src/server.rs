@@ -1,17 +1,22 @@
 //! `fcgi_server`: the core's `Acceptor`, so that the C threads that accept requests serve them
 //! where they are: a request costs no hand-off between threads.
 
-use std::collections::HashSet;
 use std::ffi::c_int;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fcgi_core::{Acceptor, Request, Served, Server, ServerConfig, Stats, StopHandle};
 
 use crate::fcgi_result::{self, *};
+use crate::held::Held;
 use crate::options::fcgi_options;
 use crate::panic::{ffi_boundary, try_mut, try_ref};
 use crate::request::fcgi_request;
+
+/// How long `fcgi_server_close` waits for the requests the program still holds to be finished
+/// before it ends them itself: the graceful timeout the core's settings will default to.
+pub(crate) const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running FastCGI server (or the one CGI request of a CGI process). Opened by
 /// `fcgi_server_open`, closed by `fcgi_server_close`.
@@ -20,21 +25,17 @@ pub struct fcgi_server {
     acceptor: Option<Acceptor>,
     stop: StopHandle,
     stats: Arc<Stats>,
-    live: Arc<Live>,
+    /// The requests lent to the program, shared with their handles.
+    held: Arc<Held>,
+    /// How long close waits for them: [`CLOSE_DEADLINE`].
+    close_deadline: Duration,
 }
 
-/// The addresses of the request handles accepted and not finished yet: close finishes them.
-#[derive(Default)]
-pub(crate) struct Live(Mutex<HashSet<usize>>);
-
-impl Live {
-    fn lock(&self) -> MutexGuard<'_, HashSet<usize>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Forgets a finished handle.
-    pub(crate) fn forget(&self, handle: *mut fcgi_request) {
-        self.lock().remove(&(handle as usize));
+impl fcgi_server {
+    /// Sets how long close waits for held requests (tests; C programs get [`CLOSE_DEADLINE`]).
+    #[doc(hidden)]
+    pub fn set_close_deadline(&mut self, deadline: Duration) {
+        self.close_deadline = deadline;
     }
 }
 
@@ -74,7 +75,13 @@ pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mu
                 None
             }
         };
-        let server = fcgi_server { acceptor, stop: server.stop_handle(), stats: server.stats(), live: Arc::default() };
+        let server = fcgi_server {
+            acceptor,
+            stop: server.stop_handle(),
+            stats: server.stats(),
+            held: Arc::default(),
+            close_deadline: CLOSE_DEADLINE,
+        };
         *out = Box::into_raw(Box::new(server));
         FCGI_OK
     })
@@ -87,7 +94,8 @@ pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mu
 /// FCGI_ERR_STOPPED once the server is stopping (signal, `fcgi_server_shutdown`, max requests,
 /// or after the one CGI request) and no request is left, so `while (fcgi_server_accept(s, &r)
 /// == FCGI_OK)` ends cleanly; FCGI_ERR_IO if the server could not start or failed. Each request
-/// must be ended with `fcgi_request_finish`, on any thread.
+/// must be ended with `fcgi_request_finish`, on any thread, which frees its handle; the handle
+/// stays valid until then, even past `fcgi_server_close`.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_server_accept(server: *const fcgi_server, out: *mut *mut fcgi_request) -> fcgi_result {
     ffi_boundary!({
@@ -96,9 +104,7 @@ pub unsafe extern "C" fn fcgi_server_accept(server: *const fcgi_server, out: *mu
         *out = std::ptr::null_mut();
         let Some(acceptor) = &server.acceptor else { return FCGI_ERR_IO };
         let Some(request) = acceptor.accept() else { return FCGI_ERR_STOPPED };
-        let handle = Box::into_raw(Box::new(fcgi_request::new(request, server.live.clone())));
-        server.live.lock().insert(handle as usize);
-        *out = handle;
+        *out = Box::into_raw(Box::new(fcgi_request::lend(request, &server.held)));
         FCGI_OK
     })
 }
@@ -149,10 +155,15 @@ pub unsafe extern "C" fn fcgi_server_exit_code(server: *const fcgi_server, out: 
     })
 }
 
-/// Stops the server (as `fcgi_server_shutdown`), finishes every request still held (their
-/// handles become invalid), answers those never accepted with a 503, waits for the connections
-/// in flight to end, and frees the server. NULL is ignored. Call it once, after every other
-/// thread is done with the server (their accept returned FCGI_ERR_STOPPED).
+/// Stops the server (as `fcgi_server_shutdown`), answers the requests never accepted with a
+/// 503, waits for the requests still held by the program's threads to be finished (at most
+/// 30 s), waits for the connections in flight to end, and frees the server. NULL is ignored.
+/// Call it once, after every other thread is done with the server itself (their accept
+/// returned FCGI_ERR_STOPPED); threads may go on using the requests they hold, during close
+/// and after it. Close never frees a request handle: each is freed by its
+/// `fcgi_request_finish`. A request still held when the 30 s are up is ended by close (the
+/// web server gets what was written, or a 500 page, and END_REQUEST; a line is logged), and
+/// its handle's calls return FCGI_ERR_CLOSED from then on.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_server_close(server: *mut fcgi_server) {
     ffi_boundary!((), {
@@ -160,22 +171,47 @@ pub unsafe extern "C" fn fcgi_server_close(server: *mut fcgi_server) {
             return;
         }
         // SAFETY: a non-NULL `server` came from Box::into_raw in fcgi_server_open and is closed
-        // once, by this call, with no other thread using it (the caller's contract).
+        // once, by this call, with no other thread using it (the caller's contract). The request
+        // handles do not point into it: they share `held` through an Arc of their own.
         let server = unsafe { Box::from_raw(server) };
         server.stop.stop();
-        let live = std::mem::take(&mut *server.live.lock());
-        for handle in live {
-            let address = handle as *mut fcgi_request;
-            // SAFETY: `live` holds the handles accepted and not finished: each came from
-            // Box::into_raw in fcgi_server_accept, and the caller no longer uses them.
-            let handle = unsafe { Box::from_raw(address) };
-            handle.finish(address);
-        }
-        if let Some(acceptor) = &server.acceptor {
-            // What was under way at the stop: connections already made, requests already read.
+        let deadline = Instant::now() + server.close_deadline;
+        let Some(acceptor) = &server.acceptor else {
+            end_held(&server.held, deadline, server.close_deadline);
+            return;
+        };
+        // What was under way at the stop (connections already made, requests already read) is
+        // refused while the held requests finish: on a thread of its own, as draining waits for
+        // connections in flight, which may be those of held requests.
+        let drain = || {
             while let Some(request) = acceptor.accept() {
                 refuse(request);
             }
-        }
+        };
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new().name("fcgi-close".into()).spawn_scoped(scope, drain) {
+                Ok(draining) => {
+                    end_held(&server.held, deadline, server.close_deadline);
+                    let _ = draining.join();
+                }
+                Err(_) => {
+                    end_held(&server.held, deadline, server.close_deadline);
+                    drain();
+                }
+            }
+        });
     })
+}
+
+/// Waits until `deadline` for the held requests to be finished; ends those still held.
+fn end_held(held: &Held, deadline: Instant, waited: Duration) {
+    let left = held.wait(deadline);
+    if left > 0 {
+        eprintln!(
+            "fcgi: fcgi_server_close: {left} request(s) still held after {} s were ended; \
+             their handles now return FCGI_ERR_CLOSED until fcgi_request_finish",
+            waited.as_secs_f32()
+        );
+        held.close();
+    }
 }

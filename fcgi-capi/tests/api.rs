@@ -172,6 +172,7 @@ fn version_and_result_texts() {
     assert_eq!(text(fcgi_version()), env!("CARGO_PKG_VERSION"));
     assert_eq!(text(fcgi_result_str(ResultCode(FCGI_OK as i32))), "ok");
     assert!(text(fcgi_result_str(ResultCode(FCGI_ERR_STOPPED as i32))).contains("stopping"));
+    assert!(text(fcgi_result_str(ResultCode(FCGI_ERR_CLOSED as i32))).contains("closed"));
     assert_eq!(text(fcgi_result_str(ResultCode(-1))), "unknown result code");
 }
 
@@ -379,15 +380,74 @@ fn several_threads_hold_requests_at_once() {
     close(server);
 }
 
+/// Sets how long close waits for held requests (30 s for C programs).
+fn close_deadline(server: ServerPtr, deadline: Duration) {
+    // SAFETY: a live server that no other thread uses during the call.
+    unsafe { (*server.0).set_close_deadline(deadline) };
+}
+
+/// Every call on `request` but finish returns FCGI_ERR_CLOSED, and touches nothing.
+fn assert_tombstone(request: *mut fcgi_request) {
+    let mut buf = [0u8; 8];
+    let (mut n, mut count, mut len, mut name_len) = (1usize, 1usize, 1usize, 1usize);
+    let (mut value, mut name) = (null(), null());
+    let mut role = fcgi_role::FCGI_ROLE_FILTER;
+    let mut aborted = false;
+    // SAFETY: a live (tombstoned) request and valid buffers and out-pointers.
+    unsafe {
+        assert_eq!(fcgi_request_read(request, buf.as_mut_ptr().cast(), buf.len(), &mut n), FCGI_ERR_CLOSED);
+        assert_eq!(n, 0);
+        assert_eq!(fcgi_request_read_data(request, buf.as_mut_ptr().cast(), buf.len(), &mut n), FCGI_ERR_CLOSED);
+        assert_eq!(write(request, b"more"), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_write_stderr(request, b"log".as_ptr().cast(), 3), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_flush(request), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_set_status(request, 3), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_is_aborted(request, &mut aborted), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_role(request, &mut role), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_param(request, c"REQUEST_URI".as_ptr(), &mut value, &mut len), FCGI_ERR_CLOSED);
+        assert!(value.is_null() && len == 0);
+        assert_eq!(fcgi_request_param_str(request, c"REQUEST_URI".as_ptr(), &mut value), FCGI_ERR_CLOSED);
+        assert_eq!(fcgi_request_param_count(request, &mut count), FCGI_ERR_CLOSED);
+        assert_eq!(count, 0);
+        assert_eq!(fcgi_request_param_at(request, 0, &mut name, &mut name_len, &mut value, &mut len), FCGI_ERR_CLOSED);
+        assert!(name.is_null() && value.is_null());
+    }
+}
+
 #[test]
-fn close_finishes_held_requests_and_refuses_queued_ones() {
+fn close_waits_for_a_request_finished_on_another_thread() {
     let (server, path) = open(2, |_| {});
+    let client = std::thread::spawn(move || {
+        let mut client = Client::connect(&path);
+        client.get("/later");
+        client.response(1)
+    });
+    let request = RequestPtr(accept(server).unwrap());
+    let worker = std::thread::spawn(move || {
+        let request = request;
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(write(request.0, b"\r\nafter close began"), FCGI_OK);
+        finish(request.0);
+    });
+    let start = Instant::now();
+    close(server);
+    assert!(start.elapsed() >= Duration::from_millis(250), "close returned before the request was finished");
+    worker.join().unwrap();
+    let (stdout, _, end) = client.join().unwrap();
+    assert_eq!(stdout, b"\r\nafter close began");
+    assert_eq!(end.app_status, 0);
+}
+
+#[test]
+fn close_ends_requests_held_past_its_deadline_and_refuses_queued_ones() {
+    let (server, path) = open(2, |_| {});
+    close_deadline(server, Duration::from_millis(200));
     let (sent, was_sent) = std::sync::mpsc::channel();
     let connect_and_get = |path: PathBuf| {
         let sent = sent.clone();
         std::thread::spawn(move || {
             let mut client = Client::connect(&path);
-            client.get("/");
+            client.get("/held");
             sent.send(()).unwrap();
             client.response(1)
         })
@@ -395,18 +455,93 @@ fn close_finishes_held_requests_and_refuses_queued_ones() {
     let first = connect_and_get(path.clone());
     let request = accept(server).unwrap();
     assert_eq!(write(request, b"Status: 200 OK\r\n\r\npartial"), FCGI_OK);
+    let (mut uri, mut uri_len, mut uri_str) = (null(), 0, null());
+    // SAFETY: a live request and valid out-pointers.
+    unsafe {
+        assert_eq!(fcgi_request_param(request, c"REQUEST_URI".as_ptr(), &mut uri, &mut uri_len), FCGI_OK);
+        assert_eq!(fcgi_request_param_str(request, c"REQUEST_URI".as_ptr(), &mut uri_str), FCGI_OK);
+    }
     let second = connect_and_get(path);
     was_sent.recv().unwrap();
     was_sent.recv().unwrap();
     // Let the other worker read and queue the second request (a fresh connection the core has
     // not read yet when it stops is closed unanswered, which is not what this test is about).
     std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
     close(server);
+    assert!(start.elapsed() >= Duration::from_millis(150), "close waited for the held request");
     let (stdout, _, end) = first.join().unwrap();
-    assert_eq!(stdout, b"Status: 200 OK\r\n\r\npartial", "the held request was finished by close");
-    assert_eq!(end.app_status, 0);
+    assert_eq!(stdout, b"Status: 200 OK\r\n\r\npartial", "the held request was ended by close");
+    assert_eq!(end.app_status, 1, "cut short");
     let (stdout, _, end) = second.join().unwrap();
     assert!(stdout.starts_with(b"Status: 503 "), "{}", String::from_utf8_lossy(&stdout));
+    assert_eq!(end.app_status, 1);
+
+    // The handle outlives the server: a tombstone, on this thread or another, until finish.
+    assert_tombstone(request);
+    let request = RequestPtr(request);
+    let request = std::thread::spawn(move || {
+        let request = request;
+        assert_tombstone(request.0);
+        request
+    })
+    .join()
+    .unwrap();
+    // SAFETY: pointers the request gave out stay valid until it is finished.
+    unsafe {
+        assert_eq!(std::slice::from_raw_parts(uri.cast::<u8>(), uri_len), b"/held");
+        assert_eq!(CStr::from_ptr(uri_str).to_bytes(), b"/held");
+    }
+    // SAFETY: the live tombstone, finished once: freed, with the code saying close ended it.
+    assert_eq!(unsafe { fcgi_request_finish(request.0) }, FCGI_ERR_CLOSED);
+}
+
+#[test]
+fn a_request_in_a_call_when_close_gives_up_is_ended_by_that_call() {
+    let (server, path) = open(1, |_| {});
+    close_deadline(server, Duration::from_millis(200));
+    let (closed, was_closed) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        let mut client = Client::connect(&path);
+        client.begin_and_params(1, &[(b"REQUEST_URI", b"/upload")]);
+        client.stdin(1, b"first", false);
+        // The rest of the body comes only once close has given up on the request.
+        was_closed.recv().unwrap();
+        client.stdin(1, b" and last", true);
+        client.response(1)
+    });
+    let request = RequestPtr(accept(server).unwrap());
+    let (reading, has_read) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let request = request;
+        let mut buf = [0u8; 64];
+        let mut body = Vec::new();
+        // Reads until close has ended the request under the read in progress.
+        let code = loop {
+            let mut n = 0;
+            // SAFETY: a live request and a valid buffer.
+            let code = unsafe { fcgi_request_read(request.0, buf.as_mut_ptr().cast(), buf.len(), &mut n) };
+            if code != FCGI_OK || n == 0 {
+                break code;
+            }
+            body.extend_from_slice(&buf[..n]);
+            let _ = reading.send(());
+        };
+        assert_eq!(code, FCGI_ERR_CLOSED, "got {:?}", String::from_utf8_lossy(&body));
+        // The read under way when close gave up still returned its bytes; the next was refused.
+        assert_eq!(body, b"first and last");
+        assert_tombstone(request.0);
+        // SAFETY: the live tombstone, finished once.
+        assert_eq!(unsafe { fcgi_request_finish(request.0) }, FCGI_ERR_CLOSED);
+    });
+    // Let the worker read "first" and block for the rest.
+    has_read.recv_timeout(Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    close(server);
+    closed.send(()).unwrap();
+    worker.join().unwrap();
+    let (stdout, _, end) = client.join().unwrap();
+    assert!(stdout.starts_with(b"Status: 500 "), "{}", String::from_utf8_lossy(&stdout));
     assert_eq!(end.app_status, 1);
 }
 

@@ -346,3 +346,80 @@ fn echo_c_under_valgrind_has_no_leak_and_no_memory_error() {
     assert!(report.contains("definitely lost: 0 bytes") || report.contains("All heap blocks were freed"), "{report}");
     eprintln!("valgrind, after {served} requests and 3 hostile rounds:\n{report}");
 }
+
+/// tests/c/handoff.c built with AddressSanitizer (its runtime intercepts malloc and free for
+/// the whole process, so a use after free inside libfcgi_capi is caught too).
+fn handoff_with_asan() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let built = built();
+            let mut cc = cc(built);
+            cc.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
+            built.link(cc, &built.root.join("fcgi-capi/tests/c/handoff.c"), "handoff-asan");
+            built.program("handoff-asan")
+        })
+        .clone()
+}
+
+/// The hand-off of `fcgi_options_set_multiplex`'s doc: main accepts and gives each request to a
+/// thread; SIGTERM comes while the threads still write; main's accept returns FCGI_ERR_STOPPED
+/// and main calls `fcgi_server_close` at once. Close must wait for the held requests rather than
+/// free them under their threads (a heap-use-after-free in `fcgi_request_write`/`_finish`
+/// before): every response arrives whole, every call returns FCGI_OK, the program exits 0, and
+/// AddressSanitizer has nothing to say.
+#[test]
+fn close_waits_for_requests_held_on_other_threads_under_asan() {
+    const CLIENTS: usize = 4;
+    let program = handoff_with_asan();
+    let _turn = heavy();
+    let dir = temp_dir();
+    let address = Address::Unix(dir.join("handoff.sock"));
+    let mut command = Command::new(program);
+    command.env("ASAN_OPTIONS", "detect_leaks=0:halt_on_error=1:exitcode=66");
+    let mut app = App::start_at(dir, address, command, &["--chunks", "8", "--chunk-ms", "100"]);
+
+    let (held, all_held) = std::sync::mpsc::channel();
+    let responses = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|i| {
+                let (app, held) = (&app, held.clone());
+                scope.spawn(move || {
+                    let body = random_bytes(50_000 + i * 7_001, 40 + i as u64);
+                    let mut client = app.connect();
+                    client.request(1, "POST", &format!("/handoff/{i}"), &body, false);
+                    // The head comes first, flushed: the request is on its thread.
+                    let head = client.record().expect("the head");
+                    assert_eq!(head.header.record_type, RecordType::Stdout);
+                    held.send(()).unwrap();
+                    let mut rest = client.response(1);
+                    rest.stdout.splice(0..0, head.content.iter().copied());
+                    (body, rest)
+                })
+            })
+            .collect();
+        for _ in 0..CLIENTS {
+            all_held.recv_timeout(Duration::from_secs(20)).expect("every request reaches its thread");
+        }
+        app.signal(libc::SIGTERM);
+        clients.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>()
+    });
+    let status = app.wait_exit(Duration::from_secs(20));
+    let stderr = app.stderr();
+    assert!(!stderr.contains("AddressSanitizer"), "{stderr}");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    // Close came while requests were still being written on their threads (all of them, unless
+    // a loaded machine spread the clients out over more than the 800 ms a response takes).
+    let still_served: usize = stderr
+        .split_once("closing with ")
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no closing line:\n{stderr}"));
+    assert!(still_served >= 1, "close came after the threads were done:\n{stderr}");
+    assert!(stderr.contains(&format!("of {CLIENTS} requests still served on their threads")), "{stderr}");
+    for (i, (sent, response)) in responses.iter().enumerate() {
+        assert_eq!(response.status(), 200, "request {i}: {}", response.head());
+        assert!(response.body() == &sent[..], "request {i}: {} bytes back of {}", response.body().len(), sent.len());
+        assert_eq!(response.end.unwrap().app_status, 0, "request {i}");
+    }
+    eprintln!("handoff.c under AddressSanitizer:\n{stderr}");
+}
