@@ -139,7 +139,8 @@ impl ErrorStream {
     fn write(&self, py: Python<'_>, text: String) -> PyResult<usize> {
         let live = &self.live;
         let data = text.as_bytes();
-        if !live.with(|request| request.try_buffer_stderr(data)).map_err(to_py)? {
+        // Without waiting under the GIL: a busy request or connection means the detached way.
+        if live.try_with(|request| request.try_buffer_stderr(data)).map_err(to_py)? != Some(true) {
             py.detach(|| live.with(|request| request.write_stderr(data))).map_err(to_py)?;
         }
         Ok(text.chars().count())

@@ -719,7 +719,15 @@ impl Exchange for MpxExchange {
         if self.aborted.load(Ordering::Acquire) {
             return Err(aborted_error());
         }
-        Ok(lock(&self.shared).encoder.try_buffer(record_type(output), self.id, data))
+        // Never waits: a caller that must not block (holding Python's GIL) may be here while
+        // another request's write holds the connection, stalled on a web server that does not
+        // read. Busy is a "no", and the caller writes the waiting way, without its own lock.
+        let mut guard = match self.shared.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
+        };
+        Ok(guard.encoder.try_buffer(record_type(output), self.id, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
