@@ -21,6 +21,13 @@ create_exception!(
     "The request body is larger than max_body_bytes; the client gets a 413."
 );
 
+create_exception!(
+    fcgi_wsgi,
+    RequestBodyIncomplete,
+    PyOSError,
+    "The request body ended before CONTENT_LENGTH; the client gets a 400 if the app does not catch it."
+);
+
 /// The Python exception for a core I/O error.
 pub fn to_py(e: io::Error) -> PyErr {
     if is_disconnect(&e) {

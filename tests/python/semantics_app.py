@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -70,6 +71,10 @@ def timed_against_ticker(report_path, action):
             json.dump(seen, report)
 
 
+def digest(start_response, data):
+    return as_json(start_response, {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     query = environ.get("QUERY_STRING", "")
@@ -95,6 +100,16 @@ def app(environ, start_response):
         return as_json(start_response, [line.decode() for line in environ["wsgi.input"]])
     if path == "/input_all":
         return as_json(start_response, {"body": environ["wsgi.input"].read().decode()})
+    if path == "/readline_digest":
+        return digest(start_response, environ["wsgi.input"].readline())
+    if path == "/iter_digest":
+        return digest(start_response, b"".join(line for line in environ["wsgi.input"]))
+    if path == "/input_caught":
+        try:
+            body = environ["wsgi.input"].read()
+        except OSError as error:
+            return as_json(start_response, {"error": type(error).__name__, "message": str(error)})
+        return as_json(start_response, {"body": body.decode()})
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [b"x" * (int(query) << 20)]
