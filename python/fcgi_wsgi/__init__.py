@@ -136,7 +136,8 @@ def serve_wsgi(
     (fd 0 or the bound address stays open), so the next request runs the new code. SIGHUP does
     the same at any time. The app is then imported before any fork.
 
-    Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``),
+    Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``; a body
+    that ends before CONTENT_LENGTH raises ``RequestBodyIncomplete``, a 400 if uncaught),
     ``read_timeout`` and ``write_timeout`` (seconds a request may wait for the web server, default
     60), ``idle_timeout`` (seconds a kept-alive connection may idle, default 90),
     ``max_connections`` (default 1024), ``multiplex`` (requests at once on one connection).
