@@ -11,6 +11,6 @@ pub mod runtime;
 
 pub use protocol::{ConnectionConfig, Params, ParamsLimits, Role, Roles};
 pub use runtime::{
-    Acceptor, Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats, StopHandle,
-    Transport,
+    Acceptor, Bind, BodyTruncated, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats,
+    StopHandle, Transport,
 };

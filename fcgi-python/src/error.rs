@@ -21,12 +21,21 @@ create_exception!(
     "The request body is larger than max_body_bytes; the client gets a 413."
 );
 
+create_exception!(
+    fcgi_wsgi,
+    RequestBodyIncomplete,
+    PyOSError,
+    "The request body ended before CONTENT_LENGTH; the client gets a 400 if the app does not catch it."
+);
+
 /// The Python exception for a core I/O error.
 pub fn to_py(e: io::Error) -> PyErr {
     if is_disconnect(&e) {
         ClientDisconnected::new_err(e.to_string())
     } else if e.kind() == io::ErrorKind::FileTooLarge {
         RequestTooLarge::new_err(e.to_string())
+    } else if e.get_ref().is_some_and(|inner| inner.is::<fcgi_core::BodyTruncated>()) {
+        RequestBodyIncomplete::new_err(e.to_string())
     } else {
         PyOSError::new_err(e.to_string())
     }

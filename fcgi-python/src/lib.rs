@@ -137,6 +137,7 @@ fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::FileWrapper>()?;
     m.add("ClientDisconnected", m.py().get_type::<error::ClientDisconnected>())?;
     m.add("RequestTooLarge", m.py().get_type::<error::RequestTooLarge>())?;
+    m.add("RequestBodyIncomplete", m.py().get_type::<error::RequestBodyIncomplete>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use fcgi_core::Request;
 
@@ -42,6 +42,23 @@ impl LiveRequest {
         // makes this the only access.
         let request = unsafe { ptr.0.as_mut() };
         f(request)
+    }
+
+    /// [`with`](Self::with) for a caller holding the GIL, which must never wait: `Ok(None)`
+    /// when another thread is using the request (it may be blocked writing to a web server that
+    /// does not read), and the caller then falls back to a detached [`with`](Self::with).
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut Request<'_>) -> io::Result<R>) -> io::Result<Option<R>> {
+        let mut slot = match self.slot.try_lock() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(None),
+        };
+        let Some(ptr) = slot.as_mut() else {
+            return Err(io::Error::other("the request has finished"));
+        };
+        // SAFETY: as in `with`: the pointer is published, and the lock held makes this the only access.
+        let request = unsafe { ptr.0.as_mut() };
+        f(request).map(Some)
     }
 }
 

@@ -65,12 +65,19 @@ impl StartResponse {
             }
         };
         let live = &self.live;
-        // Small writes only fill the send buffer: no I/O, so no reason to let go of the GIL.
+        // Small writes only fill the send buffer: no I/O, so no reason to let go of the GIL. But
+        // nothing waits with the GIL held: when the request or its connection is busy (another
+        // thread, or another request of a multiplexed connection, blocked writing), the write
+        // goes the detached way below.
+        let try_buffer = |data: &[u8]| -> PyResult<bool> {
+            let buffered = live.try_with(|request| request.try_buffer_stdout(data)).map_err(to_py)?;
+            Ok(buffered == Some(true))
+        };
         let head_buffered = match &lines {
-            Some(lines) => live.with(|request| request.try_buffer_stdout(lines)).map_err(to_py)?,
+            Some(lines) => try_buffer(lines)?,
             None => true,
         };
-        if head_buffered && live.with(|request| request.try_buffer_stdout(data)).map_err(to_py)? {
+        if head_buffered && try_buffer(data)? {
             return Ok(());
         }
         py.detach(|| {

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::environ;
-use crate::error::{ClientDisconnected, RequestTooLarge};
+use crate::error::{ClientDisconnected, RequestBodyIncomplete, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::response::StartResponse;
 use fcgi_core::runtime::is_disconnect;
@@ -97,7 +97,8 @@ impl WsgiHandler {
         }
     }
 
-    /// Reports an app failure: a 500 page if no header went out yet, else only the log.
+    /// Reports an app failure: a 500 page if no header went out yet (a 400 for a body that ended
+    /// early: the web server's fault, or its client's), else only the log.
     fn fail(
         &self,
         py: Python<'_>,
@@ -113,6 +114,8 @@ impl WsgiHandler {
             // The core answers 413 for a failed request whose body passed the limit.
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, error.to_string()));
         }
+        let bad_request =
+            error.is_instance_of::<RequestBodyIncomplete>(py).then(|| format!("Bad Request: {}\n", error.value(py)));
         // `into_value` carries the traceback onto the exception object (before Python 3.12 the
         // bare value has no `__traceback__`, and the log would show only its last line).
         let body = match self.report.bind(py).call1((environ, error.into_value(py))) {
@@ -126,8 +129,12 @@ impl WsgiHandler {
             // The response is cut short; the web server sees it end early.
             return Ok(());
         }
+        let (status, body) = match bad_request {
+            Some(message) => ("400 Bad Request", message.into_bytes()),
+            None => ("500 Internal Server Error", body),
+        };
         let page = format!(
-            "Status: 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            "Status: {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let result = py.detach(|| {

@@ -24,6 +24,7 @@ from ._fcgi_wsgi import (
     ErrorStream,
     FileWrapper,
     InputStream,
+    RequestBodyIncomplete,
     RequestTooLarge,
     StartResponse,
     __version__,
@@ -38,6 +39,7 @@ __all__ = [
     "ErrorStream",
     "FileWrapper",
     "InputStream",
+    "RequestBodyIncomplete",
     "RequestTooLarge",
     "StartResponse",
     "__version__",
@@ -136,7 +138,8 @@ def serve_wsgi(
     (fd 0 or the bound address stays open), so the next request runs the new code. SIGHUP does
     the same at any time. The app is then imported before any fork.
 
-    Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``),
+    Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``; a body
+    that ends before CONTENT_LENGTH raises ``RequestBodyIncomplete``, a 400 if uncaught),
     ``read_timeout`` and ``write_timeout`` (seconds a request may wait for the web server, default
     60), ``idle_timeout`` (seconds a kept-alive connection may idle, default 90),
     ``head_timeout`` (seconds a request's BEGIN_REQUEST and params may take to arrive, default 10;

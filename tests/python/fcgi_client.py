@@ -85,17 +85,9 @@ def read_response(sock: socket.socket, request_id: int = 1) -> Response:
             return parse_cgi(response)
 
 
-def request(
-    address: str,
-    uri: str = "/",
-    method: str = "GET",
-    body: bytes = b"",
-    params: dict[str, bytes | str] | None = None,
-    stdin: bytes | None = None,
-) -> Response:
-    """One request over a fresh connection to the Unix socket at ``address``."""
+def default_params(uri: str = "/", method: str = "GET", body: bytes = b"") -> dict[str, bytes | str]:
     path, _, query = uri.partition("?")
-    all_params: dict[str, bytes | str] = {
+    return {
         "REQUEST_METHOD": method,
         "REQUEST_URI": uri,
         "SCRIPT_NAME": "",
@@ -107,11 +99,27 @@ def request(
         "REMOTE_ADDR": "127.0.0.1",
         "CONTENT_LENGTH": str(len(body)),
     }
+
+
+def request_records(request_id: int, params: dict[str, bytes | str], stdin: bytes, keep_conn: bool = False) -> bytes:
+    """BEGIN_REQUEST (Responder), the params and the body of one request, each stream ended."""
+    wire = record(BEGIN_REQUEST, request_id, struct.pack(">HB5x", RESPONDER, int(keep_conn)))
+    return wire + stream(PARAMS, request_id, pairs(params)) + stream(STDIN, request_id, stdin)
+
+
+def request(
+    address: str,
+    uri: str = "/",
+    method: str = "GET",
+    body: bytes = b"",
+    params: dict[str, bytes | str] | None = None,
+    stdin: bytes | None = None,
+) -> Response:
+    """One request over a fresh connection to the Unix socket at ``address``."""
+    all_params = default_params(uri, method, body)
     all_params.update(params or {})
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(30)
         sock.connect(address)
-        wire = record(BEGIN_REQUEST, 1, struct.pack(">HB5x", RESPONDER, 0))
-        wire += stream(PARAMS, 1, pairs(all_params)) + stream(STDIN, 1, body if stdin is None else stdin)
-        sock.sendall(wire)
+        sock.sendall(request_records(1, all_params, body if stdin is None else stdin))
         return read_response(sock)

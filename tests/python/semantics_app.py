@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+import threading
+import time
 
 
 def as_json(start_response, value, status="200 OK"):
@@ -28,6 +31,48 @@ class ClosingBody:
     def close(self):
         with open(self.mark_path, "w") as mark:
             mark.write("closed")
+
+
+class Ticker:
+    """A thread that counts every 10 ms: it stops counting while a thread holds the GIL and waits."""
+
+    def __init__(self):
+        self.ticks = 0
+        self.started = threading.Lock()
+        self.thread = None
+
+    def start(self):
+        with self.started:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.run, daemon=True)
+                self.thread.start()
+
+    def run(self):
+        while True:
+            time.sleep(0.01)
+            self.ticks += 1
+
+
+TICKER = Ticker()
+
+
+def timed_against_ticker(report_path, action):
+    """Runs ``action()`` and writes to ``report_path`` how long it took and how far the ticker got meanwhile."""
+    TICKER.start()
+    time.sleep(0.3)  # let the other request's writer stall first
+    ticks, start = TICKER.ticks, time.monotonic()
+    try:
+        action()
+    except OSError:
+        pass  # the stalled connection times out: what matters is what the interpreter did meanwhile
+    finally:
+        seen = {"seconds": time.monotonic() - start, "ticks": TICKER.ticks - ticks}
+        with open(report_path, "w") as report:
+            json.dump(seen, report)
+
+
+def digest(start_response, data):
+    return as_json(start_response, {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
 
 
 def app(environ, start_response):
@@ -55,6 +100,38 @@ def app(environ, start_response):
         return as_json(start_response, [line.decode() for line in environ["wsgi.input"]])
     if path == "/input_all":
         return as_json(start_response, {"body": environ["wsgi.input"].read().decode()})
+    if path == "/readline_digest":
+        return digest(start_response, environ["wsgi.input"].readline())
+    if path == "/iter_digest":
+        return digest(start_response, b"".join(line for line in environ["wsgi.input"]))
+    if path == "/input_caught":
+        try:
+            body = environ["wsgi.input"].read()
+        except OSError as error:
+            return as_json(start_response, {"error": type(error).__name__, "message": str(error)})
+        return as_json(start_response, {"body": body.decode()})
+    if path == "/big":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [b"x" * (int(query) << 20)]
+    if path == "/small_writes":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        timed_against_ticker(query, lambda: write(b"small"))
+        return []
+    if path == "/errors_during_stall":
+        # Another thread of this request stalls in a large write; this one logs a line meanwhile.
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+
+        def stall():
+            try:
+                write(b"x" * (8 << 20))
+            except OSError:
+                pass
+
+        writer = threading.Thread(target=stall)
+        writer.start()
+        timed_against_ticker(query, lambda: environ["wsgi.errors"].write("a line\n"))
+        writer.join()
+        return []
     if path == "/errors":
         environ["wsgi.errors"].write("one line\n")
         environ["wsgi.errors"].writelines(["two\n", "three\n"])

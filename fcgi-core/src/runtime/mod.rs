@@ -15,5 +15,7 @@ pub mod signals;
 mod socket_io;
 
 pub use listener::{Bind, Listener};
-pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
+pub use request::{
+    is_disconnect, BodyTruncated, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport,
+};
 pub use server::{Acceptor, Served, Server, ServerConfig, Stats, StopHandle};

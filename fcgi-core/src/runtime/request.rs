@@ -412,12 +412,26 @@ pub fn body_too_large(limit: u64) -> io::Error {
     io::Error::new(io::ErrorKind::FileTooLarge, format!("the request body is larger than {limit} bytes"))
 }
 
-/// The error a read returns when the body ends before CONTENT_LENGTH bytes.
-pub fn body_truncated(received: u64, declared: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("the request body ended after {received} of its {declared} bytes (CONTENT_LENGTH)"),
-    )
+/// Why a read failed when the body ended before CONTENT_LENGTH bytes: the inner error of the
+/// `io::Error` (kind `InvalidData`), so that a face can tell it apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTruncated {
+    /// Body bytes that arrived.
+    pub received: u64,
+    /// CONTENT_LENGTH.
+    pub declared: u64,
+}
+
+impl std::fmt::Display for BodyTruncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body ended after {} of its {} bytes (CONTENT_LENGTH)", self.received, self.declared)
+    }
+}
+
+impl std::error::Error for BodyTruncated {}
+
+fn body_truncated(received: u64, declared: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, BodyTruncated { received, declared })
 }
 
 /// The response to a body over `max_body_bytes`.

@@ -117,14 +117,14 @@ impl Library {
         self.bin.join(name)
     }
 
-    /// Runs fcgi-core's protocol suites (spec, hostile, modes) against `program`, in this
+    /// Runs fcgi-core's protocol suites (spec, hostile, modes, trust) against `program`, in this
     /// profile, but for the tests in `skipped` (name, why); panics unless they all pass and at
     /// least `at_least` ran.
     pub fn pass_protocol_suites(&self, program: &str, skipped: &[(&str, &str)], at_least: usize) {
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cargo
             .args(["test", "-q", "--no-fail-fast", "-p", "fcgi-core"])
-            .args(["--test", "spec", "--test", "hostile", "--test", "modes"])
+            .args(["--test", "spec", "--test", "hostile", "--test", "modes", "--test", "trust"])
             .current_dir(&self.root)
             .env("FCGI_TEST_APP", self.program(program));
         if self.profile.file_name().is_some_and(|profile| profile == "release") {
