@@ -10,6 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use super::signals;
+
 /// Where to listen, as a caller spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bind {
@@ -139,9 +141,24 @@ impl Listener {
             std::ffi::OsStr::from_bytes(a).to_os_string()
         });
         let Some(arg0) = args.next() else { return io::Error::other("empty /proc/self/cmdline") };
-        let fd = self.as_raw_fd();
         let mut command = std::process::Command::new("/proc/self/exe");
         command.arg0(arg0).args(args);
+        // From here until the new program's server handles SIGHUP, SIGHUP is ignored: a reload
+        // asked for meanwhile is this one, and must not end the process.
+        match signals::prepare_reexec() {
+            Ok((name, value)) => command.env(name, value),
+            Err(e) => return e,
+        };
+        let error = self.exec_on_listener(command);
+        signals::reexec_failed();
+        error
+    }
+
+    /// Executes `command` with this listener kept open for it (fd 0, or fd 3 with
+    /// `LISTEN_FDS`). Returns only if the exec failed.
+    fn exec_on_listener(&self, mut command: std::process::Command) -> io::Error {
+        use std::os::unix::process::CommandExt;
+        let fd = self.as_raw_fd();
         // SAFETY: dup2 and fcntl on descriptors this process owns; the listener stays open (it
         // is borrowed) into the new program, and the exec follows at once.
         unsafe {
