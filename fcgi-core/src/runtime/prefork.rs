@@ -28,7 +28,7 @@ pub(crate) fn supervise(
     transport: Transport,
 ) -> io::Result<()> {
     let (mut wake, wake_writer) = server.wake_pair()?;
-    let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+    let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
     let mut workers: HashMap<i32, Instant> = HashMap::new();
     let mut restart_after = Instant::now();
     let mut passed_on = false;
@@ -41,7 +41,9 @@ pub(crate) fn supervise(
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
                 handler.after_fork();
-                let served = server.serve_in_process(handler, listener, config.clone(), transport);
+                let served = server
+                    .renew_wake_after_fork()
+                    .and_then(|()| server.serve_in_process(handler, listener, config.clone(), transport));
                 if let Err(e) = &served {
                     eprintln!("fcgi: worker process {}: {e}", std::process::id());
                 }
