@@ -184,3 +184,23 @@ fn set_action(signal: libc::c_int, handler: libc::sighandler_t) -> io::Result<li
         Ok(previous)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handlers_keep_the_interrupted_codes_errno() {
+        // write(2) to a number no descriptor has fails with EBADF: the handler's own errno.
+        WAKE_FD.store(i32::MAX, Ordering::SeqCst);
+        for handler in [on_stop_signal, on_reload_signal] {
+            // SAFETY: sets this thread's errno, as an interrupted syscall would have.
+            unsafe { *libc::__errno_location() = libc::EINTR };
+            handler(libc::SIGTERM);
+            assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
+        }
+        WAKE_FD.store(-1, Ordering::SeqCst);
+        STOP_REQUESTED.store(false, Ordering::SeqCst);
+        RELOAD_REQUESTED.store(false, Ordering::SeqCst);
+    }
+}
