@@ -240,11 +240,7 @@ impl Context {
 impl Server {
     /// A server with `config`.
     pub fn new(config: ServerConfig) -> Self {
-        Self {
-            config,
-            stats: Arc::default(),
-            stop: StopHandle { stopping: Arc::default(), wake: Arc::default() },
-        }
+        Self { config, stats: Arc::default(), stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
     }
 
     /// The server's counters.
