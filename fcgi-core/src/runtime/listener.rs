@@ -10,6 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use super::signals;
+
 /// Where to listen, as a caller spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bind {
@@ -81,11 +83,11 @@ impl Listener {
         match bind {
             Bind::Unix { path, mode } => {
                 remove_stale_socket(path)?;
-                let listener = UnixListener::bind(path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
-                if let Some(mode) = mode {
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))?;
+                let listener = match mode {
+                    Some(mode) => bind_unix_with_mode(path, *mode),
+                    None => UnixListener::bind(path),
                 }
+                .map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", path.display())))?;
                 Ok(Self::Unix { listener, owned_path: Some(path.clone()) })
             }
             Bind::Tcp(addr) => {
@@ -139,9 +141,24 @@ impl Listener {
             std::ffi::OsStr::from_bytes(a).to_os_string()
         });
         let Some(arg0) = args.next() else { return io::Error::other("empty /proc/self/cmdline") };
-        let fd = self.as_raw_fd();
         let mut command = std::process::Command::new("/proc/self/exe");
         command.arg0(arg0).args(args);
+        // From here until the new program's server handles SIGHUP, SIGHUP is ignored: a reload
+        // asked for meanwhile is this one, and must not end the process.
+        match signals::prepare_reexec() {
+            Ok((name, value)) => command.env(name, value),
+            Err(e) => return e,
+        };
+        let error = self.exec_on_listener(command);
+        signals::reexec_failed();
+        error
+    }
+
+    /// Executes `command` with this listener kept open for it (fd 0, or fd 3 with
+    /// `LISTEN_FDS`). Returns only if the exec failed.
+    fn exec_on_listener(&self, mut command: std::process::Command) -> io::Error {
+        use std::os::unix::process::CommandExt;
+        let fd = self.as_raw_fd();
         // SAFETY: dup2 and fcntl on descriptors this process owns; the listener stays open (it
         // is borrowed) into the new program, and the exec follows at once.
         unsafe {
@@ -220,6 +237,34 @@ impl AsRawFd for Listener {
             Self::Tcp { listener, .. } => listener.as_raw_fd(),
         }
     }
+}
+
+/// Binds a Unix socket that is at no moment reachable with more permissions than `mode`.
+///
+/// bind(2) creates the file with 0777 less the umask; a chmod after it leaves a window in which
+/// the socket has the wrong mode. So the umask is set for the bind to the process's own umask
+/// plus every bit `mode` leaves out: the file is born with `mode` or less (less if the umask
+/// held back bits `mode` grants), and the chmod after it only ever adds what `mode` grants.
+///
+/// The umask is process-wide, and another thread creating a file during these few microseconds
+/// gets it too. That is acceptable because this umask is never looser than the process's own:
+/// such a file may come out with fewer permissions than its creator asked for, never more. (The
+/// process's umask is read by setting 0o777, the strictest, for the same reason.) The other way,
+/// binding in a private temporary folder and renaming the socket into place, touches no process
+/// state, but leaves getsockname(2) naming the temporary path and can push a long path past the
+/// 108 bytes of sun_path.
+fn bind_unix_with_mode(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    let mode = mode & 0o7777;
+    // SAFETY: umask(2) only swaps the process's file-creation mask; it cannot fail.
+    let own = unsafe { libc::umask(0o777) };
+    // SAFETY: as above.
+    unsafe { libc::umask(own | (!mode & 0o777)) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(own) };
+    let listener = bound?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
 }
 
 /// Whether systemd (or a reload of this program) handed this process a listening socket on

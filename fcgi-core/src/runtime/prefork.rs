@@ -28,7 +28,7 @@ pub(crate) fn supervise(
     transport: Transport,
 ) -> io::Result<()> {
     let (mut wake, wake_writer) = server.wake_pair()?;
-    let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+    let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
     let mut workers: HashMap<i32, Instant> = HashMap::new();
     let mut restart_after = Instant::now();
     let mut passed_on = false;
@@ -41,7 +41,9 @@ pub(crate) fn supervise(
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
                 handler.after_fork();
-                let served = server.serve_in_process(handler, listener, config.clone(), transport);
+                let served = server
+                    .renew_wake_after_fork()
+                    .and_then(|()| server.serve_in_process(handler, listener, config.clone(), transport));
                 if let Err(e) = &served {
                     eprintln!("fcgi: worker process {}: {e}", std::process::id());
                 }
@@ -56,15 +58,14 @@ pub(crate) fn supervise(
             }
             passed_on = true;
         }
-        while let Some((pid, status)) = reap() {
-            if let Some(started) = workers.remove(&pid) {
-                if !stopping && started.elapsed() < MIN_LIFETIME {
-                    restart_after = Instant::now() + MIN_LIFETIME;
-                }
-                let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-                if !stopping && !clean_exit {
-                    eprintln!("fcgi: worker process {pid} died (wait status {status}); starting another");
-                }
+        for (pid, status) in reap(workers.keys().copied().collect()) {
+            let Some(started) = workers.remove(&pid) else { continue };
+            if !stopping && started.elapsed() < MIN_LIFETIME {
+                restart_after = Instant::now() + MIN_LIFETIME;
+            }
+            let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            if !stopping && !clean_exit {
+                eprintln!("fcgi: worker process {pid} died (wait status {status}); starting another");
             }
         }
         if stopping && workers.is_empty() {
@@ -74,12 +75,25 @@ pub(crate) fn supervise(
     }
 }
 
-/// One exited child and its wait status, without blocking.
-fn reap() -> Option<(i32, i32)> {
-    let mut status = 0;
-    // SAFETY: waitpid(2) with a valid pointer for the status.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    (pid > 0).then_some((pid, status))
+/// Those of `workers` that have exited, with their wait statuses, without blocking. Each is
+/// waited for by its pid: waitpid(-1) would also take the exit status of a child the program
+/// started itself (a Python app's `subprocess.run` in the supervisor), which its own waitpid
+/// would then never see.
+fn reap(workers: Vec<i32>) -> Vec<(i32, i32)> {
+    workers
+        .into_iter()
+        .filter_map(|pid| {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on a child we started, with a valid pointer for the status.
+            let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if reaped == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+                // Reaped by someone else (the program's own waitpid(-1), or SIGCHLD ignored):
+                // gone all the same, its status unknown.
+                return Some((pid, 0));
+            }
+            (reaped == pid).then_some((pid, status))
+        })
+        .collect()
 }
 
 /// Sleeps until the wake-up socket is written to or `timeout` passes, then drains it.

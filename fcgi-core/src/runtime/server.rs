@@ -1,11 +1,11 @@
 //! The server: finds or binds its listener (or falls back to CGI), runs the worker threads (or
 //! worker processes), and stops gracefully on a signal, on request, or after N requests.
 
-use std::io;
-use std::os::fd::AsRawFd;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::cgi;
@@ -125,14 +125,52 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct StopHandle {
     stopping: Arc<AtomicBool>,
-    wake_fd: Arc<AtomicI32>,
+    /// The server's wake-up socket, made by its first serve; shared, so that it stays open as
+    /// long as any handle can write to it.
+    wake: Arc<OnceLock<Wake>>,
+}
+
+/// A server's wake-up socket: a byte written to `writer` wakes whatever waits on `reader` (the
+/// worker threads, or a pre-fork supervisor). Made once and kept until the server and every
+/// [`StopHandle`] are gone, so the descriptor a stop writes to is always this socket: never one
+/// closed when serving ended, whose number a file opened since may have taken.
+#[derive(Debug)]
+struct Wake {
+    reader: UnixStream,
+    writer: UnixStream,
+}
+
+impl Wake {
+    fn new() -> io::Result<Self> {
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        Ok(Self { reader, writer })
+    }
+
+    /// Puts a fresh socket pair behind the same two descriptor numbers, atomically (dup3), so a
+    /// forked worker process wakes on its own socket, not on its supervisor's.
+    fn renew(&self) -> io::Result<()> {
+        let fresh = Self::new()?;
+        for (new, old) in [(&fresh.reader, &self.reader), (&fresh.writer, &self.writer)] {
+            // SAFETY: dup3 onto a descriptor this Wake owns: the number stays open throughout,
+            // now for the fresh socket (close-on-exec, as it was); `fresh` closes its own copies.
+            if unsafe { libc::dup3(new.as_raw_fd(), old.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl StopHandle {
     /// Stops accepting, lets in-flight requests finish, and makes `serve` return.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        signals::wake(self.wake_fd.load(Ordering::SeqCst));
+        // OnceLock::get is one atomic load; the socket outlives this handle.
+        if let Some(wake) = self.wake.get() {
+            signals::wake(wake.writer.as_raw_fd());
+        }
     }
 
     /// Whether a stop was asked for: by this handle, or by a signal when the server handles
@@ -212,11 +250,7 @@ impl Context {
 impl Server {
     /// A server with `config`.
     pub fn new(config: ServerConfig) -> Self {
-        Self {
-            config,
-            stats: Arc::default(),
-            stop: StopHandle { stopping: Arc::default(), wake_fd: Arc::new(AtomicI32::new(-1)) },
-        }
+        Self { config, stats: Arc::default(), stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
     }
 
     /// The server's counters.
@@ -272,11 +306,9 @@ impl Server {
         let config = self.resolved_config(on_fd0);
         raise_fd_limit(config.max_connections as u64 + 64);
         let (wake_reader, wake_writer) = self.wake_pair()?;
-        let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+        let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, true)?;
-        Ok(Acceptor {
-            source: Source::FastCgi { pool, listener, stop: self.stop.clone(), _signals: signals, _wake: wake_writer },
-        })
+        Ok(Acceptor { source: Source::FastCgi { _signals: signals, pool, listener, stop: self.stop.clone() } })
     }
 
     /// The configuration with the worker count and what GET_VALUES reports filled in.
@@ -303,7 +335,7 @@ impl Server {
     ) -> io::Result<()> {
         let workers = config.workers.unwrap_or(1);
         let (wake_reader, wake_writer) = self.wake_pair()?;
-        let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer.as_raw_fd())?) } else { None };
+        let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, workers > 1)?;
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -316,7 +348,6 @@ impl Server {
                 });
             }
         });
-        self.stop.wake_fd.store(-1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -326,13 +357,25 @@ impl Server {
         Context { config, stats: self.stats.clone(), info, silence: Moment::new(), stop: self.stop.clone() }
     }
 
-    /// A socket pair whose write end wakes this server's workers (or supervisor).
-    pub(crate) fn wake_pair(&self) -> io::Result<(UnixStream, UnixStream)> {
-        let (wake_reader, wake_writer) = UnixStream::pair()?;
-        wake_reader.set_nonblocking(true)?;
-        wake_writer.set_nonblocking(true)?;
-        self.stop.wake_fd.store(wake_writer.as_raw_fd(), Ordering::SeqCst);
-        Ok((wake_reader, wake_writer))
+    /// For one serve: a read end of the server's wake-up socket (a new descriptor of it, emptied
+    /// of an earlier serve's bytes) and its write end (open as long as the server is).
+    pub(crate) fn wake_pair(&self) -> io::Result<(UnixStream, RawFd)> {
+        let wake = match self.stop.wake.get() {
+            Some(wake) => wake,
+            None => {
+                // Only a serve makes it, and serves do not run side by side on one server.
+                let _ = self.stop.wake.set(Wake::new()?);
+                self.stop.wake.get().expect("just set")
+            }
+        };
+        while (&wake.reader).read(&mut [0; 64]).is_ok_and(|n| n > 0) {}
+        Ok((wake.reader.try_clone()?, wake.writer.as_raw_fd()))
+    }
+
+    /// In a forked worker process: a wake-up socket of its own, behind the same descriptors
+    /// (the stop handles it inherited write to them).
+    pub(crate) fn renew_wake_after_fork(&self) -> io::Result<()> {
+        self.stop.wake.get().map_or(Ok(()), Wake::renew)
     }
 
     /// Whether this server was asked to stop (by its handle, a signal or `max_requests`).
@@ -375,11 +418,11 @@ pub struct Acceptor {
 
 enum Source {
     FastCgi {
+        /// First, so the signal handlers forget the wake-up socket before anything closes.
+        _signals: Option<SignalGuard>,
         pool: Arc<Pool>,
         listener: Arc<Listener>,
         stop: StopHandle,
-        _signals: Option<SignalGuard>,
-        _wake: UnixStream,
     },
     Cgi {
         /// The one request, until taken.
@@ -421,7 +464,6 @@ impl Drop for Acceptor {
     fn drop(&mut self) {
         let Source::FastCgi { pool, listener, stop, .. } = &self.source else { return };
         stop.stop();
-        stop.wake_fd.store(-1, Ordering::SeqCst);
         if pool.context().is_reloading() {
             eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
             let e = listener.reexec();
