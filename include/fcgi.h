@@ -244,8 +244,9 @@ fcgi_result fcgi_options_set_idle_timeout(fcgi_options *options, uint32_t idle_m
 fcgi_result fcgi_options_set_head_timeout(fcgi_options *options, uint32_t head_ms);
 
 /**
- * How long a stop waits for the requests in flight, in milliseconds (default 30000); 0 means
- * no limit. Past it the process ends (the socket file it created is removed first).
+ * How long `fcgi_server_close` waits for the requests the program still holds, in
+ * milliseconds (default 30000); 0 means no limit. Past it close ends them itself (see
+ * `fcgi_server_close`).
  */
 fcgi_result fcgi_options_set_graceful_timeout(fcgi_options *options, uint32_t graceful_ms);
 
@@ -319,11 +320,11 @@ fcgi_result fcgi_server_exit_code(const fcgi_server *server, int *out);
 /**
  * Stops the server (as `fcgi_server_shutdown`), answers the requests never accepted with a
  * 503, waits for the requests still held by the program's threads to be finished (at most
- * 30 s), waits for the connections in flight to end, and frees the server. NULL is ignored.
+ * the graceful timeout, 30 s by default), waits for the connections in flight to end, and frees the server. NULL is ignored.
  * Call it once, after every other thread is done with the server itself (their accept
  * returned FCGI_ERR_STOPPED); threads may go on using the requests they hold, during close
  * and after it. Close never frees a request handle: each is freed by its
- * `fcgi_request_finish`. A request still held when the 30 s are up is ended by close (the
+ * `fcgi_request_finish`. A request still held when the graceful timeout is up is ended by close (the
  * web server gets what was written, or a 500 page, and END_REQUEST; a line is logged), and
  * its handle's calls return FCGI_ERR_CLOSED from then on.
  */

@@ -7,7 +7,7 @@
 //!   `fcgi_server` (`fcgi_server_open` / `fcgi_server_close`), `fcgi_request`
 //!   (`fcgi_server_accept` / `fcgi_request_finish`). Each is released exactly once by its pair,
 //!   and by nothing else: `fcgi_server_close` waits for the requests still held (up to
-//!   `server::CLOSE_DEADLINE`, 30 s), then ends the rest, whose handles stay valid
+//!   the graceful timeout, 30 s by default), then ends the rest, whose handles stay valid
 //!   tombstones (`FCGI_ERR_CLOSED`) until finished; see `held.rs`.
 //! - **Results**: every fallible call returns an `fcgi_result`, with outputs through
 //!   out-parameters; `fcgi_result_str` gives the text. A NULL pointer is `FCGI_ERR_NULL`, a bad

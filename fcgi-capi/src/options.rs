@@ -211,8 +211,9 @@ pub unsafe extern "C" fn fcgi_options_set_head_timeout(options: *mut fcgi_option
     })
 }
 
-/// How long a stop waits for the requests in flight, in milliseconds (default 30000); 0 means
-/// no limit. Past it the process ends (the socket file it created is removed first).
+/// How long `fcgi_server_close` waits for the requests the program still holds, in
+/// milliseconds (default 30000); 0 means no limit. Past it close ends them itself (see
+/// `fcgi_server_close`).
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_graceful_timeout(
     options: *mut fcgi_options,

@@ -14,9 +14,9 @@ use crate::options::fcgi_options;
 use crate::panic::{ffi_boundary, try_mut, try_ref};
 use crate::request::fcgi_request;
 
-/// How long `fcgi_server_close` waits for the requests the program still holds to be finished
-/// before it ends them itself: the graceful timeout the core's settings will default to.
-pub(crate) const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long `fcgi_server_close` waits for held requests with a graceful timeout of 0 (no
+/// limit): long enough never to come.
+const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A running FastCGI server (or the one CGI request of a CGI process). Opened by
 /// `fcgi_server_open`, closed by `fcgi_server_close`.
@@ -27,12 +27,12 @@ pub struct fcgi_server {
     stats: Arc<Stats>,
     /// The requests lent to the program, shared with their handles.
     held: Arc<Held>,
-    /// How long close waits for them: [`CLOSE_DEADLINE`].
+    /// How long close waits for them: the graceful timeout.
     close_deadline: Duration,
 }
 
 impl fcgi_server {
-    /// Sets how long close waits for held requests (tests; C programs get [`CLOSE_DEADLINE`]).
+    /// Sets how long close waits for held requests (tests; C programs set the graceful timeout).
     #[doc(hidden)]
     pub fn set_close_deadline(&mut self, deadline: Duration) {
         self.close_deadline = deadline;
@@ -67,6 +67,7 @@ pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mu
             Some(options) => unsafe { options.as_ref() }.config.clone(),
             None => ServerConfig::default(),
         };
+        let close_deadline = config.graceful_timeout.unwrap_or(NO_LIMIT);
         let server = Server::new(config);
         let acceptor = match server.acceptor() {
             Ok(acceptor) => Some(acceptor),
@@ -80,7 +81,7 @@ pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mu
             stop: server.stop_handle(),
             stats: server.stats(),
             held: Arc::default(),
-            close_deadline: CLOSE_DEADLINE,
+            close_deadline,
         };
         *out = Box::into_raw(Box::new(server));
         FCGI_OK
@@ -157,11 +158,11 @@ pub unsafe extern "C" fn fcgi_server_exit_code(server: *const fcgi_server, out: 
 
 /// Stops the server (as `fcgi_server_shutdown`), answers the requests never accepted with a
 /// 503, waits for the requests still held by the program's threads to be finished (at most
-/// 30 s), waits for the connections in flight to end, and frees the server. NULL is ignored.
+/// the graceful timeout, 30 s by default), waits for the connections in flight to end, and frees the server. NULL is ignored.
 /// Call it once, after every other thread is done with the server itself (their accept
 /// returned FCGI_ERR_STOPPED); threads may go on using the requests they hold, during close
 /// and after it. Close never frees a request handle: each is freed by its
-/// `fcgi_request_finish`. A request still held when the 30 s are up is ended by close (the
+/// `fcgi_request_finish`. A request still held when the graceful timeout is up is ended by close (the
 /// web server gets what was written, or a 500 page, and END_REQUEST; a line is logged), and
 /// its handle's calls return FCGI_ERR_CLOSED from then on.
 #[no_mangle]

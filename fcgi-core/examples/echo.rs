@@ -2,7 +2,8 @@
 //!
 //! Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
 //! `/hello`, `/env`, `/echo` (`?prefix=N`: N bytes of `p` written before the body is read), `/big?n=BYTES`, `/status/NNN`, `/cookies`, `/stderr?msg=TEXT`,
-//! `/stats`, `/slow?ms=N`, `/pid`; anything else is 404.
+//! `/stats`, `/slow?ms=N`, `/pid`, `/fail?after=N` (N bytes, then the handler fails); anything
+//! else is 404.
 //!
 //! ```text
 //! echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use fcgi_core::{Bind, Request, Served, Server, ServerConfig, Stats};
 
-const ROUTES: [&str; 10] = ["hello", "env", "echo", "big", "status", "cookies", "stderr", "stats", "slow", "pid"];
+const ROUTES: [&str; 11] =
+    ["hello", "env", "echo", "big", "status", "cookies", "stderr", "stats", "slow", "pid", "fail"];
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1)) {
@@ -177,6 +179,14 @@ fn handle(request: &mut Request<'_>, stats: &Arc<Stats>) -> io::Result<()> {
                 std::thread::sleep(Duration::from_millis(ms.min(10)));
             }
             respond(request, "200 OK", "text/plain", format!("slept {ms}\n").as_bytes())
+        }
+        "fail" => {
+            // `?after=N`: N bytes of `f` go out, then the handler fails (a response cut short).
+            let after: usize = query_value(request, "after").and_then(|n| n.parse().ok()).unwrap_or(0);
+            request.write_stdout(b"Status: 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")?;
+            request.write_stdout(&vec![b'f'; after])?;
+            request.flush()?;
+            Err(io::Error::other("the handler failed on purpose after its response began"))
         }
         "pid" => respond(request, "200 OK", "text/plain", format!("{}\n", std::process::id()).as_bytes()),
         _ => respond(request, "404 Not Found", "text/plain", b"not found\n"),

@@ -269,3 +269,93 @@ fn a_body_that_ends_before_content_length_is_an_error_the_app_sees() {
     assert_eq!(response.end.unwrap().app_status, 1);
     app.assert_serves();
 }
+
+#[test]
+fn a_response_cut_short_by_a_failing_handler_ends_without_end_request() {
+    // After the first response bytes an END_REQUEST would make the response look whole (nginx
+    // ends a chunked body properly): the connection closes instead.
+    let mut app = App::start(&[]);
+    let mut client = app.connect();
+    client.request(1, "GET", "/fail?after=100000", b"", true);
+    let mut stdout = Vec::new();
+    while let Some(record) = client.record() {
+        match record.header.record_type {
+            RecordType::Stdout => stdout.extend_from_slice(&record.content),
+            other => panic!("a {other:?} record after a failure; only STDOUT then the close may come"),
+        }
+    }
+    let response = common::Response { stdout, ..Default::default() };
+    assert_eq!(response.body().len(), 100_000, "what the handler wrote is delivered");
+    assert!(app.stderr().contains("failed"), "the failure is logged: {}", app.stderr());
+    app.assert_serves();
+}
+
+#[test]
+fn a_request_head_refused_on_a_multiplexed_connection_gets_its_error_page() {
+    let mut app = App::start(&["--multiplex", "2"]);
+    let mut client = app.connect();
+    client.begin(1, Role::Responder, true);
+    let mut out = BytesMut::new();
+    encode_record(RecordType::Params, 1, &[0xff, 0xff, 0xff, 0xff, 0x01, b'a', b'b'], &mut out);
+    encode_record(RecordType::Params, 1, b"", &mut out);
+    client.send(&out);
+    let response = client.response(1);
+    assert_eq!(response.status(), 431);
+    assert_eq!(client.get(2, "/hello", true).body(), b"Hello, world!", "the connection goes on");
+}
+
+#[test]
+fn idle_multiplexed_connections_close_at_the_idle_timeout_and_at_a_stop() {
+    let mut app = App::start(&["--multiplex", "2", "--idle-timeout", "0.5"]);
+    let mut kept = app.connect();
+    assert_eq!(kept.get(1, "/hello", true).body(), b"Hello, world!");
+    assert!(kept.is_closed_by_app(), "an idle multiplexed connection is closed");
+    drop(kept);
+    let mut app = App::start(&["--multiplex", "2"]);
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        let mut client = app.connect();
+        assert_eq!(client.get(1, "/hello", true).body(), b"Hello, world!");
+        idle.push(client);
+    }
+    let start = Instant::now();
+    app.signal(libc::SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(30)).expect("the app stops");
+    eprintln!("SIGTERM with 50 idle multiplexed connections: stopped in {:?}", start.elapsed());
+    assert!(status.success());
+    assert!(start.elapsed() < Duration::from_secs(3), "the stop took {:?}", start.elapsed());
+}
+
+#[test]
+fn a_stop_waits_for_a_request_in_flight_no_longer_than_the_graceful_timeout() {
+    let mut app = App::start(&["--graceful-timeout", "1"]);
+    let mut slow = app.connect();
+    slow.request(1, "GET", "/slow?ms=30000", b"", false);
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    app.signal(libc::SIGTERM);
+    app.wait_exit(Duration::from_secs(20)).expect("the app ends");
+    let took = start.elapsed();
+    eprintln!("SIGTERM with a 30 s request in flight, graceful timeout 1 s: ended in {took:?}");
+    assert!(took >= Duration::from_millis(900), "the stop waited for the request a while: {took:?}");
+    assert!(took < Duration::from_secs(5), "the stop waited {took:?}");
+}
+
+#[test]
+fn a_reload_waits_for_a_request_in_flight_no_longer_than_the_graceful_timeout() {
+    let mut app = App::start(&["--graceful-timeout", "1"]);
+    let pid = app.connect().get(1, "/pid", false).body().to_vec();
+    let mut slow = app.connect();
+    slow.request(1, "GET", "/slow?ms=30000", b"", false);
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    app.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(100));
+    // Sent during the reload: it waits in the listener's backlog for the new program.
+    let answer = app.connect().get(1, "/pid", false);
+    let took = start.elapsed();
+    eprintln!("SIGHUP with a 30 s request in flight, graceful timeout 1 s: next answer after {took:?}");
+    assert_eq!(answer.body(), &pid[..], "the same process serves after the reload");
+    assert!(took < Duration::from_secs(10), "the next request waited {took:?}");
+    app.assert_serves();
+}

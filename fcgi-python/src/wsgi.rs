@@ -126,8 +126,9 @@ impl WsgiHandler {
             }
         };
         if start_response.headers_sent() {
-            // The response is cut short; the web server sees it end early.
-            return Ok(());
+            // The response is cut short: the core closes the connection without END_REQUEST, so
+            // the web server sees it end early (nginx leaves out a chunked body's last chunk).
+            return Err(io::Error::other("the app failed after its response began"));
         }
         let (status, body) = match bad_request {
             Some(message) => ("400 Bad Request", message.into_bytes()),

@@ -63,6 +63,12 @@ def echo_after(environ, n):
     yield environ["wsgi.input"].read()
 
 
+def fail_after(n):
+    """N bytes of `f`, then a failure: the response is cut short (`/fail?after=N`)."""
+    yield b"f" * n
+    raise RuntimeError("the app failed on purpose after its response began")
+
+
 def sha256_of_input(environ):
     """Reads the body in chunks, never holding it whole: `SIZE SHA256\n` (a streaming upload)."""
     stream, size, digest = environ["wsgi.input"], 0, hashlib.sha256()
@@ -114,5 +120,9 @@ def app(environ, start_response):
     if name == "sha256":
         return respond(start_response, "200 OK", sha256_of_input(environ))
     if name == "fail":
+        after = query(environ, "after")
+        if after:
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return fail_after(int(after))
         raise RuntimeError("the app failed on purpose")
     return respond(start_response, "404 Not Found", b"not found\n")

@@ -3,6 +3,7 @@
 
 pub mod cgi;
 mod connection;
+mod graceful;
 mod inputs;
 pub mod listener;
 mod multiplexed;

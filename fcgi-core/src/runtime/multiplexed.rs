@@ -87,7 +87,7 @@ impl Reader {
     fn run(&mut self, pool: &Arc<Pool>) -> io::Result<()> {
         let ctx = pool.context();
         loop {
-            let (event, active) = {
+            let event = {
                 let mut shared = lock(&self.shared);
                 if shared.closing {
                     return Ok(());
@@ -95,7 +95,7 @@ impl Reader {
                 let event = shared.proto.poll_event(&mut self.conn.input);
                 shared.take_replies();
                 shared.flush()?;
-                (event.map_err(protocol_error)?, shared.proto.active_requests())
+                event.map_err(protocol_error)?
             };
             match event {
                 Some(Event::Begin { id, role, .. }) => {
@@ -123,10 +123,7 @@ impl Reader {
                 }
                 Some(event) => self.deliver(event),
                 None => {
-                    // Idle (no request active): the idle timeout, and a stop closes it at once.
-                    let idle = active == 0;
-                    let timeout = if idle { self.conn.timeouts.idle } else { self.conn.timeouts.read };
-                    if !self.wait_for_input(ctx, timeout, idle)? {
+                    if !self.wait_for_input(ctx)? {
                         return Ok(());
                     }
                 }
@@ -134,25 +131,23 @@ impl Reader {
         }
     }
 
-    /// Reads more input; false when the connection is done (closed by the web server, or idle
-    /// at a stop).
-    fn wait_for_input(&mut self, ctx: &Context, timeout: Option<Duration>, idle: bool) -> io::Result<bool> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+    /// Reads more input; false when the connection is done: closed by the web server, idle
+    /// past the idle timeout, or idle at a stop. Whether it is idle (no request active) is
+    /// looked at again at each slice of the wait: a request may end meanwhile.
+    fn wait_for_input(&mut self, ctx: &Context) -> io::Result<bool> {
+        let start = Instant::now();
         loop {
-            let slice = deadline
-                .map_or(STOP_CHECK_EVERY, |d| d.saturating_duration_since(Instant::now()).min(STOP_CHECK_EVERY));
-            match recv(&self.conn.socket, &mut self.conn.input, Wait::For(Some(slice))) {
+            match recv(&self.conn.socket, &mut self.conn.input, Wait::For(Some(STOP_CHECK_EVERY))) {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    let idle = lock(&self.shared).proto.active_requests() == 0;
                     if idle && ctx.is_stopping() {
                         return Ok(false);
                     }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        if idle {
-                            return Ok(false);
-                        }
-                        return Err(e);
+                    let timeout = if idle { self.conn.timeouts.idle } else { self.conn.timeouts.read };
+                    if timeout.is_some_and(|t| start.elapsed() >= t) {
+                        return if idle { Ok(false) } else { Err(e) };
                     }
                 }
                 Err(e) => return Err(e),

@@ -43,7 +43,7 @@ pub(crate) fn supervise(
                 handler.after_fork();
                 let served = server
                     .renew_wake_after_fork()
-                    .and_then(|()| server.serve_in_process(handler, listener, config.clone(), transport));
+                    .and_then(|()| server.serve_in_process(handler, listener, config.clone(), transport, false));
                 if let Err(e) = &served {
                     eprintln!("fcgi: worker process {}: {e}", std::process::id());
                 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::cgi;
+use super::graceful;
 use super::listener::{Bind, Inherited, Listener};
 use super::pool::Pool;
 use super::prefork;
@@ -279,7 +280,7 @@ impl Server {
         let result = if config.processes > 1 {
             prefork::supervise(self, handler, &listener, &config, transport)
         } else {
-            self.serve_in_process(handler, &listener, config, transport)
+            self.serve_in_process(handler, &listener, config, transport, true)
         };
         if result.is_ok() && self.is_reloading() {
             // Requests in flight are done; connections arriving meanwhile wait in the
@@ -332,11 +333,15 @@ impl Server {
         listener: &Arc<Listener>,
         config: ServerConfig,
         transport: Transport,
+        owns_listener: bool,
     ) -> io::Result<()> {
         let workers = config.workers.unwrap_or(1);
+        let graceful_timeout = config.graceful_timeout;
         let (wake_reader, wake_writer) = self.wake_pair()?;
+        let watch = wake_reader.try_clone()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, workers > 1)?;
+        let running = graceful::Running::new(workers);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
@@ -344,8 +349,17 @@ impl Server {
                         while let Some(request) = pool.next() {
                             run_handler(handler, request);
                         }
-                    })
+                    });
+                    // The last one out wakes the watch below, should serving end without a stop.
+                    if running.done() {
+                        signals::wake(wake_writer);
+                    }
                 });
+            }
+            if let Some(timeout) = graceful_timeout {
+                let (pool, running, watch) = (&pool, &running, &watch);
+                scope
+                    .spawn(move || graceful::enforce(watch, timeout, running, pool.context(), listener, owns_listener));
             }
         });
         Ok(())
