@@ -292,7 +292,7 @@ fn a_response_cut_short_by_a_failing_handler_ends_without_end_request() {
 
 #[test]
 fn a_request_head_refused_on_a_multiplexed_connection_gets_its_error_page() {
-    let mut app = App::start(&["--multiplex", "2"]);
+    let app = App::start(&["--multiplex", "2"]);
     let mut client = app.connect();
     client.begin(1, Role::Responder, true);
     let mut out = BytesMut::new();
@@ -306,7 +306,7 @@ fn a_request_head_refused_on_a_multiplexed_connection_gets_its_error_page() {
 
 #[test]
 fn idle_multiplexed_connections_close_at_the_idle_timeout_and_at_a_stop() {
-    let mut app = App::start(&["--multiplex", "2", "--idle-timeout", "0.5"]);
+    let app = App::start(&["--multiplex", "2", "--idle-timeout", "0.5"]);
     let mut kept = app.connect();
     assert_eq!(kept.get(1, "/hello", true).body(), b"Hello, world!");
     assert!(kept.is_closed_by_app(), "an idle multiplexed connection is closed");
