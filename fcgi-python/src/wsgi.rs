@@ -140,6 +140,7 @@ impl WsgiHandler {
         );
         let result = py.detach(|| {
             live.with(|request| {
+                request.set_app_status(1);
                 request.write_stdout(page.as_bytes())?;
                 request.write_stdout(&body)
             })

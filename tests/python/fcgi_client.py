@@ -43,6 +43,8 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     status: int = 200
     body: bytes = b""
+    # The app closed the connection without END_REQUEST: the response was cut short.
+    cut: bool = False
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
@@ -73,7 +75,14 @@ def read_exact(sock: socket.socket, n: int) -> bytes:
 def read_response(sock: socket.socket, request_id: int = 1) -> Response:
     response = Response()
     while True:
-        _, kind, rid, length, padding = struct.unpack(">BBHHBx", read_exact(sock, 8))
+        try:
+            header = read_exact(sock, 8)
+        except EOFError:
+            if not (response.stdout or response.stderr):
+                raise
+            response.cut = True
+            return parse_cgi(response)
+        _, kind, rid, length, padding = struct.unpack(">BBHHBx", header)
         content = read_exact(sock, length + padding)[:length]
         assert rid == request_id, f"record for request {rid}"
         if kind == STDOUT:

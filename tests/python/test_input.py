@@ -43,13 +43,13 @@ def test_a_body_shorter_than_content_length_is_an_error_the_app_sees(app):
     response = request(app, "/input_caught", "POST", b"x" * 100, stdin=b"x" * 40)
     assert json.loads(response.body) == {
         "error": "RequestBodyIncomplete",
-        "message": "the request body ended after 40 of 100 bytes",
+        "message": "the request body ended after 40 of its 100 bytes (CONTENT_LENGTH)",
     }
 
 
 def test_a_short_body_not_caught_is_a_400_and_the_worker_goes_on(app):
     response = request(app, "/input_all", "POST", b"x" * 100, stdin=b"x" * 40)
     assert response.status == 400
-    assert b"the request body ended after 40 of 100 bytes" in response.body
+    assert b"the request body ended after 40 of its 100 bytes" in response.body
     assert b"RequestBodyIncomplete" in response.stderr, "the error is logged"
     assert json.loads(request(app, "/input_all", "POST", b"whole").body) == {"body": "whole"}

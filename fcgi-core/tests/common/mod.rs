@@ -168,7 +168,12 @@ impl App {
     /// Panics unless the app still runs and serves a fresh connection correctly.
     pub fn assert_serves(&mut self) {
         assert!(self.child.try_wait().unwrap().is_none(), "the app exited: {}", self.stderr());
-        let response = self.connect().get(1, "/hello", false);
+        let mut client = self.connect();
+        let request = request_bytes(1, "/hello", &[], b"", false);
+        if let Err(e) = client.stream.write_all(&request) {
+            panic!("the app refused a request ({e}): {}", self.stderr());
+        }
+        let response = client.response(1);
         assert_eq!(response.body(), b"Hello, world!", "stderr: {}", self.stderr());
     }
 
