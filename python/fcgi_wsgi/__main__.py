@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-timeout", type=float, help="seconds a write may wait for the web server to read")
     parser.add_argument("--idle-timeout", type=float, help="seconds a kept-alive connection may idle")
     parser.add_argument("--head-timeout", type=float, help="seconds a request's params may take to arrive")
-    parser.add_argument(
-        "--graceful-timeout", type=float, help="seconds a stop or reload waits for requests in flight"
-    )
+    parser.add_argument("--graceful-timeout", type=float, help="seconds a stop or reload waits for requests in flight")
     parser.add_argument("--reload", action="store_true", help="re-execute when a source file changes")
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
     parser.add_argument("--chdir", help="change to this folder before importing the app")
