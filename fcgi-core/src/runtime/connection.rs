@@ -22,7 +22,7 @@ use super::listener::Socket;
 use super::multiplexed;
 use super::pool::Pool;
 use super::request::{aborted_error, is_disconnect, protocol_error, Exchange, Input, Output, Request};
-use super::server::{Context, Stats};
+use super::server::{Context, InFlight, Stats};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
 use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
 use crate::protocol::{Connection, Event, Params, ParamsError, ProtocolStatus, RecordType, ResponseEncoder, Role};
@@ -200,6 +200,7 @@ impl FcgiConnection {
                     inputs: Inputs::default(),
                     aborted: false,
                     broken: None,
+                    _in_flight: InFlight::new(&ctx.stats),
                 };
                 Opened::Request(Request::new(ctx.info, role, params, Box::new(exchange)))
             }
@@ -410,6 +411,7 @@ struct InlineExchange {
     aborted: bool,
     /// Set once a write failed: the connection is finished.
     broken: Option<io::ErrorKind>,
+    _in_flight: InFlight,
 }
 
 impl InlineExchange {

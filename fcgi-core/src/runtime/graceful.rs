@@ -6,60 +6,39 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::listener::Listener;
 use super::server::Context;
 
-/// The worker threads of one serve that are still running.
-pub(crate) struct Running {
-    count: Mutex<usize>,
-    changed: Condvar,
-}
+/// How often, once stopping, the watch looks whether the requests in flight are done.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
 
-impl Running {
-    pub(crate) fn new(workers: usize) -> Self {
-        Self { count: Mutex::new(workers), changed: Condvar::new() }
-    }
-
-    /// A worker thread is done; says whether it was the last.
-    pub(crate) fn done(&self) -> bool {
-        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        *count -= 1;
-        self.changed.notify_all();
-        *count == 0
-    }
-
-    /// Waits up to `timeout` for every worker thread to be done; the number still running.
-    fn wait_all(&self, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        while *count > 0 {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
-            count = self.changed.wait_timeout(count, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        *count
-    }
-}
-
-/// Watches one serve: waits for its stop (the wake-up socket `wake` turns readable, and stays
-/// so), then up to `timeout` for the worker threads; past it, re-executes the program for a
-/// reload, or ends the process (removing the socket file first if `owns_listener`). Returns
-/// when every worker is done in time.
+/// Watches one serve (or one acceptor): waits for its stop (the wake-up socket `wake` turns
+/// readable, and stays so), then up to `timeout` for `finished` to say so; past it, re-executes
+/// the program for a reload, or ends the process (removing the socket file first if
+/// `owns_listener`). Returns when `finished` said so in time.
 pub(crate) fn enforce(
     wake: &UnixStream,
     timeout: Duration,
-    running: &Running,
+    finished: &dyn Fn() -> bool,
     ctx: &Context,
     listener: &Listener,
     owns_listener: bool,
 ) {
     wait_readable(wake);
-    let left = running.wait_all(timeout);
-    if left == 0 {
-        return;
+    let deadline = Instant::now() + timeout;
+    while !finished() {
+        if Instant::now() >= deadline {
+            cut(ctx, listener, owns_listener, timeout);
+        }
+        std::thread::sleep(LOOK_EVERY);
     }
+}
+
+/// The graceful timeout passed with requests in flight.
+fn cut(ctx: &Context, listener: &Listener, owns_listener: bool, timeout: Duration) -> ! {
+    let left = ctx.stats.in_flight();
     if ctx.is_reloading() {
         eprintln!("fcgi: {left} request(s) still in flight {timeout:?} after the reload began: re-executing anyway");
         let e = listener.reexec();
@@ -70,7 +49,11 @@ pub(crate) fn enforce(
     if owns_listener {
         listener.remove_socket_file();
     }
-    std::process::exit(1);
+    // _exit, not exit: the program's own exit may be under way on another thread (a libfcgi
+    // program returning from main while its last request runs), and exit(3) run twice at
+    // once is undefined; nothing this library buffers needs flushing.
+    // SAFETY: _exit(2) ends the process at once; it takes no pointer and cannot fail.
+    unsafe { libc::_exit(1) }
 }
 
 /// Waits until `socket` is readable (or polling it fails).

@@ -25,7 +25,7 @@ use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
 use super::pool::Pool;
 use super::request::{aborted_error, protocol_error, Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
-use super::server::Context;
+use super::server::{Context, InFlight};
 use super::socket_io::{recv, write_all_vectored, Wait};
 use crate::protocol::{Connection, Event, ProtocolStatus, RecordType, ResponseEncoder, Role};
 
@@ -112,6 +112,7 @@ impl Reader {
                         inbox,
                         inputs: Inputs::default(),
                         read_timeout: self.conn.timeouts.read,
+                        _in_flight: InFlight::new(&ctx.stats),
                     };
                     pool.offer(Request::new(ctx.info, role, params, Box::new(exchange)));
                 }
@@ -412,6 +413,7 @@ struct MpxExchange {
     inbox: Arc<Inbox>,
     inputs: Inputs,
     read_timeout: Option<Duration>,
+    _in_flight: InFlight,
 }
 
 impl MpxExchange {

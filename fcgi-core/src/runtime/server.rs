@@ -93,6 +93,23 @@ pub struct Stats {
     connections: AtomicU64,
     requests: AtomicU64,
     open: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+/// Counts one request in flight for as long as it lives (held by the request's exchange).
+pub(crate) struct InFlight(Arc<Stats>);
+
+impl InFlight {
+    pub(crate) fn new(stats: &Arc<Stats>) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Stats {
@@ -109,6 +126,11 @@ impl Stats {
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Requests read and not ended yet: being served, or queued for a thread to take.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Counts an accepted connection; returns how many are open now.
@@ -308,7 +330,19 @@ impl Server {
         raise_fd_limit(config.max_connections as u64 + 64);
         let (wake_reader, wake_writer) = self.wake_pair()?;
         let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
+        let graceful_timeout = config.graceful_timeout;
+        let watch = wake_reader.try_clone()?;
         let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, true)?;
+        if let Some(timeout) = graceful_timeout {
+            // The program's threads hold the requests: past the graceful timeout after a stop,
+            // the requests still in flight are cut as `serve`'s are.
+            let (watched_pool, watched_listener) = (pool.clone(), listener.clone());
+            std::thread::Builder::new().name("fcgi-graceful".into()).spawn(move || {
+                let ctx = watched_pool.context();
+                let finished = || ctx.stats.in_flight() == 0;
+                graceful::enforce(&watch, timeout, &finished, ctx, &watched_listener, true);
+            })?;
+        }
         Ok(Acceptor { source: Source::FastCgi { _signals: signals, pool, listener, stop: self.stop.clone() } })
     }
 
@@ -341,7 +375,7 @@ impl Server {
         let watch = wake_reader.try_clone()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, workers > 1)?;
-        let running = graceful::Running::new(workers);
+        let running = AtomicUsize::new(workers);
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
@@ -351,15 +385,17 @@ impl Server {
                         }
                     });
                     // The last one out wakes the watch below, should serving end without a stop.
-                    if running.done() {
+                    if running.fetch_sub(1, Ordering::SeqCst) == 1 {
                         signals::wake(wake_writer);
                     }
                 });
             }
             if let Some(timeout) = graceful_timeout {
                 let (pool, running, watch) = (&pool, &running, &watch);
-                scope
-                    .spawn(move || graceful::enforce(watch, timeout, running, pool.context(), listener, owns_listener));
+                scope.spawn(move || {
+                    let finished = || running.load(Ordering::SeqCst) == 0;
+                    graceful::enforce(watch, timeout, &finished, pool.context(), listener, owns_listener)
+                });
             }
         });
         Ok(())
