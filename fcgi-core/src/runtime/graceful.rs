@@ -45,8 +45,9 @@ impl Running {
 
 /// Watches one serve: waits for its stop (the wake-up socket `wake` turns readable, and stays
 /// so), then up to `timeout` for the worker threads; past it, re-executes the program for a
-/// reload, or ends the process (removing the socket file first if `owns_listener`). Returns
-/// when every worker is done in time.
+/// reload (unless this is a pre-fork worker process: `owns_listener` is false), or ends the
+/// process (removing the socket file first if `owns_listener`). Returns when every worker is
+/// done in time.
 pub(crate) fn enforce(
     wake: &UnixStream,
     timeout: Duration,
@@ -60,7 +61,9 @@ pub(crate) fn enforce(
     if left == 0 {
         return;
     }
-    if ctx.is_reloading() {
+    // A worker process (which does not own the listener) never re-executes: the program is its
+    // supervisor's to re-execute, and the supervisor does not wait for a worker to do so.
+    if ctx.is_reloading() && owns_listener {
         eprintln!("fcgi: {left} request(s) still in flight {timeout:?} after the reload began: re-executing anyway");
         let e = listener.reexec();
         eprintln!("fcgi: the reload failed: {e}");
