@@ -163,3 +163,39 @@ fn a_stop_during_a_reload_stops_both_generations_of_workers() {
     assert_eq!(processes_with_parent(supervisor), BTreeSet::new(), "children of the supervisor left");
     assert!(!path.exists(), "the socket file is removed at the stop");
 }
+
+/// A SIGHUP that reaches a worker process (a whole process group signalled, say) stops that
+/// worker alone: past its graceful timeout it ends, and its supervisor starts another. It never
+/// re-executes the program itself, which would leave a second supervisor on the socket, a child
+/// of the first that nobody reaps.
+#[test]
+fn a_sighup_to_a_worker_process_ends_it_without_re_executing_the_program() {
+    let mut app = App::start(&["--processes", "2", "--workers", "2", "--graceful-timeout", "1"]);
+    app.assert_serves();
+    let supervisor = app.child.id();
+    wait_for(Duration::from_secs(20), "two worker processes", || children_of(supervisor).len() == 2);
+    let old_workers = children_of(supervisor);
+    let mut slow = app.connect();
+    slow.request(1, "GET", "/slow?ms=30000", b"", false);
+    std::thread::sleep(Duration::from_millis(300));
+    for pid in &old_workers {
+        // SAFETY: kill(2) on a worker process of the app under test.
+        unsafe { libc::kill(*pid as i32, libc::SIGHUP) };
+    }
+    // The one holding the slow request ends at its graceful timeout (1 s), the other at once.
+    wait_for(Duration::from_secs(10), "the signalled workers ended", || {
+        old_workers.iter().all(|pid| !is_running(*pid))
+    });
+    assert!(slow.is_closed_by_app(), "the request cut at the graceful timeout closes its connection");
+    wait_for(Duration::from_secs(10), "two new workers", || {
+        let now = children_of(supervisor);
+        now.len() == 2 && now.is_disjoint(&old_workers)
+    });
+    let needle = socket_path(&app).to_string_lossy().into_owned();
+    let mut serving = children_of(supervisor);
+    serving.insert(supervisor);
+    assert_eq!(processes_naming(&needle), serving, "only the supervisor and its two workers");
+    app.assert_serves();
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+}
