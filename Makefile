@@ -39,7 +39,7 @@ python-install:
 
 python-test: python-install
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/python
-	FCGI_TEST_APP="$(PYTHON_ECHO_APP)" $(CARGO) test -p fcgi-core --test spec --test hostile --test modes --test trust
+	FCGI_TEST_APP="$(PYTHON_ECHO_APP)" $(CARGO) test -p fcgi-core --test spec --test hostile --test modes --test trust --test reload
 
 fuzz-smoke-short:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)

@@ -136,7 +136,9 @@ def serve_wsgi(
     ``reload``: for development. When a source file of an imported module changes, the server
     finishes the requests in flight and re-executes the program on the same listening socket
     (fd 0 or the bound address stays open), so the next request runs the new code. SIGHUP does
-    the same at any time. The app is then imported before any fork.
+    the same at any time. The app is then imported before any fork. With ``processes`` of 2 or
+    more on a bound address a reload keeps serving: the supervisor re-executes at once, its new
+    processes take the next requests, and the old ones finish theirs, then end.
 
     Limits: ``max_body_bytes`` (413 beyond; reading past it raises ``RequestTooLarge``; a body
     that ends before CONTENT_LENGTH raises ``RequestBodyIncomplete``, a 400 if uncaught),

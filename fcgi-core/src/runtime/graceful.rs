@@ -16,8 +16,9 @@ const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 /// Watches one serve (or one acceptor): waits for its stop (the wake-up socket `wake` turns
 /// readable, and stays so), then up to `timeout` for `finished` to say so; past it, re-executes
-/// the program for a reload, or ends the process (removing the socket file first if
-/// `owns_listener`). Returns when `finished` said so in time.
+/// the program for a reload (unless this is a pre-fork worker process: `owns_listener` is
+/// false), or ends the process (removing the socket file first if `owns_listener`). Returns
+/// when `finished` said so in time.
 pub(crate) fn enforce(
     wake: &UnixStream,
     timeout: Duration,
@@ -39,7 +40,9 @@ pub(crate) fn enforce(
 /// The graceful timeout passed with requests in flight.
 fn cut(ctx: &Context, listener: &Listener, owns_listener: bool, timeout: Duration) -> ! {
     let left = ctx.stats.in_flight();
-    if ctx.is_reloading() {
+    // A worker process (which does not own the listener) never re-executes: the program is its
+    // supervisor's to re-execute, and the supervisor does not wait for a worker to do so.
+    if ctx.is_reloading() && owns_listener {
         eprintln!("fcgi: {left} request(s) still in flight {timeout:?} after the reload began: re-executing anyway");
         let e = listener.reexec();
         eprintln!("fcgi: the reload failed: {e}");

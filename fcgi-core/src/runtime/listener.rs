@@ -131,6 +131,11 @@ impl Listener {
     /// and environment) that serves this listener: on fd 0 if it is there already, else on fd 3
     /// with `LISTEN_FDS`. Returns only if the exec failed.
     pub fn reexec(&self) -> io::Error {
+        self.reexec_with(&[])
+    }
+
+    /// [`Listener::reexec`], with `env` added to the new program's environment.
+    pub(crate) fn reexec_with(&self, env: &[(&str, String)]) -> io::Error {
         use std::os::unix::process::CommandExt;
         let args = match std::fs::read("/proc/self/cmdline") {
             Ok(cmdline) => cmdline,
@@ -143,6 +148,9 @@ impl Listener {
         let Some(arg0) = args.next() else { return io::Error::other("empty /proc/self/cmdline") };
         let mut command = std::process::Command::new("/proc/self/exe");
         command.arg0(arg0).args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
         // From here until the new program's server handles SIGHUP, SIGHUP is ignored: a reload
         // asked for meanwhile is this one, and must not end the process.
         match signals::prepare_reexec() {

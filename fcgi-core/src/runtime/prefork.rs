@@ -1,8 +1,25 @@
 //! A pre-fork pool: processes sharing one listener, supervised by the process that bound it.
 //! The supervisor restarts a worker process that dies (or recycles after `max_requests`) and,
 //! when asked to stop, passes SIGTERM on and waits for every worker to finish its requests.
+//!
+//! A reload (SIGHUP) keeps serving. The supervisor holds no request, so it re-executes itself at
+//! once on the same listener (same pid) after telling its workers to stop (SIGTERM: they stop
+//! accepting and finish their requests, bounded by their own graceful timeout). They stay its
+//! children across the exec, so the new program, told their pids in `FCGI_DRAINING_WORKERS`,
+//! reaps them (by pid, as any worker) while the workers it forks at once take the new
+//! connections. A stop during all this stops both generations and waits for both.
+//!
+//! The old workers are told to stop before the exec rather than by the new program once its
+//! workers run (which would leave no moment without an accepting process): so every request
+//! that arrives after the SIGHUP runs the new code, and the old workers end even if the exec
+//! fails or the new program dies at start-up, instead of serving the old code for ever, orphaned.
+//! The price is the new program's start-up (a Python app's imports), during which new
+//! connections wait in the listener's backlog; none is refused.
+//!
+//! On fd 0 (mod_fcgid, whose process manager starts and stops the processes) a reload stays
+//! what it is with one process: the workers finish, then the program re-executes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -18,8 +35,14 @@ use super::signals::SignalGuard;
 const MIN_LIFETIME: Duration = Duration::from_secs(1);
 /// How often the supervisor looks for exited workers.
 const REAP_EVERY: Duration = Duration::from_millis(100);
+/// Names, across a reload's exec, the worker processes of the generation before
+/// (`SUPERVISOR_PID:PID,PID,...`): told to stop, finishing their requests, still children of
+/// the supervisor, which the new program reaps.
+const DRAINING_ENV: &str = "FCGI_DRAINING_WORKERS";
 
-/// Runs `config.processes` worker processes on `listener` until the server is stopped.
+/// Runs `config.processes` worker processes on `listener` until the server is stopped. For a
+/// reload on a listener other than fd 0 it re-executes the program itself (see the module
+/// doc), and returns only if that failed.
 pub(crate) fn supervise(
     server: &Server,
     handler: &dyn Handler,
@@ -30,10 +53,16 @@ pub(crate) fn supervise(
     let (mut wake, wake_writer) = server.wake_pair()?;
     let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
     let mut workers: HashMap<i32, Instant> = HashMap::new();
+    // The workers of the generation before a reload, finishing their requests.
+    let mut draining = draining_from_env();
+    let reload_at_once = listener.as_raw_fd() != 0;
     let mut restart_after = Instant::now();
     let mut passed_on = false;
     loop {
         let stopping = server.is_stopping();
+        if stopping && reload_at_once && server.is_reloading() {
+            return Err(reload(listener, signals, workers.keys().chain(&draining).copied().collect()));
+        }
         while !stopping && workers.len() < config.processes && Instant::now() >= restart_after {
             let pid = handler.fork()?;
             if pid == 0 {
@@ -52,27 +81,83 @@ pub(crate) fn supervise(
             workers.insert(pid, Instant::now());
         }
         if stopping && !passed_on {
-            for pid in workers.keys() {
-                // SAFETY: kill(2) on a child we started and have not reaped.
-                unsafe { libc::kill(*pid, libc::SIGTERM) };
-            }
+            // The draining workers were told at the reload; telling them again costs nothing.
+            stop_workers(workers.keys().chain(&draining));
             passed_on = true;
         }
-        for (pid, status) in reap(workers.keys().copied().collect()) {
+        for (pid, status) in reap(workers.keys().chain(&draining).copied().collect()) {
+            let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            if draining.remove(&pid) {
+                if !clean_exit {
+                    eprintln!(
+                        "fcgi: worker process {pid} of the generation before the reload ended (wait status {status})"
+                    );
+                }
+                continue;
+            }
             let Some(started) = workers.remove(&pid) else { continue };
             if !stopping && started.elapsed() < MIN_LIFETIME {
                 restart_after = Instant::now() + MIN_LIFETIME;
             }
-            let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             if !stopping && !clean_exit {
                 eprintln!("fcgi: worker process {pid} died (wait status {status}); starting another");
             }
         }
-        if stopping && workers.is_empty() {
+        if stopping && workers.is_empty() && draining.is_empty() {
             return Ok(());
         }
         wait_for_wake(&mut wake, REAP_EVERY);
     }
+}
+
+/// A reload that keeps serving: tells every worker to stop, then re-executes the program on
+/// `listener`, naming them in [`DRAINING_ENV`]. Returns only if the exec failed; the workers
+/// then finish their requests and end all the same.
+fn reload(listener: &Listener, signals: Option<SignalGuard>, workers: Vec<i32>) -> io::Error {
+    stop_workers(&workers);
+    // The handlers go back to what they were, but SIGHUP's, which is ignored through the exec.
+    drop(signals);
+    eprintln!(
+        "fcgi: reloading: re-executing the supervisor on the same listening socket; {} worker process(es) finish their requests meanwhile",
+        workers.len()
+    );
+    let pids: Vec<String> = workers.iter().map(i32::to_string).collect();
+    let value = format!("{}:{}", std::process::id(), pids.join(","));
+    let e = listener.reexec_with(&[(DRAINING_ENV, value)]);
+    eprintln!("fcgi: the reload failed: {e}");
+    e
+}
+
+/// Sends SIGTERM to each of `workers`: they stop accepting and finish their requests.
+fn stop_workers<'a>(workers: impl IntoIterator<Item = &'a i32>) {
+    for pid in workers {
+        // SAFETY: kill(2) on a child we started (or were told of by the program before a
+        // reload, and checked) and have not reaped; never 0 or negative (a process group).
+        unsafe { libc::kill(*pid, libc::SIGTERM) };
+    }
+}
+
+/// The workers of the generation before, as the reload that executed this program named them
+/// in [`DRAINING_ENV`] (then removed, so the program's own children do not read it). Only
+/// this process's children count: the variable of another process, or a pid that is no child
+/// of ours, is ignored.
+fn draining_from_env() -> HashSet<i32> {
+    let Ok(value) = std::env::var(DRAINING_ENV) else { return HashSet::new() };
+    std::env::remove_var(DRAINING_ENV);
+    let Some((supervisor, pids)) = value.split_once(':') else { return HashSet::new() };
+    if supervisor.parse::<u32>().ok() != Some(std::process::id()) {
+        return HashSet::new();
+    }
+    pids.split(',').filter_map(|pid| pid.parse::<i32>().ok()).filter(|pid| *pid > 0 && is_our_child(*pid)).collect()
+}
+
+/// Whether `pid` is a child of this process (running or exited, not reaped yet), from
+/// /proc/PID/stat.
+fn is_our_child(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+    parent == Some(std::process::id())
 }
 
 /// Those of `workers` that have exited, with their wait statuses, without blocking. Each is
