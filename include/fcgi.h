@@ -325,7 +325,9 @@ fcgi_result fcgi_server_exit_code(const fcgi_server *server, int *out);
  * returned FCGI_ERR_STOPPED); threads may go on using the requests they hold, during close
  * and after it. Close never frees a request handle: each is freed by its
  * `fcgi_request_finish`. A request still held when the graceful timeout is up is ended by close (the
- * web server gets what was written, or a 500 page, and END_REQUEST; a line is logged), and
+ * web server gets a 500 page and END_REQUEST if nothing was written, else what was written
+ * and the connection closes without END_REQUEST, so the response is seen cut short; a line is
+ * logged), and
  * its handle's calls return FCGI_ERR_CLOSED from then on.
  */
 void fcgi_server_close(fcgi_server *server);
