@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import fcgi_wsgi
 import pytest
 from conftest import start
 from fcgi_client import PARAMS, STDIN, default_params, pairs, read_response, record, stream
-
-import fcgi_wsgi
 
 
 @pytest.mark.parametrize("name", ["read_timeout", "write_timeout", "idle_timeout", "head_timeout", "graceful_timeout"])
