@@ -1,9 +1,9 @@
 //! `fcgi_options`: how a server is set up, filled in by setters before `fcgi_server_open`.
 
 use std::ffi::{c_char, CStr};
-use std::time::Duration;
 
-use fcgi_core::{Bind, ParamsLimits, Roles, ServerConfig};
+use fcgi_core::settings::Value;
+use fcgi_core::{Bind, Roles, ServerConfig};
 
 use crate::fcgi_result::{self, *};
 use crate::panic::{ffi_boundary, try_mut};
@@ -68,6 +68,20 @@ pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, addre
     })
 }
 
+/// Sets a setting of the core's table (`fcgi_core::settings`), which gives 0 and every value
+/// the same meaning as on the other faces; one it refuses is FCGI_ERR_INVALID_ARG.
+fn set(options: &mut fcgi_options, name: &str, value: Value) -> fcgi_result {
+    match options.config.set(name, value) {
+        Ok(()) => FCGI_OK,
+        Err(_) => FCGI_ERR_INVALID_ARG,
+    }
+}
+
+/// Milliseconds as the table's seconds.
+fn milliseconds(ms: u32) -> Value {
+    Value::Seconds(f64::from(ms) / 1000.0)
+}
+
 /// How many requests the program serves at once, as the web server learns it from
 /// FCGI_GET_VALUES (FCGI_MAX_REQS, times the multiplexing factor): accept on this many threads
 /// (each accepting thread serves one request at a time). 0 lets the core choose: 1 on an
@@ -75,34 +89,21 @@ pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, addre
 /// and 32.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_workers(options: *mut fcgi_options, workers: usize) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.workers = (workers > 0).then_some(workers);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "workers", Value::Number(workers as u64)) })
 }
 
 /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`); 0 means
 /// no limit.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_max_requests(options: *mut fcgi_options, max_requests: u64) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.max_requests = (max_requests > 0).then_some(max_requests);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "max_requests", Value::Number(max_requests)) })
 }
 
 /// Connections open at once (default 1024); more are closed with a log line.
 /// FCGI_ERR_INVALID_ARG for 0.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_max_conns(options: *mut fcgi_options, max_conns: usize) -> fcgi_result {
-    ffi_boundary!({
-        let options = try_mut!(options);
-        if max_conns == 0 {
-            return FCGI_ERR_INVALID_ARG;
-        }
-        options.config.max_connections = max_conns;
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "max_connections", Value::Number(max_conns as u64)) })
 }
 
 /// Bounds on one request's params: the whole PARAMS stream in bytes (default 1 MiB), one
@@ -118,10 +119,16 @@ pub unsafe extern "C" fn fcgi_options_set_params_limits(
 ) -> fcgi_result {
     ffi_boundary!({
         let options = try_mut!(options);
-        if max_total_bytes == 0 || max_pair_len == 0 || max_pairs == 0 {
-            return FCGI_ERR_INVALID_ARG;
+        // All three or none: a refused one leaves the options as they were.
+        let mut config = options.config.clone();
+        for (name, n) in
+            [("max_params_bytes", max_total_bytes), ("max_param_bytes", max_pair_len), ("max_params", max_pairs)]
+        {
+            if config.set(name, Value::Number(n as u64)).is_err() {
+                return FCGI_ERR_INVALID_ARG;
+            }
         }
-        options.config.connection.params_limits = ParamsLimits { max_total_bytes, max_pair_len, max_pairs };
+        options.config = config;
         FCGI_OK
     })
 }
@@ -154,49 +161,28 @@ pub unsafe extern "C" fn fcgi_options_set_roles(
 /// FCGI_ERR_INVALID_ARG for 0.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_multiplex(options: *mut fcgi_options, requests_per_conn: u16) -> fcgi_result {
-    ffi_boundary!({
-        let options = try_mut!(options);
-        if requests_per_conn == 0 {
-            return FCGI_ERR_INVALID_ARG;
-        }
-        options.config.connection.max_requests_per_conn = requests_per_conn;
-        FCGI_OK
-    })
-}
-
-/// Milliseconds as a timeout: 0 is none.
-fn timeout(ms: u32) -> Option<Duration> {
-    (ms > 0).then(|| Duration::from_millis(u64::from(ms)))
+    ffi_boundary!({ set(try_mut!(options), "multiplex", Value::Number(u64::from(requests_per_conn))) })
 }
 
 /// How long a read may wait for the web server in the middle of a request, in milliseconds
 /// (default 60000); 0 means no limit. A stalled web server's connection is then closed.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_read_timeout(options: *mut fcgi_options, read_ms: u32) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.read_timeout = timeout(read_ms);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "read_timeout", milliseconds(read_ms)) })
 }
 
 /// How long a write may wait for the web server to read, in milliseconds (default 60000); 0
 /// means no limit. A write that times out returns FCGI_ERR_TIMEOUT.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_write_timeout(options: *mut fcgi_options, write_ms: u32) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.write_timeout = timeout(write_ms);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "write_timeout", milliseconds(write_ms)) })
 }
 
 /// How long a kept-alive connection may sit idle (no request in progress) before it is closed,
 /// in milliseconds (default 90000); 0 means no limit.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_idle_timeout(options: *mut fcgi_options, idle_ms: u32) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.idle_timeout = timeout(idle_ms);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "idle_timeout", milliseconds(idle_ms)) })
 }
 
 /// How long a request's head (BEGIN_REQUEST and all its params) may take to arrive, from the
@@ -205,10 +191,7 @@ pub unsafe extern "C" fn fcgi_options_set_idle_timeout(options: *mut fcgi_option
 /// thread; then it is closed.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_head_timeout(options: *mut fcgi_options, head_ms: u32) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.head_timeout = timeout(head_ms);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "head_timeout", milliseconds(head_ms)) })
 }
 
 /// How long `fcgi_server_close` waits for the requests the program still holds, in
@@ -219,10 +202,7 @@ pub unsafe extern "C" fn fcgi_options_set_graceful_timeout(
     options: *mut fcgi_options,
     graceful_ms: u32,
 ) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.graceful_timeout = timeout(graceful_ms);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "graceful_timeout", milliseconds(graceful_ms)) })
 }
 
 /// The largest request body accepted, in bytes; 0 (the default) leaves it to the web server.
@@ -231,20 +211,14 @@ pub unsafe extern "C" fn fcgi_options_set_graceful_timeout(
 /// server gets a 413 if nothing was written).
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_max_body_bytes(options: *mut fcgi_options, max_bytes: u64) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.max_body_bytes = (max_bytes > 0).then_some(max_bytes);
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "max_body_bytes", Value::Number(max_bytes)) })
 }
 
 /// Serve one CGI request from the environment and stdin even if a listener is there (the
 /// environment variable `FCGI_FORCE_CGI=1` does the same).
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_options_set_force_cgi(options: *mut fcgi_options, force_cgi: bool) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.force_cgi = force_cgi;
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "force_cgi", Value::Flag(force_cgi)) })
 }
 
 /// Whether the server installs handlers for SIGTERM, SIGINT and SIGUSR1 (each stops it
@@ -257,8 +231,5 @@ pub unsafe extern "C" fn fcgi_options_set_handle_signals(
     options: *mut fcgi_options,
     handle_signals: bool,
 ) -> fcgi_result {
-    ffi_boundary!({
-        try_mut!(options).config.handle_signals = handle_signals;
-        FCGI_OK
-    })
+    ffi_boundary!({ set(try_mut!(options), "handle_signals", Value::Flag(handle_signals)) })
 }

@@ -28,3 +28,14 @@ fn the_committed_header_is_the_generated_one() {
         String::from_utf8_lossy(&generated)
     );
 }
+
+/// Every setting of the core's table that applies to C has its setter in the header.
+#[test]
+fn every_setting_has_its_c_setter() {
+    let header = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/fcgi.h")).unwrap();
+    for setting in fcgi_core::settings::SETTINGS {
+        let Ok(setter) = setting.c_setter else { continue };
+        let declaration = format!("fcgi_result fcgi_options_set_{setter}(fcgi_options *options");
+        assert!(header.contains(&declaration), "{}: no {declaration}...) in include/fcgi.h", setting.name);
+    }
+}

@@ -1,84 +1,28 @@
 //! What libfcgi has no API for, read from the environment when the server starts, so an
-//! unchanged program can be tuned by whoever runs it:
-//!
-//! | variable | sets |
-//! |---|---|
-//! | `FCGI_COMPAT_WORKERS` | requests held at once (accept on that many threads to use them) |
-//! | `FCGI_COMPAT_MAX_REQUESTS` | stop after this many requests (mod_fcgid's recycling) |
-//! | `FCGI_COMPAT_MULTIPLEX` | requests served at once on one connection |
-//! | `FCGI_COMPAT_MAX_BODY_BYTES` | the largest request body (413 beyond) |
-//! | `FCGI_COMPAT_MAX_CONNS` | connections open at once (more are refused with OVERLOADED) |
-//! | `FCGI_COMPAT_READ_TIMEOUT`, `_WRITE_TIMEOUT`, `_IDLE_TIMEOUT` | seconds (fractions allowed; 0: none) |
-//!
-//! A value that does not parse is reported on stderr and ignored.
+//! unchanged program can be tuned by whoever runs it: each setting of the core's table
+//! (`fcgi_core::settings::SETTINGS`, listed in docs/SETTINGS.md) that names an `FCGI_COMPAT_*`
+//! variable. Timeouts are in seconds (fractions allowed; 0: no limit). A value that does not
+//! parse, or that the setting refuses, is reported on stderr and ignored.
 
-use std::time::Duration;
-
+use fcgi_core::settings::{Value, SETTINGS};
 use fcgi_core::ServerConfig;
 
 /// Applies the `FCGI_COMPAT_*` variables that `lookup` finds to `config`; returns the
 /// complaints about values that do not parse (the caller logs them).
 pub fn apply(config: &mut ServerConfig, lookup: impl Fn(&str) -> Option<String>) -> Vec<String> {
     let mut complaints = Vec::new();
-    let c = &mut complaints;
-    if let Some(n) = read(&lookup, "FCGI_COMPAT_WORKERS", positive, c) {
-        config.workers = Some(n);
-    }
-    if let Some(n) = read(&lookup, "FCGI_COMPAT_MAX_REQUESTS", positive, c) {
-        config.max_requests = Some(n);
-    }
-    if let Some(n) = read(&lookup, "FCGI_COMPAT_MULTIPLEX", positive, c) {
-        config.connection.max_requests_per_conn = n;
-    }
-    if let Some(n) = read(&lookup, "FCGI_COMPAT_MAX_BODY_BYTES", positive, c) {
-        config.max_body_bytes = Some(n);
-    }
-    if let Some(n) = read(&lookup, "FCGI_COMPAT_MAX_CONNS", positive, c) {
-        config.max_connections = n;
-    }
-    if let Some(t) = read(&lookup, "FCGI_COMPAT_READ_TIMEOUT", seconds, c) {
-        config.read_timeout = t;
-    }
-    if let Some(t) = read(&lookup, "FCGI_COMPAT_WRITE_TIMEOUT", seconds, c) {
-        config.write_timeout = t;
-    }
-    if let Some(t) = read(&lookup, "FCGI_COMPAT_IDLE_TIMEOUT", seconds, c) {
-        config.idle_timeout = t;
-    }
-    if let Some(t) = read(&lookup, "FCGI_COMPAT_HEAD_TIMEOUT", seconds, c) {
-        config.head_timeout = t;
-    }
-    if let Some(t) = read(&lookup, "FCGI_COMPAT_GRACEFUL_TIMEOUT", seconds, c) {
-        config.graceful_timeout = t;
+    for setting in SETTINGS {
+        let Ok(name) = setting.env else { continue };
+        let Some(text) = lookup(name) else { continue };
+        let applied = match Value::parse(setting.kind, &text) {
+            Some(value) => config.set(setting.name, value).map_err(|e| e.to_string()),
+            None => Err("not a value it takes".to_owned()),
+        };
+        if let Err(why) = applied {
+            complaints.push(format!("{name}={text:?} is not valid ({why}): ignored"));
+        }
     }
     complaints
-}
-
-/// The parsed value of variable `name`, if set; a complaint if it does not parse.
-fn read<T>(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    parse: fn(&str) -> Option<T>,
-    complaints: &mut Vec<String>,
-) -> Option<T> {
-    let value = lookup(name)?;
-    let parsed = parse(value.trim());
-    if parsed.is_none() {
-        complaints.push(format!("{name}={value:?} is not valid: ignored"));
-    }
-    parsed
-}
-
-/// A number above 0.
-fn positive<T: std::str::FromStr + PartialOrd + Default>(text: &str) -> Option<T> {
-    text.parse::<T>().ok().filter(|n| *n > T::default())
-}
-
-/// Seconds, fractions allowed: `Some(None)` for 0 (no timeout).
-fn seconds(text: &str) -> Option<Option<Duration>> {
-    let seconds: f64 = text.parse().ok()?;
-    let duration = Duration::try_from_secs_f64(seconds).ok()?;
-    Some((!duration.is_zero()).then_some(duration))
 }
 
 /// The worker count the core picks for a listener it bound itself: twice the cores, between 4
@@ -90,7 +34,26 @@ pub fn bound_workers() -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use fcgi_core::settings::Kind;
+
     use super::*;
+
+    #[test]
+    fn every_setting_of_the_core_with_a_variable_is_read() {
+        for setting in SETTINGS {
+            let Ok(name) = setting.env else { continue };
+            let value = match setting.kind {
+                Kind::Count | Kind::Bytes => "7",
+                Kind::Seconds => "7.5",
+                Kind::Flag => "yes",
+            };
+            let (config, complaints) = applied(&[(name, value)]);
+            assert!(complaints.is_empty(), "{name}: {complaints:?}");
+            assert_ne!(format!("{config:?}"), format!("{:?}", ServerConfig::default()), "{name} changed nothing");
+        }
+    }
 
     fn applied(vars: &[(&str, &str)]) -> (ServerConfig, Vec<String>) {
         let mut config = ServerConfig::default();

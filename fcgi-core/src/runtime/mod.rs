@@ -12,6 +12,7 @@ mod pool;
 mod prefork;
 pub mod request;
 pub mod server;
+pub mod settings;
 pub mod signals;
 mod socket_io;
 

@@ -1,0 +1,347 @@
+//! Every tunable setting of the server in one table, which each face reads or is tested
+//! against: the Python keywords and command-line flags, the C setters, libfcgi-compat's
+//! environment variables and docs/SETTINGS.md. Adding a knob is a row here, a field of
+//! [`ServerConfig`] and its arm in [`ServerConfig::set`]; a face that lacks it fails a test.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::server::ServerConfig;
+
+/// What a setting's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number of things (workers, connections, requests).
+    Count,
+    /// A size in bytes.
+    Bytes,
+    /// A duration in seconds (fractions allowed; C takes milliseconds).
+    Seconds,
+    /// Yes or no.
+    Flag,
+}
+
+/// One setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The Python keyword (`serve_wsgi(name=...)`), and with dashes the command-line flag.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default, as the docs say it.
+    pub default: &'static str,
+    /// What 0 means (`""` where 0 is not accepted).
+    pub zero: &'static str,
+    /// One line for the docs.
+    pub doc: &'static str,
+    /// The C setter (`fcgi_options_set_...`), or `None` with the reason it does not apply.
+    pub c_setter: Result<&'static str, &'static str>,
+    /// libfcgi-compat's environment variable, or `None` with the reason it does not apply.
+    pub env: Result<&'static str, &'static str>,
+}
+
+/// Every setting, in the order the docs list them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "workers",
+        kind: Kind::Count,
+        default: "1 on mod_fcgid's fd 0, else twice the cores (4 to 32)",
+        zero: "the default",
+        doc: "requests served at once in a process (worker threads)",
+        c_setter: Ok("workers"),
+        env: Ok("FCGI_COMPAT_WORKERS"),
+    },
+    Setting {
+        name: "processes",
+        kind: Kind::Count,
+        default: "1",
+        zero: "",
+        doc: "worker processes sharing the listener (pre-fork; this process supervises them)",
+        c_setter: Err("the C API serves on the program's own threads: a C program that wants processes forks"),
+        env: Err("a libfcgi program forks its own processes"),
+    },
+    Setting {
+        name: "max_requests",
+        kind: Kind::Count,
+        default: "no limit",
+        zero: "no limit",
+        doc: "stop after this many requests (mod_fcgid's FcgidMaxRequestsPerProcess)",
+        c_setter: Ok("max_requests"),
+        env: Ok("FCGI_COMPAT_MAX_REQUESTS"),
+    },
+    Setting {
+        name: "max_connections",
+        kind: Kind::Count,
+        default: "1024",
+        zero: "",
+        doc: "connections open at once; the request of one more gets END_REQUEST(OVERLOADED)",
+        c_setter: Ok("max_conns"),
+        env: Ok("FCGI_COMPAT_MAX_CONNS"),
+    },
+    Setting {
+        name: "multiplex",
+        kind: Kind::Count,
+        default: "1 (a second request on a connection gets CANT_MPX_CONN)",
+        zero: "",
+        doc: "requests served at once on one connection (HAProxy's mpxs-conns)",
+        c_setter: Ok("multiplex"),
+        env: Ok("FCGI_COMPAT_MULTIPLEX"),
+    },
+    Setting {
+        name: "max_body_bytes",
+        kind: Kind::Bytes,
+        default: "no limit (the web server's own)",
+        zero: "no limit",
+        doc: "largest request body: a larger CONTENT_LENGTH gets 413 without calling the app",
+        c_setter: Ok("max_body_bytes"),
+        env: Ok("FCGI_COMPAT_MAX_BODY_BYTES"),
+    },
+    Setting {
+        name: "max_params_bytes",
+        kind: Kind::Bytes,
+        default: "1 MiB",
+        zero: "",
+        doc: "largest PARAMS stream of a request (431 beyond)",
+        c_setter: Ok("params_limits"),
+        env: Ok("FCGI_COMPAT_MAX_PARAMS_BYTES"),
+    },
+    Setting {
+        name: "max_param_bytes",
+        kind: Kind::Bytes,
+        default: "256 KiB",
+        zero: "",
+        doc: "largest name-value pair, decided on its claimed length before anything is stored (431 beyond)",
+        c_setter: Ok("params_limits"),
+        env: Ok("FCGI_COMPAT_MAX_PARAM_BYTES"),
+    },
+    Setting {
+        name: "max_params",
+        kind: Kind::Count,
+        default: "4096",
+        zero: "",
+        doc: "most name-value pairs in a request (431 beyond)",
+        c_setter: Ok("params_limits"),
+        env: Ok("FCGI_COMPAT_MAX_PARAMS"),
+    },
+    Setting {
+        name: "read_timeout",
+        kind: Kind::Seconds,
+        default: "60",
+        zero: "no limit",
+        doc: "how long a read of the body may wait for the web server",
+        c_setter: Ok("read_timeout"),
+        env: Ok("FCGI_COMPAT_READ_TIMEOUT"),
+    },
+    Setting {
+        name: "write_timeout",
+        kind: Kind::Seconds,
+        default: "60",
+        zero: "no limit",
+        doc: "how long a write may wait for the web server to read",
+        c_setter: Ok("write_timeout"),
+        env: Ok("FCGI_COMPAT_WRITE_TIMEOUT"),
+    },
+    Setting {
+        name: "idle_timeout",
+        kind: Kind::Seconds,
+        default: "90",
+        zero: "no limit",
+        doc: "how long a kept-alive connection may sit idle between requests",
+        c_setter: Ok("idle_timeout"),
+        env: Ok("FCGI_COMPAT_IDLE_TIMEOUT"),
+    },
+    Setting {
+        name: "head_timeout",
+        kind: Kind::Seconds,
+        default: "10",
+        zero: "no limit",
+        doc: "how long BEGIN_REQUEST and the whole PARAMS stream may take (meanwhile no worker is held)",
+        c_setter: Ok("head_timeout"),
+        env: Ok("FCGI_COMPAT_HEAD_TIMEOUT"),
+    },
+    Setting {
+        name: "graceful_timeout",
+        kind: Kind::Seconds,
+        default: "30",
+        zero: "no limit",
+        doc: "how long a stop or reload waits for requests in flight, then ends or re-executes anyway",
+        c_setter: Ok("graceful_timeout"),
+        env: Ok("FCGI_COMPAT_GRACEFUL_TIMEOUT"),
+    },
+    Setting {
+        name: "force_cgi",
+        kind: Kind::Flag,
+        default: "no (fd 0 decides)",
+        zero: "",
+        doc: "serve one CGI request even if a listener is there (also FCGI_FORCE_CGI=1)",
+        c_setter: Ok("force_cgi"),
+        env: Err("the core reads FCGI_FORCE_CGI itself, on every face"),
+    },
+    Setting {
+        name: "handle_signals",
+        kind: Kind::Flag,
+        default: "yes",
+        zero: "",
+        doc: "take SIGTERM, SIGINT, SIGUSR1 (stop) and SIGHUP (reload) while serving",
+        c_setter: Ok("handle_signals"),
+        env: Err("libfcgi-compat takes the signals unless the program has handlers of its own"),
+    },
+];
+
+/// The setting called `name`.
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// A value a face hands over for a setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// A count or a size.
+    Number(u64),
+    /// Seconds.
+    Seconds(f64),
+    Flag(bool),
+}
+
+/// A value a setting does not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError(String);
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+impl Value {
+    /// Parses `text` as a value of `kind` (environment variables, command lines).
+    pub fn parse(kind: Kind, text: &str) -> Option<Self> {
+        let text = text.trim();
+        match kind {
+            Kind::Count | Kind::Bytes => text.parse().ok().map(Self::Number),
+            Kind::Seconds => text.parse().ok().map(Self::Seconds),
+            Kind::Flag => match text {
+                "1" | "yes" | "true" | "on" => Some(Self::Flag(true)),
+                "0" | "no" | "false" | "off" | "" => Some(Self::Flag(false)),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets the setting called `name` (a row of [`SETTINGS`]) to `value`, with the same
+    /// meaning on every face: 0 is "no limit" where the table says so and refused where it
+    /// gives 0 no meaning; a negative duration is refused.
+    pub fn set(&mut self, name: &str, value: Value) -> Result<(), SettingError> {
+        let setting = setting(name).ok_or_else(|| SettingError(format!("there is no setting {name:?}")))?;
+        let refuse = || SettingError(format!("{name} does not take {value:?}"));
+        match (setting.kind, value) {
+            (Kind::Count | Kind::Bytes, Value::Number(n)) => {
+                if n == 0 && setting.zero.is_empty() {
+                    return Err(SettingError(format!("{name} must be above 0")));
+                }
+                let size = usize::try_from(n).unwrap_or(usize::MAX);
+                let limit = (n > 0).then_some(n);
+                match name {
+                    "workers" => self.workers = (n > 0).then_some(size),
+                    "processes" => self.processes = size,
+                    "max_requests" => self.max_requests = limit,
+                    "max_connections" => self.max_connections = size,
+                    "multiplex" => self.connection.max_requests_per_conn = u16::try_from(n).map_err(|_| refuse())?,
+                    "max_body_bytes" => self.max_body_bytes = limit,
+                    "max_params_bytes" => self.connection.params_limits.max_total_bytes = size,
+                    "max_param_bytes" => self.connection.params_limits.max_pair_len = size,
+                    "max_params" => self.connection.params_limits.max_pairs = size,
+                    _ => return Err(refuse()),
+                }
+            }
+            (Kind::Seconds, Value::Seconds(seconds)) => {
+                let timeout = match Duration::try_from_secs_f64(seconds) {
+                    Ok(d) if d.is_zero() => None,
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        return Err(SettingError(format!(
+                            "{name} must be 0 (no limit) or a positive number of seconds, not {seconds}"
+                        )))
+                    }
+                };
+                match name {
+                    "read_timeout" => self.read_timeout = timeout,
+                    "write_timeout" => self.write_timeout = timeout,
+                    "idle_timeout" => self.idle_timeout = timeout,
+                    "head_timeout" => self.head_timeout = timeout,
+                    "graceful_timeout" => self.graceful_timeout = timeout,
+                    _ => return Err(refuse()),
+                }
+            }
+            (Kind::Flag, Value::Flag(yes)) => match name {
+                "force_cgi" => self.force_cgi = yes,
+                "handle_signals" => self.handle_signals = yes,
+                _ => return Err(refuse()),
+            },
+            _ => return Err(refuse()),
+        }
+        Ok(())
+    }
+}
+
+/// docs/SETTINGS.md, made from the table (a test keeps the committed file the same).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Settings\n\nGenerated from `fcgi-core/src/runtime/settings.rs` (`FCGI_BLESS=1 cargo test -p fcgi-core --test settings` \
+         rewrites it). Python: `serve_wsgi(NAME=...)` and `python -m fcgi_wsgi --NAME-WITH-DASHES`; C: \
+         `fcgi_options_set_SETTER` (timeouts in milliseconds); libfcgi-compat: the environment variable. Timeouts are in \
+         seconds; 0 means what the table says, and where it says nothing 0 is refused.\n\n\
+         | setting | default | 0 means | what it does | C | libfcgi-compat |\n|---|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let c = match s.c_setter {
+            Ok(setter) => format!("`fcgi_options_set_{setter}`"),
+            Err(why) => format!("— ({why})"),
+        };
+        let env = match s.env {
+            Ok(env) => format!("`{env}`"),
+            Err(why) => format!("— ({why})"),
+        };
+        let zero = if s.zero.is_empty() { "refused" } else { s.zero };
+        out.push_str(&format!("| `{}` | {} | {} | {} | {} | {} |\n", s.name, s.default, zero, s.doc, c, env));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_can_be_set_and_changes_the_config() {
+        for s in SETTINGS {
+            let mut config = ServerConfig::default();
+            let value = match s.kind {
+                Kind::Count | Kind::Bytes => Value::Number(7),
+                Kind::Seconds => Value::Seconds(7.5),
+                Kind::Flag => Value::Flag(!matches!(s.name, "handle_signals")),
+            };
+            config.set(s.name, value).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert_ne!(format!("{config:?}"), format!("{:?}", ServerConfig::default()), "{} changed nothing", s.name);
+        }
+    }
+
+    #[test]
+    fn zero_and_negative_values_mean_the_same_on_every_face() {
+        let mut config = ServerConfig::default();
+        config.set("read_timeout", Value::Seconds(0.0)).unwrap();
+        assert_eq!(config.read_timeout, None, "0 is no limit");
+        let refused = config.set("read_timeout", Value::Seconds(-1.0)).unwrap_err();
+        assert!(refused.to_string().contains("read_timeout must be 0 (no limit)"), "{refused}");
+        assert!(config.set("max_connections", Value::Number(0)).is_err(), "0 connections is refused");
+        config.set("workers", Value::Number(0)).unwrap();
+        assert_eq!(config.workers, None, "0 workers: the core chooses");
+        config.set("max_requests", Value::Number(0)).unwrap();
+        assert_eq!(config.max_requests, None);
+        assert!(config.set("no_such", Value::Number(1)).is_err());
+        assert!(config.set("workers", Value::Seconds(1.0)).is_err());
+    }
+}
