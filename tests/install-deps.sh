@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the end-to-end tests drive: nginx, Apache (mod_fcgid, mod_cgi, mod_proxy_fcgi),
-# lighttpd, curl; and pytest and ruff for the tests and their lint. Idempotent: does nothing
+# lighttpd, HAProxy (the one server that multiplexes FastCGI), curl; and pytest and ruff for the tests and their lint. Idempotent: does nothing
 # when all is there.
 #
 # The tests run each web server in the foreground on their own port; the system services that
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
-SERVICES=(nginx apache2 lighttpd)
+SERVICES=(nginx apache2 lighttpd haproxy)
 
 missing_packages() {
     command -v nginx >/dev/null || echo nginx
@@ -17,6 +17,7 @@ missing_packages() {
     [ -f /usr/lib/apache2/modules/mod_fcgid.so ] || echo libapache2-mod-fcgid
     [ -e /usr/lib/apache2/suexec ] || echo apache2-suexec-pristine   # test_suexec.py: per-user sites
     command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || echo lighttpd
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || echo haproxy   # test_haproxy.py: multiplexing
     command -v curl >/dev/null || echo curl
     command -v valgrind >/dev/null || echo valgrind
     command -v pkg-config >/dev/null || echo pkg-config

@@ -8,12 +8,13 @@ needs (the server, and the app itself when the server does not spawn it) and yie
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import apache, lighttpd, nginx
+from . import apache, fcgi_tap, haproxy, lighttpd, nginx
 from .apps import App
 from .backend import Backend
 from .logs import tail
@@ -36,6 +37,8 @@ class Front:
     """The server reuses FastCGI connections (KEEP_CONN), so /stats counts few connections."""
     sends_path_info: bool = True
     """The server splits the URL into SCRIPT_NAME (the prefix) and PATH_INFO (decoded)."""
+    tap: fcgi_tap.FcgiTap | None = None
+    """The relay between server and app that records request ids per connection, if any."""
 
     @property
     def host(self) -> str:
@@ -165,3 +168,28 @@ FRONTS: dict[str, FrontBuilder] = {
     "lighttpd-spawn": lighttpd_spawn,
     "lighttpd-socket": lighttpd_socket,
 }
+
+
+@contextmanager
+def haproxy_multiplexed(
+    app: App,
+    workdir: Path,
+    *,
+    workers: int = 2,
+    multiplex: int = 8,
+    max_reqs: int = 8,
+    tap: bool = True,
+    get_values: bool = True,
+) -> Iterator[Front]:
+    """HAProxy multiplexing requests onto FastCGI connections to one app process started with
+    `--workers W --multiplex M`; with `tap`, a `FcgiTap` between them records which request ids
+    travel on which connection (`front.tap`)."""
+    socket = workdir / "app.sock"
+    tapped = workdir / "tap.sock"
+    multiplexing = dataclasses.replace(app, argv=(*app.argv, "--workers", str(workers), "--multiplex", str(multiplex)))
+    with (
+        Backend(multiplexing, socket, workdir) as backend,
+        fcgi_tap.FcgiTap(tapped, socket) if tap else nullcontext() as tap,
+        haproxy.HAProxy(workdir, free_port(), tapped if tap else socket, "/app", max_reqs, get_values) as server,
+    ):
+        yield Front("haproxy", app, "/app", server, [backend], keeps_connections=True, tap=tap)
