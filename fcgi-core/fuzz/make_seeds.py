@@ -89,6 +89,86 @@ SEEDS = {
     },
 }
 
+# connection_flood: byte 0 is the config (bits 0-1: 1, 2, 3 or 8 requests at once; bit 2
+# overloaded; bit 3 tight PARAMS limits; bit 4 refuses the filter role), then moves of three
+# bytes (op, a, b); see fuzz_targets/connection_flood.rs. Ids are a % 8 + 1.
+RAW, MGMT_BURST, GET_VALUES_BURST, BEGIN, PARAMS_STREAM, BODY, ABORT, STRAY, CUT, CUT_INTO = range(10)
+KEEP = 4  # BEGIN's b: bits 0-1 role (0 responder, 1 authorizer, 2 filter, 3 unknown), bit 2 keep_conn
+
+
+def flood(knobs, *moves):
+    out = bytes([knobs])
+    for move in moves:
+        if move[0] == RAW:
+            out += bytes([RAW, len(move[1]), 0]) + move[1]
+        else:
+            out += bytes(move)
+    return out
+
+
+FLOOD_SEEDS = {
+    # One request, a 64 KiB burst of UNKNOWN_TYPE (type 42) and GET_VALUES while its body comes
+    # in cut chunks, with a stall, a stray record and an ABORT for an id never begun.
+    "flood-during-request": flood(
+        0x01,
+        (BEGIN, 0, KEEP),
+        (PARAMS_STREAM, 0, 0x32),
+        (MGMT_BURST, 127, 42),
+        (CUT, 0, 1),
+        (STRAY, 3, 0x25),
+        (GET_VALUES_BURST, 3, 3),
+        (BODY, 0, 20),
+        (ABORT, 1, 0),
+        (CUT_INTO, 5, 0),
+        (BODY, 0, 0),
+    ),
+    # Eight at once, interleaved: begins, params, bodies, DATA for a filter, ABORTs; a burst
+    # between each step and cuts inside records.
+    "interleaved": flood(
+        0x03,
+        (BEGIN, 0, KEEP),
+        (BEGIN, 1, KEEP | 2),
+        (BEGIN, 2, KEEP | 3),
+        (CUT_INTO, 3, 1),
+        (PARAMS_STREAM, 1, 0x14),
+        (PARAMS_STREAM, 0, 0x22),
+        (MGMT_BURST, 0, 200),
+        (BODY, 1, 9),
+        (BODY, 1, 0),
+        (BODY, 1, 7),
+        (BODY, 1, 1),
+        (STRAY, 9, 0x31),
+        (BODY, 0, 100),
+        (ABORT, 0, 0),
+        (CUT, 0, 1),
+        (BEGIN, 0, 0),
+        (PARAMS_STREAM, 0, 0x40),
+        (BODY, 0, 0),
+    ),
+    # An overloaded connection: every BEGIN refused, its records then for an inactive id.
+    "overloaded": flood(
+        0x04,
+        (BEGIN, 0, KEEP),
+        (PARAMS_STREAM, 0, 0x12),
+        (BODY, 0, 0),
+        (GET_VALUES_BURST, 10, 64),
+        (BEGIN, 1, 0),
+        (ABORT, 1, 0),
+    ),
+    # Tight PARAMS limits: params refused, then the body of the refused request.
+    "params-refused": flood(
+        0x08,
+        (BEGIN, 0, KEEP),
+        (PARAMS_STREAM, 0, 0x0E),
+        (BODY, 0, 30),
+        (BODY, 0, 0),
+        (BEGIN, 1, KEEP),
+    ),
+    # Raw bytes: a whole request written by hand, cut in the middle of its params.
+    "raw-request": flood(0x00, (RAW, GET_REQUEST[:100]), (CUT, 0, 1), (RAW, GET_REQUEST[100:200])),
+}
+SEEDS["connection_flood"] = FLOOD_SEEDS
+
 
 def main():
     for target, seeds in SEEDS.items():
