@@ -46,7 +46,8 @@ fn get_values_with_multiplexing() {
     client.send(&out);
     let values = Params::decode(&client.record().unwrap().content, ParamsLimits::default()).unwrap();
     assert_eq!(values.get(b"FCGI_MPXS_CONNS"), Some(&b"1"[..]));
-    assert_eq!(values.get(b"FCGI_MAX_REQS"), Some(&b"8"[..]));
+    // Per connection, as HAProxy reads it: more would be refused OVERLOADED.
+    assert_eq!(values.get(b"FCGI_MAX_REQS"), Some(&b"4"[..]));
 }
 
 #[test]

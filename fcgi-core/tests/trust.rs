@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use common::{random_bytes, request_bytes, Address, App};
 use fcgi_core::protocol::header::RecordType;
-use fcgi_core::protocol::record::{encode_record, encode_stream, encode_stream_end};
-use fcgi_core::protocol::{BeginRequest, ProtocolStatus, Role};
+use fcgi_core::protocol::record::{encode_record, encode_stream, encode_stream_end, CUT_SHORT};
+use fcgi_core::protocol::{BeginRequest, ProtocolStatus, Record, Role};
 
 fn unix_path(app: &App) -> std::path::PathBuf {
     match &app.address {
@@ -273,12 +273,21 @@ fn a_body_that_ends_before_content_length_is_an_error_the_app_sees() {
 #[test]
 fn a_response_cut_short_by_a_failing_handler_ends_without_end_request() {
     // After the first response bytes an END_REQUEST would make the response look whole (nginx
-    // ends a chunked body properly): the connection closes instead.
+    // ends a chunked body properly): the connection closes instead, after a header no web
+    // server accepts (nginx without fastcgi_keep_conn takes a plain close for the end).
     let mut app = App::start(&[]);
     let mut client = app.connect();
     client.request(1, "GET", "/fail?after=100000", b"", true);
+    let mut wire = BytesMut::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match client.stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => wire.extend_from_slice(&chunk[..n]),
+        }
+    }
     let mut stdout = Vec::new();
-    while let Some(record) = client.record() {
+    while let Ok(Some(record)) = Record::decode(&mut wire) {
         match record.header.record_type {
             RecordType::Stdout => stdout.extend_from_slice(&record.content),
             // The Python face writes the traceback to the web server's error log.
@@ -286,6 +295,7 @@ fn a_response_cut_short_by_a_failing_handler_ends_without_end_request() {
             other => panic!("a {other:?} record after a failure; only output then the close may come"),
         }
     }
+    assert_eq!(&wire[..], &CUT_SHORT[..], "the last bytes are the cut-short header");
     let response = common::Response { stdout, ..Default::default() };
     assert_eq!(response.body().len(), 100_000, "what the handler wrote is delivered");
     assert!(app.stderr().contains("failed"), "the failure is logged: {}", app.stderr());

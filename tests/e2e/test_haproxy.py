@@ -6,11 +6,10 @@ which request ids each FastCGI connection carried and how many were in flight at
 app's `/stats` counts the connections it accepted. `--front haproxy` and `--app` narrow it down.
 
 HAProxy reads FCGI_MAX_REQS as a limit per connection (its manual: "It only limits the number of
-streams per connection"), while the core answers workers x multiplex and refuses every request
-past `--multiplex` on one connection with END_REQUEST(FCGI_OVERLOADED); HAProxy 2.6 leaves the
-HTTP client of such a refused request hanging, or answers it 500. So the traffic tests run with
-`no option get-values` and `option max-reqs` equal to `--multiplex`, and
-`test_get_values_max_reqs_is_the_per_connection_limit` (xfail) holds the mismatch.
+streams per connection"); the core refuses every request past `--multiplex` on one connection
+with END_REQUEST(FCGI_OVERLOADED), which HAProxy 2.6 answers 500 or leaves hanging. So with
+multiplexing the core answers FCGI_MAX_REQS = `--multiplex` (it used to answer workers x
+multiplex), and the traffic tests run with `option get-values`, as a deployment would.
 """
 
 from __future__ import annotations
@@ -110,7 +109,7 @@ def test_32_concurrent_uploads_are_multiplexed_and_echoed_byte_exact(haproxy_app
     rng = random.Random(32)
     uploads = [Upload(rng.randbytes(rng.randint(MIB, 4 * MIB))) for _ in range(32)]
     workdir = make_workdir(f"haproxy-{haproxy_app.name}")
-    with haproxy_multiplexed(haproxy_app, workdir, workers=32, multiplex=8, max_reqs=8, get_values=False) as front:
+    with haproxy_multiplexed(haproxy_app, workdir, workers=32, multiplex=8, max_reqs=8) as front:
         still_serves(front)
         connections_before, requests_before = stats(front)
         hung = upload_all(front, uploads)
@@ -146,7 +145,7 @@ def test_fewer_workers_than_multiplexed_requests_end_every_request(haproxy_app: 
     rng = random.Random(4)
     uploads = [Upload(rng.randbytes(3 * MIB)) for _ in range(12)]
     workdir = make_workdir(f"haproxy-1w-{haproxy_app.name}")
-    with haproxy_multiplexed(haproxy_app, workdir, workers=1, multiplex=4, max_reqs=4, get_values=False) as front:
+    with haproxy_multiplexed(haproxy_app, workdir, workers=1, multiplex=4, max_reqs=4) as front:
         hung = upload_all(front, uploads)
         assert hung == [], f"{len(hung)} uploads still unanswered after {HANG_LIMIT:.0f} s: a hang"
         outcomes = collections.Counter(
@@ -166,11 +165,6 @@ def test_fewer_workers_than_multiplexed_requests_end_every_request(haproxy_app: 
         print(f"{haproxy_app.name}, 1 worker: {dict(outcomes)}; most in flight on one connection {most}")
 
 
-@pytest.mark.xfail(
-    reason="the core answers FCGI_MAX_REQS = workers x multiplex, HAProxy reads it per connection, "
-    "sends more than --multiplex requests on one connection and hangs the ones the app refuses",
-    strict=True,
-)
 def test_get_values_max_reqs_is_the_per_connection_limit(haproxy_app: App, make_workdir) -> None:
     """HAProxy with `option get-values` asks FCGI_MAX_REQS and FCGI_MPXS_CONNS when it opens a
     connection; to HAProxy FCGI_MAX_REQS is how many requests it may send on that connection,

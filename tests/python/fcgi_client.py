@@ -43,7 +43,8 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     status: int = 200
     body: bytes = b""
-    # The app closed the connection without END_REQUEST: the response was cut short.
+    # The app closed the connection without END_REQUEST, after a version-0 header: the response
+    # was cut short.
     cut: bool = False
 
     def header(self, name: str) -> str | None:
@@ -82,7 +83,10 @@ def read_response(sock: socket.socket, request_id: int = 1) -> Response:
                 raise
             response.cut = True
             return parse_cgi(response)
-        _, kind, rid, length, padding = struct.unpack(">BBHHBx", header)
+        version, kind, rid, length, padding = struct.unpack(">BBHHBx", header)
+        if version == 0 and (response.stdout or response.stderr):
+            response.cut = True
+            return parse_cgi(response)
         content = read_exact(sock, length + padding)[:length]
         assert rid == request_id, f"record for request {rid}"
         if kind == STDOUT:

@@ -43,6 +43,13 @@ impl Record {
     }
 }
 
+/// Written where a response is cut short, just before the connection closes: a record header
+/// no FastCGI peer accepts (version 0). FastCGI has no way to say that a response failed once
+/// it began, and a web server that takes a plain close for the end of the response (nginx
+/// without `fastcgi_keep_conn`) would pass a truncated body on as whole; a header it cannot
+/// read makes it fail the response instead, so the HTTP client sees the truncation.
+pub const CUT_SHORT: [u8; HEADER_LEN] = [0; HEADER_LEN];
+
 /// Appends one record holding `content` (at most 65535 bytes), padded to 8.
 pub fn encode_record(record_type: RecordType, request_id: u16, content: &[u8], out: &mut BytesMut) {
     let header = Header::new(record_type, request_id, u16::try_from(content.len()).expect("record content fits a u16"));

@@ -24,6 +24,7 @@ use super::pool::Pool;
 use super::request::{aborted_error, is_disconnect, protocol_error, Exchange, Input, Output, Request};
 use super::server::{Context, InFlight, Stats};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
+use crate::protocol::record::CUT_SHORT;
 use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
 use crate::protocol::{Connection, Event, Params, ParamsError, ProtocolStatus, RecordType, ResponseEncoder, Role};
 /// How long the rest of a refused request may take to arrive (see [`FcgiConnection::linger`]).
@@ -557,8 +558,10 @@ impl Exchange for InlineExchange {
         let Some(mut conn) = self.conn.take() else { return };
         self.pool.context().note_request();
         // What the handler wrote goes out; then the connection closes without the stream's end
-        // or END_REQUEST, so the web server sees the response cut short.
+        // or END_REQUEST, after a header no web server accepts, so it sees the response cut
+        // short (see `CUT_SHORT`).
         if self.broken.is_none() {
+            conn.encoder.buffer().extend_from_slice(&CUT_SHORT);
             let _ = conn.flush();
         }
         let _ = conn.socket.shutdown(Shutdown::Both);

@@ -27,6 +27,7 @@ use super::pool::Pool;
 use super::request::{aborted_error, protocol_error, Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
 use super::server::{Context, InFlight};
 use super::socket_io::{recv, write_all_vectored, Wait};
+use crate::protocol::record::CUT_SHORT;
 use crate::protocol::{Connection, Event, ProtocolStatus, RecordType, ResponseEncoder, Role};
 
 /// Input held for a request a worker is serving before the reader waits for its handler.
@@ -500,6 +501,7 @@ impl Exchange for MpxExchange {
         self.inbox.close();
         self.pool.context().note_request();
         let mut shared = lock(&self.shared);
+        shared.encoder.buffer().extend_from_slice(&CUT_SHORT);
         let _ = shared.flush();
         shared.broken = Some(io::ErrorKind::ConnectionAborted);
         shared.closing = true;

@@ -353,8 +353,14 @@ impl Server {
         config.workers = Some(workers);
         config.connection.capabilities = Capabilities {
             max_conns: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
-            max_reqs: u32::try_from(workers * usize::from(config.connection.max_requests_per_conn.max(1)))
-                .unwrap_or(u32::MAX),
+            // HAProxy, the one web server that multiplexes, reads FCGI_MAX_REQS as the requests
+            // it may send on one connection: past `multiplex` they would be refused OVERLOADED.
+            max_reqs: u32::try_from(if config.connection.max_requests_per_conn > 1 {
+                usize::from(config.connection.max_requests_per_conn)
+            } else {
+                workers
+            })
+            .unwrap_or(u32::MAX),
             mpxs_conns: config.connection.max_requests_per_conn > 1,
         };
         config
