@@ -3,6 +3,8 @@
 use std::ffi::{c_char, c_int};
 use std::io;
 
+use fcgi_core::ErrorKind;
+
 use crate::panic::ffi_boundary;
 
 /// What a call did. Every fallible function returns one; outputs go through out-parameters.
@@ -66,15 +68,12 @@ impl fcgi_result {
 
     /// The code for an I/O error from the core.
     pub(crate) fn from_io(e: &io::Error) -> Self {
-        match e.kind() {
-            io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof => FCGI_ERR_ABORTED,
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => FCGI_ERR_TIMEOUT,
-            io::ErrorKind::InvalidData => FCGI_ERR_PROTOCOL,
-            io::ErrorKind::FileTooLarge => FCGI_ERR_TOO_LARGE,
-            _ => FCGI_ERR_IO,
+        match ErrorKind::of(e) {
+            ErrorKind::Aborted | ErrorKind::Disconnected => FCGI_ERR_ABORTED,
+            ErrorKind::TimedOut => FCGI_ERR_TIMEOUT,
+            ErrorKind::Protocol | ErrorKind::BodyTruncated => FCGI_ERR_PROTOCOL,
+            ErrorKind::BodyTooLarge => FCGI_ERR_TOO_LARGE,
+            ErrorKind::Io => FCGI_ERR_IO,
         }
     }
 

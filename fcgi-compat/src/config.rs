@@ -87,14 +87,14 @@ mod tests {
     #[test]
     fn bad_values_are_reported_and_ignored() {
         let (config, complaints) = applied(&[
-            ("FCGI_COMPAT_WORKERS", "0"),
+            ("FCGI_COMPAT_MAX_CONNS", "0"),
             ("FCGI_COMPAT_MULTIPLEX", "70000"),
             ("FCGI_COMPAT_READ_TIMEOUT", "-1"),
             ("FCGI_COMPAT_MAX_REQUESTS", "many"),
         ]);
         assert_eq!(complaints.len(), 4, "{complaints:?}");
         let defaults = ServerConfig::default();
-        assert_eq!(config.workers, defaults.workers);
+        assert_eq!(config.max_connections, defaults.max_connections);
         assert_eq!(config.connection.max_requests_per_conn, defaults.connection.max_requests_per_conn);
         assert_eq!(config.read_timeout, defaults.read_timeout);
         assert_eq!(config.max_requests, None);

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::BytesMut;
 use fcgi_core::protocol::header::{RecordType, MAX_CONTENT_LEN};
 use fcgi_core::protocol::record::{encode_record, encode_stream_end};
-use fcgi_core::{Input, Output, Request, Role};
+use fcgi_core::{ErrorKind, Input, Output, Request, Role};
 
 use crate::panic::boundary;
 use crate::server::{Completion, Lent, Outcome};
@@ -78,14 +78,14 @@ fn code_of(error: &io::Error) -> c_int {
     if let Some(errno) = error.raw_os_error() {
         return errno;
     }
-    match error.kind() {
-        io::ErrorKind::ConnectionAborted => libc::ECONNABORTED,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => libc::ECONNRESET,
-        io::ErrorKind::BrokenPipe => libc::EPIPE,
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => libc::ETIMEDOUT,
-        io::ErrorKind::InvalidData => FCGX_PROTOCOL_ERROR,
-        io::ErrorKind::FileTooLarge => libc::EFBIG,
-        _ => libc::EIO,
+    match ErrorKind::of(error) {
+        ErrorKind::Aborted => libc::ECONNABORTED,
+        ErrorKind::Disconnected if error.kind() == io::ErrorKind::BrokenPipe => libc::EPIPE,
+        ErrorKind::Disconnected => libc::ECONNRESET,
+        ErrorKind::TimedOut => libc::ETIMEDOUT,
+        ErrorKind::Protocol | ErrorKind::BodyTruncated => FCGX_PROTOCOL_ERROR,
+        ErrorKind::BodyTooLarge => libc::EFBIG,
+        ErrorKind::Io => libc::EIO,
     }
 }
 

@@ -10,8 +10,9 @@ pub mod protocol;
 pub mod runtime;
 
 pub use protocol::{ConnectionConfig, Params, ParamsLimits, Role, Roles};
+pub use runtime::error::{Error, ErrorKind};
 pub use runtime::settings;
 pub use runtime::{
-    Acceptor, Bind, BodyTruncated, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats,
-    StopHandle, Transport,
+    Acceptor, Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats, StopHandle,
+    Transport,
 };

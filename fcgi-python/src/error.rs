@@ -2,7 +2,7 @@
 
 use std::io;
 
-use fcgi_core::runtime::is_disconnect;
+use fcgi_core::ErrorKind;
 use pyo3::create_exception;
 use pyo3::exceptions::PyOSError;
 use pyo3::PyErr;
@@ -30,13 +30,10 @@ create_exception!(
 
 /// The Python exception for a core I/O error.
 pub fn to_py(e: io::Error) -> PyErr {
-    if is_disconnect(&e) {
-        ClientDisconnected::new_err(e.to_string())
-    } else if e.kind() == io::ErrorKind::FileTooLarge {
-        RequestTooLarge::new_err(e.to_string())
-    } else if e.get_ref().is_some_and(|inner| inner.is::<fcgi_core::BodyTruncated>()) {
-        RequestBodyIncomplete::new_err(e.to_string())
-    } else {
-        PyOSError::new_err(e.to_string())
+    match ErrorKind::of(&e) {
+        ErrorKind::Aborted | ErrorKind::Disconnected => ClientDisconnected::new_err(e.to_string()),
+        ErrorKind::BodyTooLarge => RequestTooLarge::new_err(e.to_string()),
+        ErrorKind::BodyTruncated => RequestBodyIncomplete::new_err(e.to_string()),
+        ErrorKind::TimedOut | ErrorKind::Protocol | ErrorKind::Io => PyOSError::new_err(e.to_string()),
     }
 }

@@ -13,6 +13,7 @@ use crate::error::{ClientDisconnected, RequestBodyIncomplete, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::response::StartResponse;
 use fcgi_core::runtime::is_disconnect;
+use fcgi_core::{Error, ErrorKind};
 
 /// A WSGI app and how to report its failures.
 pub struct WsgiHandler {
@@ -108,11 +109,11 @@ impl WsgiHandler {
         error: PyErr,
     ) -> io::Result<()> {
         if error.is_instance_of::<ClientDisconnected>(py) {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the web server went away"));
+            return Err(Error::io(ErrorKind::Disconnected, "the web server went away"));
         }
         if error.is_instance_of::<RequestTooLarge>(py) && !start_response.headers_sent() {
             // The core answers 413 for a failed request whose body passed the limit.
-            return Err(io::Error::new(io::ErrorKind::FileTooLarge, error.to_string()));
+            return Err(Error::io(ErrorKind::BodyTooLarge, error.to_string()));
         }
         let bad_request =
             error.is_instance_of::<RequestBodyIncomplete>(py).then(|| format!("Bad Request: {}\n", error.value(py)));

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::error::{Error, ErrorKind};
 use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
 use super::multiplexed;
 use super::pool::Pool;
-use super::request::{aborted_error, is_disconnect, protocol_error, Exchange, Input, Output, Request};
+use super::request::{is_disconnect, Exchange, Input, Output, Request};
 use super::server::{Context, InFlight, Stats};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
 use crate::protocol::record::CUT_SHORT;
@@ -225,7 +226,7 @@ impl FcgiConnection {
     /// that stalls mid-head holds no thread, only its slot until the head timeout.
     fn next_request(&mut self, ctx: &Context) -> io::Result<Next> {
         loop {
-            let event = self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
+            let event = self.proto.poll_event(&mut self.input).map_err(Error::protocol)?;
             self.take_replies();
             self.fresh &= event.is_none();
             match event {
@@ -320,7 +321,7 @@ impl FcgiConnection {
     /// not read its body, often an empty one): looks through what is buffered, without waiting.
     fn body_end_buffered(&mut self, id: u16) -> io::Result<bool> {
         loop {
-            match self.proto.poll_event(&mut self.input).map_err(protocol_error)? {
+            match self.proto.poll_event(&mut self.input).map_err(Error::protocol)? {
                 Some(Event::StdinEnd { id: ended }) if ended == id => return Ok(true),
                 Some(_) => {}
                 None => return Ok(false),
@@ -340,7 +341,7 @@ impl FcgiConnection {
     /// flood of silent ones costs a thread nothing.
     fn refuse_overloaded(&mut self) -> io::Result<Next> {
         loop {
-            self.proto.poll_event(&mut self.input).map_err(protocol_error)?;
+            self.proto.poll_event(&mut self.input).map_err(Error::protocol)?;
             self.take_replies();
             self.flush()?;
             if self.proto.has_refused_overloaded() {
@@ -428,7 +429,7 @@ impl InlineExchange {
         let mut read_once = false;
         loop {
             let conn = self.conn();
-            let event = conn.proto.poll_event(&mut conn.input).map_err(protocol_error)?;
+            let event = conn.proto.poll_event(&mut conn.input).map_err(Error::protocol)?;
             conn.take_replies();
             // Replies owed (GET_VALUES_RESULT, UNKNOWN_TYPE) go out before they pile up: a flood
             // of management records during a request costs at most this much memory, or the
@@ -450,7 +451,7 @@ impl InlineExchange {
             match recv(&conn.socket, &mut conn.input, wait) {
                 Ok(0) => {
                     self.aborted = true;
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the web server closed the connection"));
+                    return Err(Error::io(ErrorKind::Disconnected, "the web server closed the connection"));
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait == Wait::No => return Ok(None),
@@ -467,7 +468,7 @@ impl Exchange for InlineExchange {
                 return Ok(answer);
             }
             if self.aborted {
-                return Err(aborted_error());
+                return Err(Error::aborted());
             }
             let read_timeout = self.conn().timeouts.read;
             if let Some(event) = self.next_event(Wait::For(read_timeout))? {
@@ -476,7 +477,7 @@ impl Exchange for InlineExchange {
                 }
                 // Chunks of the other stream can only be held, not left in the socket: bounded.
                 if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
-                    return Err(io::Error::other("over 1 MiB of one input stream arrived while reading the other"));
+                    return Err(Error::other_stream_overflow());
                 }
             }
         }
@@ -490,7 +491,7 @@ impl Exchange for InlineExchange {
         // reach the socket anyway, look at what arrived, without waiting.
         let will_send = data.len() > COALESCE_MAX || self.conn().encoder.buffer().len() + data.len() >= FLUSH_AT;
         if self.aborted || (will_send && self.is_aborted()) {
-            return Err(aborted_error());
+            return Err(Error::aborted());
         }
         let id = self.id;
         let FcgiConnection { socket, encoder, timeouts, .. } = self.conn();
@@ -507,7 +508,7 @@ impl Exchange for InlineExchange {
             return Err(kind.into());
         }
         if self.aborted {
-            return Err(aborted_error());
+            return Err(Error::aborted());
         }
         let id = self.id;
         Ok(self.conn().encoder.try_buffer(record_type(output), id, data))

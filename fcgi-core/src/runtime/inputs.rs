@@ -7,7 +7,8 @@ use std::io;
 
 use bytes::Bytes;
 
-use super::request::{aborted_error, Input};
+use super::error::Error;
+use super::request::Input;
 use crate::protocol::Event;
 
 /// Input of one stream held while the handler reads the other, or read ahead of it.
@@ -45,7 +46,7 @@ impl Inputs {
             Event::StdinEnd { id: i } if i == id => (Input::Stdin, None),
             Event::Data { id: i, data } if i == id => (Input::Data, Some(data)),
             Event::DataEnd { id: i } if i == id => (Input::Data, None),
-            Event::Abort { id: i } if i == id => return Err(aborted_error()),
+            Event::Abort { id: i } if i == id => return Err(Error::aborted()),
             _ => return Ok(None),
         };
         if wanted.into() == Some(input) {

@@ -3,6 +3,7 @@
 
 pub mod cgi;
 mod connection;
+pub mod error;
 mod graceful;
 mod inputs;
 pub mod listener;
@@ -17,7 +18,5 @@ pub mod signals;
 mod socket_io;
 
 pub use listener::{Bind, Listener};
-pub use request::{
-    is_disconnect, BodyTruncated, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport,
-};
+pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
 pub use server::{Acceptor, Served, Server, ServerConfig, Stats, StopHandle};

@@ -21,10 +21,11 @@ use bytes::Bytes;
 
 use super::connection::FcgiConnection;
 use super::connection::{encode_refusal, log_closed, move_replies, record_type};
+use super::error::{Error, ErrorKind};
 use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
 use super::pool::Pool;
-use super::request::{aborted_error, protocol_error, Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
+use super::request::{Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
 use super::server::{Context, InFlight};
 use super::socket_io::{recv, write_all_vectored, Wait};
 use crate::protocol::record::CUT_SHORT;
@@ -96,7 +97,7 @@ impl Reader {
                 let event = shared.proto.poll_event(&mut self.conn.input);
                 shared.take_replies();
                 shared.flush()?;
-                event.map_err(protocol_error)?
+                event.map_err(Error::protocol)?
             };
             match event {
                 Some(Event::Begin { id, role, .. }) => {
@@ -351,14 +352,14 @@ impl Inbox {
                 return Ok(event);
             }
             if state.done || self.aborted.load(Ordering::Acquire) {
-                return Err(aborted_error());
+                return Err(Error::aborted());
             }
             let left = match deadline {
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
                     _ => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
+                        return Err(Error::io(
+                            ErrorKind::TimedOut,
                             "the web server sent nothing for this request within the read timeout",
                         ))
                     }
@@ -438,14 +439,14 @@ impl Exchange for MpxExchange {
                 return Ok(answer);
             }
             if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
-                return Err(io::Error::other("over 1 MiB of one input stream arrived while reading the other"));
+                return Err(Error::other_stream_overflow());
             }
         }
     }
 
     fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
         if self.is_aborted_now() {
-            return Err(aborted_error());
+            return Err(Error::aborted());
         }
         let id = self.id;
         lock(&self.shared).send(|shared| {
@@ -456,7 +457,7 @@ impl Exchange for MpxExchange {
 
     fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
         if self.is_aborted_now() {
-            return Err(aborted_error());
+            return Err(Error::aborted());
         }
         // Never wait for the lock here: the caller may hold a lock of its own (Python's GIL)
         // while another request's write holds this one, stalled on the web server.

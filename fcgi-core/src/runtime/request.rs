@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 
 use bytes::{Buf, Bytes};
 
+use super::error::{Error, ErrorKind};
 use crate::protocol::{Params, Role};
 
 /// An application: called once per request, on a worker thread.
@@ -408,30 +409,16 @@ impl Write for OutputWriter<'_, '_> {
 }
 
 /// The error a read returns once the body passes `max_body_bytes`.
-pub fn body_too_large(limit: u64) -> io::Error {
-    io::Error::new(io::ErrorKind::FileTooLarge, format!("the request body is larger than {limit} bytes"))
+fn body_too_large(limit: u64) -> io::Error {
+    Error::io(ErrorKind::BodyTooLarge, format!("the request body is larger than {limit} bytes"))
 }
 
-/// Why a read failed when the body ended before CONTENT_LENGTH bytes: the inner error of the
-/// `io::Error` (kind `InvalidData`), so that a face can tell it apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyTruncated {
-    /// Body bytes that arrived.
-    pub received: u64,
-    /// CONTENT_LENGTH.
-    pub declared: u64,
-}
-
-impl std::fmt::Display for BodyTruncated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the request body ended after {} of its {} bytes (CONTENT_LENGTH)", self.received, self.declared)
-    }
-}
-
-impl std::error::Error for BodyTruncated {}
-
+/// The error a read returns when the body ends before CONTENT_LENGTH bytes.
 fn body_truncated(received: u64, declared: u64) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, BodyTruncated { received, declared })
+    Error::io(
+        ErrorKind::BodyTruncated,
+        format!("the request body ended after {received} of its {declared} bytes (CONTENT_LENGTH)"),
+    )
 }
 
 /// The response to a body over `max_body_bytes`.
@@ -463,16 +450,6 @@ pub(crate) fn run_handler(handler: &dyn Handler, mut request: Request<'_>) {
     request.finish(outcome);
 }
 
-/// The error a read or write returns once the web server aborted the request.
-pub(crate) fn aborted_error() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "the web server aborted the request")
-}
-
-/// A protocol violation, as the I/O error that closes the connection.
-pub(crate) fn protocol_error(e: crate::protocol::ProtocolError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
 /// The response to a request that no worker could take in time.
 pub(crate) const SERVICE_UNAVAILABLE: &[u8] =
     b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nService Unavailable\n";
@@ -480,11 +457,5 @@ pub(crate) const SERVICE_UNAVAILABLE: &[u8] =
 /// Whether `e` only says that the web server left (closed, reset or aborted the request):
 /// nothing to log, nobody to answer.
 pub fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
-    )
+    ErrorKind::of(e).is_disconnect()
 }

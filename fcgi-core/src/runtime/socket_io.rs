@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
+use super::error::{Error, ErrorKind};
 use super::listener::Socket;
 
 /// Bytes asked of the kernel per read: one full record and then some.
@@ -28,7 +29,7 @@ pub(super) fn write_all_vectored(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !wait_ready(socket, libc::POLLOUT, timeout) {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the web server stopped reading the response"));
+                    return Err(Error::io(ErrorKind::TimedOut, "the web server stopped reading the response"));
                 }
             }
             Err(e) => return Err(e),
@@ -85,10 +86,7 @@ pub(super) fn recv(socket: &Socket, buf: &mut BytesMut, wait: Wait) -> io::Resul
                 Wait::No => return Err(e),
                 Wait::For(timeout) if wait_ready(socket, libc::POLLIN, timeout) => {}
                 Wait::For(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the web server sent nothing within the read timeout",
-                    ))
+                    return Err(Error::io(ErrorKind::TimedOut, "the web server sent nothing within the read timeout"))
                 }
             },
             _ => return Err(e),
