@@ -10,8 +10,8 @@ mod streams;
 mod wsgi;
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
+use fcgi_core::settings::{Kind, Value, SETTINGS};
 use fcgi_core::{Bind, Served, Server, ServerConfig, Stats};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -23,12 +23,15 @@ use crate::error::to_py;
 static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 
 /// Serves `app` (or, with `loader`, the app it returns, loaded in each process) until a signal
-/// stops the server (FastCGI) or for one request (CGI); returns `"fastcgi"` or `"cgi"`.
+/// stops the server (FastCGI) or for one request (CGI); returns `"fastcgi"` or `"cgi"`. Each
+/// keyword after `loader` is a row of the core's settings table (`settings()`), set through it,
+/// so 0 and a bad value mean on this face what they mean on every other.
 #[pyfunction]
 #[pyo3(signature = (
-    app, report, bind=None, *, loader=None, workers=None, max_requests=None, max_connections=None,
-    multiplex=None, processes=None, force_cgi=false, read_timeout=None, write_timeout=None, idle_timeout=None,
-    head_timeout=None, graceful_timeout=None, max_body_bytes=None, handle_signals=true
+    app, report, bind=None, *, loader=None, workers=None, processes=None, max_requests=None,
+    max_connections=None, multiplex=None, max_body_bytes=None, max_params_bytes=None, max_param_bytes=None,
+    max_params=None, read_timeout=None, write_timeout=None, idle_timeout=None, head_timeout=None,
+    graceful_timeout=None, force_cgi=None, handle_signals=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn serve(
@@ -37,54 +40,51 @@ fn serve(
     report: Py<PyAny>,
     bind: Option<String>,
     loader: Option<Py<PyAny>>,
-    workers: Option<usize>,
+    workers: Option<u64>,
+    processes: Option<u64>,
     max_requests: Option<u64>,
-    max_connections: Option<usize>,
-    multiplex: Option<u16>,
-    processes: Option<usize>,
-    force_cgi: bool,
+    max_connections: Option<u64>,
+    multiplex: Option<u64>,
+    max_body_bytes: Option<u64>,
+    max_params_bytes: Option<u64>,
+    max_param_bytes: Option<u64>,
+    max_params: Option<u64>,
     read_timeout: Option<f64>,
     write_timeout: Option<f64>,
     idle_timeout: Option<f64>,
     head_timeout: Option<f64>,
     graceful_timeout: Option<f64>,
-    max_body_bytes: Option<u64>,
-    handle_signals: bool,
+    force_cgi: Option<bool>,
+    handle_signals: Option<bool>,
 ) -> PyResult<&'static str> {
-    let mut config =
-        ServerConfig { force_cgi, workers, max_requests, max_body_bytes, handle_signals, ..ServerConfig::default() };
+    let mut config = ServerConfig::default();
     if let Some(bind) = bind {
         config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
     }
-    if let Some(max_connections) = max_connections {
-        config.max_connections = max_connections;
-    }
-    if let Some(processes) = processes {
-        config.processes = processes.max(1);
-    }
-    if let Some(multiplex) = multiplex {
-        config.connection.max_requests_per_conn = multiplex.max(1);
-    }
-    // One meaning on every face: a timeout of 0 is no limit (as in C); a negative one is an error.
-    let limit = |name: &str, s: f64| -> PyResult<Option<Duration>> {
-        match Duration::try_from_secs_f64(s) {
-            Ok(d) if d.is_zero() => Ok(None),
-            Ok(d) => Ok(Some(d)),
-            Err(_) => Err(PyValueError::new_err(format!(
-                "{name} must be 0 (no limit) or a positive number of seconds, not {s}"
-            ))),
-        }
-    };
-    for (name, value, setting) in [
-        ("read_timeout", read_timeout, &mut config.read_timeout),
-        ("write_timeout", write_timeout, &mut config.write_timeout),
-        ("idle_timeout", idle_timeout, &mut config.idle_timeout),
-        ("head_timeout", head_timeout, &mut config.head_timeout),
-        ("graceful_timeout", graceful_timeout, &mut config.graceful_timeout),
-    ] {
-        if let Some(seconds) = value {
-            *setting = limit(name, seconds)?;
-        }
+    let numbers = [
+        ("workers", workers),
+        ("processes", processes),
+        ("max_requests", max_requests),
+        ("max_connections", max_connections),
+        ("multiplex", multiplex),
+        ("max_body_bytes", max_body_bytes),
+        ("max_params_bytes", max_params_bytes),
+        ("max_param_bytes", max_param_bytes),
+        ("max_params", max_params),
+    ];
+    let seconds = [
+        ("read_timeout", read_timeout),
+        ("write_timeout", write_timeout),
+        ("idle_timeout", idle_timeout),
+        ("head_timeout", head_timeout),
+        ("graceful_timeout", graceful_timeout),
+    ];
+    let flags = [("force_cgi", force_cgi), ("handle_signals", handle_signals)];
+    let given = (numbers.iter().filter_map(|(name, n)| Some((*name, Value::Number((*n)?)))))
+        .chain(seconds.iter().filter_map(|(name, s)| Some((*name, Value::Seconds((*s)?)))))
+        .chain(flags.iter().filter_map(|(name, f)| Some((*name, Value::Flag((*f)?)))));
+    for (name, value) in given {
+        config.set(name, value).map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     let server = Server::new(config);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
@@ -98,6 +98,25 @@ fn serve(
         Served::FastCgi => Ok("fastcgi"),
         Served::Cgi { .. } => Ok("cgi"),
     }
+}
+
+/// The core's settings table: `[(name, kind, default, what 0 means, doc)]`, kind being
+/// `"count"`, `"bytes"`, `"seconds"` or `"flag"`. The tests check that `serve_wsgi` and the
+/// command line offer every one.
+#[pyfunction]
+fn settings() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'static str)> {
+    SETTINGS
+        .iter()
+        .map(|s| {
+            let kind = match s.kind {
+                Kind::Count => "count",
+                Kind::Bytes => "bytes",
+                Kind::Seconds => "seconds",
+                Kind::Flag => "flag",
+            };
+            (s.name, kind, s.default, s.zero, s.doc)
+        })
+        .collect()
 }
 
 /// `{"connections": N, "requests": M}` for the server running in this process, else `None`.
@@ -128,6 +147,7 @@ fn request_reload() {
 #[pymodule]
 fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve, m)?)?;
+    m.add_function(wrap_pyfunction!(settings, m)?)?;
     m.add_function(wrap_pyfunction!(server_stats, m)?)?;
     m.add_function(wrap_pyfunction!(request_stop, m)?)?;
     m.add_function(wrap_pyfunction!(request_reload, m)?)?;

@@ -31,6 +31,7 @@ from ._fcgi_wsgi import (
     request_reload,
     request_stop,
     server_stats,
+    settings,
 )
 from ._fcgi_wsgi import serve as _serve
 
@@ -48,6 +49,7 @@ __all__ = [
     "request_reload",
     "request_stop",
     "serve_wsgi",
+    "settings",
     "server_stats",
 ]
 
@@ -115,6 +117,9 @@ def serve_wsgi(
     head_timeout: float | None = None,
     graceful_timeout: float | None = None,
     max_body_bytes: int | None = None,
+    max_params_bytes: int | None = None,
+    max_param_bytes: int | None = None,
+    max_params: int | None = None,
     handle_signals: bool = True,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
@@ -147,8 +152,11 @@ def serve_wsgi(
     ``head_timeout`` (seconds a request's BEGIN_REQUEST and params may take to arrive, default 10;
     meanwhile the connection holds no worker), ``graceful_timeout`` (seconds a stop or reload
     waits for requests in flight before it proceeds anyway, default 30), ``max_connections``
-    (default 1024), ``multiplex`` (requests at once on one connection). A timeout of 0 means no
-    limit; a negative one raises ``ValueError``.
+    (default 1024), ``multiplex`` (requests at once on one connection), ``max_params_bytes``,
+    ``max_param_bytes`` and ``max_params`` (a request's params in all, one name-value pair, and
+    their number: 1 MiB, 256 KiB, 4096; a 431 page beyond). A timeout of 0 means no limit; a
+    negative one, or 0 where it means nothing, raises ``ValueError``. `docs/SETTINGS.md` lists
+    every setting; ``fcgi_wsgi.settings()`` returns the same table.
     """
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     loader = None
@@ -176,6 +184,9 @@ def serve_wsgi(
         head_timeout=head_timeout,
         graceful_timeout=graceful_timeout,
         max_body_bytes=max_body_bytes,
+        max_params_bytes=max_params_bytes,
+        max_param_bytes=max_param_bytes,
+        max_params=max_params,
         handle_signals=handle_signals,
     )
 

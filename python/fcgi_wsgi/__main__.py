@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-connections", type=int, help="connections open at once")
     parser.add_argument("--multiplex", type=int, help="requests at once on one connection")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body (413 beyond)")
+    parser.add_argument("--max-params-bytes", type=int, help="largest params block of a request (431 beyond)")
+    parser.add_argument("--max-param-bytes", type=int, help="largest name-value pair (431 beyond)")
+    parser.add_argument("--max-params", type=int, help="most name-value pairs in a request (431 beyond)")
     parser.add_argument("--read-timeout", type=float, help="seconds a request may wait for the web server")
     parser.add_argument("--write-timeout", type=float, help="seconds a write may wait for the web server to read")
     parser.add_argument("--idle-timeout", type=float, help="seconds a kept-alive connection may idle")
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         max_connections=args.max_connections,
         multiplex=args.multiplex,
         max_body_bytes=args.max_body_bytes,
+        max_params_bytes=args.max_params_bytes,
+        max_param_bytes=args.max_param_bytes,
+        max_params=args.max_params,
         read_timeout=args.read_timeout,
         write_timeout=args.write_timeout,
         idle_timeout=args.idle_timeout,

@@ -43,19 +43,25 @@ def serve(
     *,
     loader: Callable[[], Callable[..., Any]] | None = None,
     workers: int | None = None,
+    processes: int | None = None,
     max_requests: int | None = None,
     max_connections: int | None = None,
     multiplex: int | None = None,
-    processes: int | None = None,
-    force_cgi: bool = False,
+    max_body_bytes: int | None = None,
+    max_params_bytes: int | None = None,
+    max_param_bytes: int | None = None,
+    max_params: int | None = None,
     read_timeout: float | None = None,
     write_timeout: float | None = None,
     idle_timeout: float | None = None,
     head_timeout: float | None = None,
     graceful_timeout: float | None = None,
-    max_body_bytes: int | None = None,
-    handle_signals: bool = True,
+    force_cgi: bool | None = None,
+    handle_signals: bool | None = None,
 ) -> str: ...
+def settings() -> list[tuple[str, str, str, str, str]]:
+    """The core's settings table: (name, kind, default, what 0 means, doc) for each."""
+
 def server_stats() -> dict | None: ...
 def request_stop() -> None: ...
 def request_reload() -> None: ...
