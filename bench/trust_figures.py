@@ -215,7 +215,9 @@ def case_2(command, cap, seconds=10.0):
         counter = threading.Thread(target=count, daemon=True)
         counter.start()
         uri = "/slow?ms=12000"
-        head = record(BEGIN_REQUEST, 1, struct.pack(">HB5x", RESPONDER, 0)) + stream(PARAMS, 1, pairs(default_params(uri)))
+        head = record(BEGIN_REQUEST, 1, struct.pack(">HB5x", RESPONDER, 0)) + stream(
+            PARAMS, 1, pairs(default_params(uri))
+        )
         sock.sendall(head)
         burst = record(42, 0) * ((64 << 10) // 8)
         sent, peak, pending = 0, baseline, memoryview(b"")
@@ -286,7 +288,12 @@ def case_3(command, cap):
         finally:
             app.close()
     result["figure"] = ", ".join(
-        f"workers {w}: " + (f"{result[f'workers_{w}'] * 1000:.1f} ms" if result[f"workers_{w}"] is not None else f"not answered in {cap:.0f} s")
+        f"workers {w}: "
+        + (
+            f"{result[f'workers_{w}'] * 1000:.1f} ms"
+            if result[f"workers_{w}"] is not None
+            else f"not answered in {cap:.0f} s"
+        )
         for w in ("2", "1")
     )
     return result
@@ -345,8 +352,10 @@ def case_5(command, cap):
         took = app.stop_timed(cap)
         for sock in silent:
             sock.close()
-        return {"stop_seconds": round(took, 3) if took is not None else None,
-                "figure": f"ended in {took:.2f} s" if took is not None else f"not ended after {cap:.0f} s"}
+        return {
+            "stop_seconds": round(took, 3) if took is not None else None,
+            "figure": f"ended in {took:.2f} s" if took is not None else f"not ended after {cap:.0f} s",
+        }
     finally:
         app.close()
 
@@ -420,9 +429,12 @@ def case_7(command, cap):
             "seconds": round(took, 3) if ended else None,
             "echoed_whole": ok,
             "statuses": statuses,
-            "figure": (f"both ended in {took:.2f} s (request 1: {statuses[1]}, echo whole: {ok[1]}; "
-                       f"request 2: {statuses[2]}, echo whole: {ok[2]})" if ended
-                       else f"not ended after {cap:.0f} s (ended: {sorted(got['ends'])})"),
+            "figure": (
+                f"both ended in {took:.2f} s (request 1: {statuses[1]}, echo whole: {ok[1]}; "
+                f"request 2: {statuses[2]}, echo whole: {ok[2]})"
+                if ended
+                else f"not ended after {cap:.0f} s (ended: {sorted(got['ends'])})"
+            ),
         }
     finally:
         app.close()
@@ -473,8 +485,12 @@ def case_9(command, cap):
         end = got["ends"].get(1)
         how = f"END_REQUEST (app_status {end[0]}, protocol_status {end[1]})" if end else "no END_REQUEST"
         then = "then closed" if got["eof"] else "connection left open (15 s)"
-        return {"body_bytes": len(body), "end_request": end, "closed": got["eof"],
-                "figure": f"{len(body):,} body bytes, {how}, {then}"}
+        return {
+            "body_bytes": len(body),
+            "end_request": end,
+            "closed": got["eof"],
+            "figure": f"{len(body):,} body bytes, {how}, {then}",
+        }
     finally:
         app.close()
 
