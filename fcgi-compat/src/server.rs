@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use fcgi_core::runtime::listener;
-use fcgi_core::{Handler, Request, Server, ServerConfig, Stats, StopHandle};
+use fcgi_core::{Handler, Lifecycle, Request, Server, ServerConfig, Stats, StopHandle};
 
 use crate::{config, socket};
 
@@ -387,7 +387,9 @@ impl Handler for Lender {
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()> {
         lend(&self.0, request)
     }
+}
 
+impl Lifecycle for Lender {
     fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {
         block_signals();
         work()
@@ -398,7 +400,7 @@ impl Handler for Lender {
 /// core re-executes the program from this thread on SIGHUP, and exec keeps the mask.
 fn serve(server: Server, shared: Arc<Shared>) {
     let handler = Lender(shared.clone());
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve(&handler)));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve_with(&handler, &handler)));
     let ended = match outcome {
         Ok(Ok(_)) => Ended::Served,
         Ok(Err(e)) => {

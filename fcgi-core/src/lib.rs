@@ -11,6 +11,7 @@ pub mod runtime;
 
 pub use protocol::{ConnectionConfig, Params, ParamsLimits, Role, Roles};
 pub use runtime::error::{Error, ErrorKind};
+pub use runtime::lifecycle::{Lifecycle, NoHooks};
 pub use runtime::settings;
 pub use runtime::{
     Acceptor, Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats, StopHandle,

@@ -92,7 +92,7 @@ fn serve(
         return Err(PyValueError::new_err("serve() needs an app or a loader"));
     }
     let handler = wsgi::WsgiHandler { app: app.map(OnceLock::from).unwrap_or_default(), loader, report };
-    let served = py.detach(|| server.serve(&handler));
+    let served = py.detach(|| server.serve_with(&handler, &handler));
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
     match served.map_err(to_py)? {
         Served::FastCgi => Ok("fastcgi"),

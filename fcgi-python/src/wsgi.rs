@@ -3,7 +3,7 @@
 use std::io;
 use std::sync::{Arc, OnceLock};
 
-use fcgi_core::{Handler, Request};
+use fcgi_core::{Handler, Lifecycle, Request};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -33,7 +33,9 @@ impl Handler for WsgiHandler {
         let params = request.params().clone();
         publish(request, |live| Python::attach(|py| self.call(py, live, &params, info)))
     }
+}
 
+impl Lifecycle for WsgiHandler {
     /// Gives the worker thread one Python thread state for its whole life, instead of one per
     /// request: attaching to the interpreter is then only taking the GIL.
     fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {

@@ -6,6 +6,7 @@ mod connection;
 pub mod error;
 mod graceful;
 mod inputs;
+pub mod lifecycle;
 pub mod listener;
 mod multiplexed;
 mod poller;

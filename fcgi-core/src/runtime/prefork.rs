@@ -25,6 +25,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::lifecycle::Lifecycle;
 use super::listener::Listener;
 use super::request::{Handler, Transport};
 use super::server::{Server, ServerConfig};
@@ -46,6 +47,7 @@ const DRAINING_ENV: &str = "FCGI_DRAINING_WORKERS";
 pub(crate) fn supervise(
     server: &Server,
     handler: &dyn Handler,
+    lifecycle: &dyn Lifecycle,
     listener: &Arc<Listener>,
     config: &ServerConfig,
     transport: Transport,
@@ -64,15 +66,15 @@ pub(crate) fn supervise(
             return Err(reload(listener, signals, workers.keys().chain(&draining).copied().collect()));
         }
         while !stopping && workers.len() < config.processes && Instant::now() >= restart_after {
-            let pid = handler.fork()?;
+            let pid = lifecycle.fork()?;
             if pid == 0 {
                 // The worker: serve with its own threads and signal handlers, then exit
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
-                handler.after_fork();
-                let served = server
-                    .renew_wake_after_fork()
-                    .and_then(|()| server.serve_in_process(handler, listener, config.clone(), transport, false));
+                lifecycle.after_fork();
+                let served = server.renew_wake_after_fork().and_then(|()| {
+                    server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
+                });
                 if let Err(e) = &served {
                     eprintln!("fcgi: worker process {}: {e}", std::process::id());
                 }

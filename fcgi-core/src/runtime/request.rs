@@ -14,28 +14,6 @@ pub trait Handler: Send + Sync {
     /// Serves one request. An error is logged; if nothing was written yet the client gets a
     /// 500 response. The request is ended (END_REQUEST) either way.
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()>;
-
-    /// Runs the whole life of a thread that calls [`handle`](Self::handle): a face that needs
-    /// per-thread state (an interpreter's thread state) sets it up once around `work`.
-    fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {
-        work()
-    }
-
-    /// Starts a worker process when `processes > 1`: like fork(2), 0 in the child and the
-    /// child's pid in the parent. The server calls it before it starts any thread of its own.
-    /// A face whose runtime must take part in forks (Python's `os.fork`) overrides it.
-    fn fork(&self) -> io::Result<i32> {
-        // SAFETY: the server forks before it starts threads, so the child inherits no lock held
-        // by a thread that does not exist there; the child only goes on to serve.
-        match unsafe { libc::fork() } {
-            -1 => Err(io::Error::last_os_error()),
-            pid => Ok(pid),
-        }
-    }
-
-    /// Runs in each worker process right after the fork, before it serves (a face loads a
-    /// lazily loaded app here, so each process has its own).
-    fn after_fork(&self) {}
 }
 
 impl<F> Handler for F

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::cgi;
 use super::graceful;
+use super::lifecycle::{Lifecycle, NoHooks};
 use super::listener::{Bind, Inherited, Listener};
 use super::pool::Pool;
 use super::prefork;
@@ -288,6 +289,11 @@ impl Server {
 
     /// Serves `handler` until stopped (FastCGI) or for one request (CGI).
     pub fn serve(&self, handler: &dyn Handler) -> io::Result<Served> {
+        self.serve_with(handler, &NoHooks)
+    }
+
+    /// [`serve`](Self::serve), with `lifecycle`'s hooks around the worker threads and processes.
+    pub fn serve_with(&self, handler: &dyn Handler, lifecycle: &dyn Lifecycle) -> io::Result<Served> {
         let (listener, on_fd0, transport) = match self.listener()? {
             Some(found) => found,
             None => {
@@ -300,9 +306,9 @@ impl Server {
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
         let result = if config.processes > 1 {
-            prefork::supervise(self, handler, &listener, &config, transport)
+            prefork::supervise(self, handler, lifecycle, &listener, &config, transport)
         } else {
-            self.serve_in_process(handler, &listener, config, transport, true)
+            self.serve_in_process(handler, lifecycle, &listener, config, transport, true)
         };
         if result.is_ok() && self.is_reloading() {
             // Requests in flight are done; connections arriving meanwhile wait in the
@@ -370,6 +376,7 @@ impl Server {
     pub(crate) fn serve_in_process(
         &self,
         handler: &dyn Handler,
+        lifecycle: &dyn Lifecycle,
         listener: &Arc<Listener>,
         config: ServerConfig,
         transport: Transport,
@@ -385,7 +392,7 @@ impl Server {
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| {
-                    handler.run_thread(&mut || {
+                    lifecycle.run_thread(&mut || {
                         while let Some(request) = pool.next() {
                             run_handler(handler, request);
                         }

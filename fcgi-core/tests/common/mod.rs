@@ -183,10 +183,21 @@ impl App {
         self.child.wait().unwrap()
     }
 
-    /// Sends `signal` to the app.
+    /// Sends `signal` to the app while it runs. Once it has exited and been reaped its pid may
+    /// be another process's already (another test's app, which a stray SIGTERM would stop).
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: waitid(2) with WNOWAIT only looks (it reaps nothing) and fills a zeroed
+        // siginfo_t, plain data; si_pid is read only after it returned 0.
+        let running = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) == 0 && info.si_pid() == 0
+        };
+        if running {
+            // SAFETY: kill(2) on the pid of a child that has not exited (nor been reaped).
+            unsafe { libc::kill(pid, signal) };
+        }
     }
 
     /// Waits up to `timeout` for the app to exit.

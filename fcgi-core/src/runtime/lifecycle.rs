@@ -1,0 +1,35 @@
+//! What a face does around the process and its threads, apart from serving requests: an
+//! interpreter that needs a thread state per worker thread, or its own fork (Python's
+//! `os.fork`) and a per-process start. [`Handler`](super::Handler) serves; this lives beside it.
+
+use std::io;
+
+/// Hooks around the worker threads and processes of [`Server::serve_with`](super::Server::serve_with).
+pub trait Lifecycle: Sync {
+    /// Runs the whole life of a worker thread: a face that needs per-thread state (an
+    /// interpreter's thread state) sets it up once around `work`.
+    fn run_thread(&self, work: &mut (dyn FnMut() + Send)) {
+        work()
+    }
+
+    /// Starts a worker process when `processes > 1`: like fork(2), 0 in the child and the
+    /// child's pid in the parent. The server calls it before it starts any thread of its own.
+    /// A face whose runtime must take part in forks (Python's `os.fork`) overrides it.
+    fn fork(&self) -> io::Result<i32> {
+        // SAFETY: the server forks before it starts threads, so the child inherits no lock held
+        // by a thread that does not exist there; the child only goes on to serve.
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            pid => Ok(pid),
+        }
+    }
+
+    /// Runs in each worker process right after the fork, before it serves (a face loads a
+    /// lazily loaded app here, so each process has its own).
+    fn after_fork(&self) {}
+}
+
+/// No hooks: threads run as they are and processes fork with fork(2) ([`Server::serve`](super::Server::serve)).
+pub struct NoHooks;
+
+impl Lifecycle for NoHooks {}
