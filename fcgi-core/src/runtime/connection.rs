@@ -17,14 +17,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::context::Context;
 use super::error::{Error, ErrorKind};
 use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
 use super::multiplexed;
 use super::pool::Pool;
 use super::request::{is_disconnect, Exchange, Input, Output, Request};
-use super::server::{Context, InFlight, Stats};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
+use super::stats::{InFlight, Stats};
 use crate::protocol::record::CUT_SHORT;
 use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
 use crate::protocol::{Connection, Event, Params, ParamsError, ProtocolStatus, RecordType, ResponseEncoder, Role};
@@ -563,7 +564,14 @@ impl Exchange for InlineExchange {
         // short (see `CUT_SHORT`).
         if self.broken.is_none() {
             conn.encoder.buffer().extend_from_slice(&CUT_SHORT);
-            let _ = conn.flush();
+            if conn.flush().is_ok() {
+                // As at any end: a body still on its way is drained a while, so the web
+                // server's writes do not fail (nor a reset destroy what it has to read).
+                let stdin_ended = self.inputs.ended[Input::Stdin as usize];
+                if !stdin_ended && !conn.body_end_buffered(self.id).unwrap_or(true) {
+                    conn.linger(LINGER);
+                }
+            }
         }
         let _ = conn.socket.shutdown(Shutdown::Both);
     }

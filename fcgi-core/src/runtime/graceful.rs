@@ -8,8 +8,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use super::context::Context;
 use super::listener::Listener;
-use super::server::Context;
 
 /// How often, once stopping, the watch looks whether the requests in flight are done.
 const LOOK_EVERY: Duration = Duration::from_millis(20);

@@ -1,8 +1,11 @@
 //! The blocking runtime around the protocol: listener, poller, workers, connections, CGI mode,
 //! signals.
 
+mod acceptor;
 pub mod cgi;
+mod config;
 mod connection;
+mod context;
 pub mod error;
 mod graceful;
 mod inputs;
@@ -17,7 +20,13 @@ pub mod server;
 pub mod settings;
 pub mod signals;
 mod socket_io;
+mod stats;
+mod stop;
 
+pub use acceptor::{Acceptor, Served};
+pub use config::ServerConfig;
 pub use listener::{Bind, Listener};
 pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};
-pub use server::{Acceptor, Served, Server, ServerConfig, Stats, StopHandle};
+pub use server::Server;
+pub use stats::Stats;
+pub use stop::StopHandle;

@@ -21,13 +21,14 @@ use bytes::Bytes;
 
 use super::connection::FcgiConnection;
 use super::connection::{encode_refusal, log_closed, move_replies, record_type};
+use super::context::Context;
 use super::error::{Error, ErrorKind};
 use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
 use super::pool::Pool;
 use super::request::{Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
-use super::server::{Context, InFlight};
 use super::socket_io::{recv, write_all_vectored, Wait};
+use super::stats::InFlight;
 use crate::protocol::record::CUT_SHORT;
 use crate::protocol::{Connection, Event, ProtocolStatus, RecordType, ResponseEncoder, Role};
 

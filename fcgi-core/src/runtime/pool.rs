@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::connection::{log_rate_limited, FcgiConnection, Opened};
+use super::context::Context;
 use super::listener::Listener;
 use super::poller::{Alarm, Bell, Poller, Token};
 use super::request::Request;
-use super::server::Context;
 
 /// The longest time between two sweeps of the parked connections.
 const SWEEP_AT_MOST_EVERY: Duration = Duration::from_millis(100);

@@ -25,10 +25,11 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::config::ServerConfig;
 use super::lifecycle::Lifecycle;
 use super::listener::Listener;
 use super::request::{Handler, Transport};
-use super::server::{Server, ServerConfig};
+use super::server::Server;
 use super::signals::SignalGuard;
 
 /// A worker that dies sooner than this after starting is restarted only after this long, so

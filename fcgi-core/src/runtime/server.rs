@@ -4,271 +4,29 @@
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use super::acceptor::{Acceptor, Served, Source};
 use super::cgi;
+use super::config::ServerConfig;
+use super::context::{Context, Moment};
 use super::graceful;
 use super::lifecycle::{Lifecycle, NoHooks};
-use super::listener::{Bind, Inherited, Listener};
+use super::listener::{Inherited, Listener};
 use super::pool::Pool;
 use super::prefork;
-use super::request::{run_handler, Handler, Request, ServerInfo, Transport};
+use super::request::{run_handler, Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
-use crate::protocol::{Capabilities, ConnectionConfig};
-
-/// How the server is set up. `Default` is right for mod_fcgid, nginx and friends alike.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Where to listen; `None` means fd 0 if it is a listening socket, else `LISTEN_FDS`,
-    /// else CGI mode.
-    pub bind: Option<Bind>,
-    /// Serve one CGI request even if a listener is there (also `FCGI_FORCE_CGI=1`).
-    pub force_cgi: bool,
-    /// Worker threads serving requests at once. `None`: 1 on an inherited fd 0 (mod_fcgid sends
-    /// one request at a time to each process), else twice the cores, between 4 and 32.
-    pub workers: Option<usize>,
-    /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`).
-    pub max_requests: Option<u64>,
-    /// Connections open at once; the request of one more gets END_REQUEST(OVERLOADED).
-    pub max_connections: usize,
-    /// How long a read may wait for the web server in the middle of a request.
-    pub read_timeout: Option<Duration>,
-    /// How long a write may wait for the web server to read.
-    pub write_timeout: Option<Duration>,
-    /// How long a kept-alive connection may sit idle before it is closed.
-    pub idle_timeout: Option<Duration>,
-    /// How long a request's head (BEGIN_REQUEST and the whole PARAMS stream) may take to
-    /// arrive, from the connection's accept or the head's first byte. Until it is whole the
-    /// connection waits in the poller, holding no worker; then it is closed.
-    pub head_timeout: Option<Duration>,
-    /// How long a stop or a reload waits for the requests in flight; then a reload
-    /// re-executes the program anyway and a stop ends the process (as a supervisor's SIGKILL
-    /// would, but with the socket file removed and a log line).
-    pub graceful_timeout: Option<Duration>,
-    /// Largest request body accepted (413 beyond); `None`: the web server's limit alone.
-    pub max_body_bytes: Option<u64>,
-    /// Params limits, roles accepted and multiplexing.
-    pub connection: ConnectionConfig,
-    /// Install handlers for SIGTERM, SIGINT, SIGUSR1 (stop) and SIGHUP (reload) while serving.
-    pub handle_signals: bool,
-    /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
-    /// them: it restarts one that dies and stops them all on a stop signal.
-    pub processes: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            bind: None,
-            force_cgi: false,
-            workers: None,
-            max_requests: None,
-            max_connections: 1024,
-            read_timeout: Some(Duration::from_secs(60)),
-            write_timeout: Some(Duration::from_secs(60)),
-            idle_timeout: Some(Duration::from_secs(90)),
-            head_timeout: Some(Duration::from_secs(10)),
-            graceful_timeout: Some(Duration::from_secs(30)),
-            max_body_bytes: None,
-            connection: ConnectionConfig::default(),
-            handle_signals: true,
-            processes: 1,
-        }
-    }
-}
-
-/// How a [`Server::serve`] call served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Served {
-    /// As a FastCGI server, until asked to stop.
-    FastCgi,
-    /// One CGI request, with this app status (the exit status a CGI program should return).
-    Cgi { app_status: u32 },
-}
-
-/// Counters a handler or a test can read while the server runs.
-#[derive(Debug, Default)]
-pub struct Stats {
-    connections: AtomicU64,
-    requests: AtomicU64,
-    open: AtomicUsize,
-    in_flight: AtomicUsize,
-}
-
-/// Counts one request in flight for as long as it lives (held by the request's exchange).
-pub(crate) struct InFlight(Arc<Stats>);
-
-impl InFlight {
-    pub(crate) fn new(stats: &Arc<Stats>) -> Self {
-        stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(stats.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Stats {
-    /// FastCGI connections accepted so far.
-    pub fn connections(&self) -> u64 {
-        self.connections.load(Ordering::Relaxed)
-    }
-
-    /// Requests served so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    /// Connections open now.
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Requests read and not ended yet: being served, or queued for a thread to take.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Counts an accepted connection; returns how many are open now.
-    pub(crate) fn connection_opened(&self) -> usize {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    pub(crate) fn connection_closed(&self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Stops a serving server from another thread (or a signal handler: it is async-signal-safe).
-#[derive(Debug, Clone)]
-pub struct StopHandle {
-    stopping: Arc<AtomicBool>,
-    /// The server's wake-up socket, made by its first serve; shared, so that it stays open as
-    /// long as any handle can write to it.
-    wake: Arc<OnceLock<Wake>>,
-}
-
-/// A server's wake-up socket: a byte written to `writer` wakes whatever waits on `reader` (the
-/// worker threads, or a pre-fork supervisor). Made once and kept until the server and every
-/// [`StopHandle`] are gone, so the descriptor a stop writes to is always this socket: never one
-/// closed when serving ended, whose number a file opened since may have taken.
-#[derive(Debug)]
-struct Wake {
-    reader: UnixStream,
-    writer: UnixStream,
-}
-
-impl Wake {
-    fn new() -> io::Result<Self> {
-        let (reader, writer) = UnixStream::pair()?;
-        reader.set_nonblocking(true)?;
-        writer.set_nonblocking(true)?;
-        Ok(Self { reader, writer })
-    }
-
-    /// Puts a fresh socket pair behind the same two descriptor numbers, atomically (dup3), so a
-    /// forked worker process wakes on its own socket, not on its supervisor's.
-    fn renew(&self) -> io::Result<()> {
-        let fresh = Self::new()?;
-        for (new, old) in [(&fresh.reader, &self.reader), (&fresh.writer, &self.writer)] {
-            // SAFETY: dup3 onto a descriptor this Wake owns: the number stays open throughout,
-            // now for the fresh socket (close-on-exec, as it was); `fresh` closes its own copies.
-            if unsafe { libc::dup3(new.as_raw_fd(), old.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-}
-
-impl StopHandle {
-    /// Stops accepting, lets in-flight requests finish, and makes `serve` return.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        // OnceLock::get is one atomic load; the socket outlives this handle.
-        if let Some(wake) = self.wake.get() {
-            signals::wake(wake.writer.as_raw_fd());
-        }
-    }
-
-    /// Whether a stop was asked for: by this handle, or by a signal when the server handles
-    /// them.
-    fn is_stopping(&self, signals_too: bool) -> bool {
-        self.stopping.load(Ordering::SeqCst) || (signals_too && signals::stop_requested())
-    }
-}
+use super::stats::Stats;
+use super::stop::{StopHandle, Wake};
+use crate::protocol::Capabilities;
 
 /// A FastCGI server.
 pub struct Server {
     config: ServerConfig,
     stats: Arc<Stats>,
     stop: StopHandle,
-}
-
-/// What the threads serving a listener need to know of their server.
-pub(crate) struct Context {
-    /// The server's configuration with the worker count resolved.
-    pub(crate) config: ServerConfig,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) info: ServerInfo,
-    /// When a new connection last stayed silent.
-    pub(crate) silence: Moment,
-    stop: StopHandle,
-}
-
-/// A moment noted by any thread, cheaply: milliseconds since a base instant, 0 for never.
-pub(crate) struct Moment {
-    base: Instant,
-    at_ms: AtomicU64,
-}
-
-impl Moment {
-    fn new() -> Self {
-        Self { base: Instant::now(), at_ms: AtomicU64::new(0) }
-    }
-
-    /// Notes now.
-    pub(crate) fn note(&self) {
-        let now = self.base.elapsed().as_millis() as u64 + 1;
-        self.at_ms.store(now, Ordering::Relaxed);
-    }
-
-    /// Whether the moment was noted within `span` of now.
-    pub(crate) fn heard_within(&self, span: Duration) -> bool {
-        let at = self.at_ms.load(Ordering::Relaxed);
-        at != 0 && (self.base.elapsed().as_millis() as u64 + 1).saturating_sub(at) < span.as_millis() as u64
-    }
-}
-
-impl Context {
-    /// Whether the server is stopping: finish what is in hand, take nothing new.
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stop.is_stopping(self.config.handle_signals)
-    }
-
-    /// Whether the stop under way is a reload (the program re-executes on the same listener).
-    pub(crate) fn is_reloading(&self) -> bool {
-        self.config.handle_signals && signals::reload_requested()
-    }
-
-    /// Stops the server.
-    pub(crate) fn stop(&self) {
-        self.stop.stop();
-    }
-
-    /// Counts a served request, and stops the server when `max_requests` is reached.
-    pub(crate) fn note_request(&self) {
-        let served = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.config.max_requests.is_some_and(|max| served >= max) {
-            self.stop.stop();
-        }
-    }
 }
 
 impl Server {
@@ -470,69 +228,6 @@ impl Server {
             Inherited::Systemd(listener) => Some((listener, false, Transport::Inherited)),
             Inherited::None => None,
         })
-    }
-}
-
-/// Requests for the program's own threads to take: see [`Server::acceptor`]. Dropping it stops
-/// the server; requests taken and not finished yet still end normally.
-pub struct Acceptor {
-    source: Source,
-}
-
-enum Source {
-    FastCgi {
-        /// First, so the signal handlers forget the wake-up socket before anything closes.
-        _signals: Option<SignalGuard>,
-        pool: Arc<Pool>,
-        listener: Arc<Listener>,
-        stop: StopHandle,
-    },
-    Cgi {
-        /// The one request, until taken.
-        request: Mutex<Option<Request<'static>>>,
-        /// Its app status once it has ended.
-        app_status: Arc<Mutex<Option<u32>>>,
-    },
-}
-
-impl Acceptor {
-    /// The next request, waiting as long as it takes; `None` once the server is stopping (a
-    /// signal, [`StopHandle::stop`], `max_requests`, or after the one CGI request) and every
-    /// request that was under way has been handed out. Any number of threads may accept at
-    /// once; each request is served by the thread that took it (or one it hands it to) and
-    /// ends with [`Request::finish`].
-    pub fn accept(&self) -> Option<Request<'static>> {
-        match &self.source {
-            Source::FastCgi { pool, .. } => pool.next(),
-            Source::Cgi { request, .. } => request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(),
-        }
-    }
-
-    /// How this acceptor serves: FastCGI, or CGI with the app status of its request (0 until
-    /// it has ended).
-    pub fn served(&self) -> Served {
-        match &self.source {
-            Source::FastCgi { .. } => Served::FastCgi,
-            Source::Cgi { app_status, .. } => {
-                let app_status = *app_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                Served::Cgi { app_status: app_status.unwrap_or(0) }
-            }
-        }
-    }
-}
-
-impl Drop for Acceptor {
-    /// Stops the server and lets the listener go: re-executes the program on it for a reload
-    /// (SIGHUP), else removes the socket file this process created.
-    fn drop(&mut self) {
-        let Source::FastCgi { pool, listener, stop, .. } = &self.source else { return };
-        stop.stop();
-        if pool.context().is_reloading() {
-            eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
-            let e = listener.reexec();
-            eprintln!("fcgi: the reload failed: {e}");
-        }
-        listener.remove_socket_file();
     }
 }
 

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::server::ServerConfig;
+use super::config::ServerConfig;
 
 /// What a setting's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

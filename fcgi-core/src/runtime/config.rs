@@ -1,0 +1,68 @@
+//! [`ServerConfig`]: how a server is set up, every face's settings (see `settings.rs`) in
+//! one struct.
+
+use std::time::Duration;
+
+use super::listener::Bind;
+use crate::protocol::ConnectionConfig;
+
+/// How the server is set up. `Default` is right for mod_fcgid, nginx and friends alike.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; `None` means fd 0 if it is a listening socket, else `LISTEN_FDS`,
+    /// else CGI mode.
+    pub bind: Option<Bind>,
+    /// Serve one CGI request even if a listener is there (also `FCGI_FORCE_CGI=1`).
+    pub force_cgi: bool,
+    /// Worker threads serving requests at once. `None`: 1 on an inherited fd 0 (mod_fcgid sends
+    /// one request at a time to each process), else twice the cores, between 4 and 32.
+    pub workers: Option<usize>,
+    /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`).
+    pub max_requests: Option<u64>,
+    /// Connections open at once; the request of one more gets END_REQUEST(OVERLOADED).
+    pub max_connections: usize,
+    /// How long a read may wait for the web server in the middle of a request.
+    pub read_timeout: Option<Duration>,
+    /// How long a write may wait for the web server to read.
+    pub write_timeout: Option<Duration>,
+    /// How long a kept-alive connection may sit idle before it is closed.
+    pub idle_timeout: Option<Duration>,
+    /// How long a request's head (BEGIN_REQUEST and the whole PARAMS stream) may take to
+    /// arrive, from the connection's accept or the head's first byte. Until it is whole the
+    /// connection waits in the poller, holding no worker; then it is closed.
+    pub head_timeout: Option<Duration>,
+    /// How long a stop or a reload waits for the requests in flight; then a reload
+    /// re-executes the program anyway and a stop ends the process (as a supervisor's SIGKILL
+    /// would, but with the socket file removed and a log line).
+    pub graceful_timeout: Option<Duration>,
+    /// Largest request body accepted (413 beyond); `None`: the web server's limit alone.
+    pub max_body_bytes: Option<u64>,
+    /// Params limits, roles accepted and multiplexing.
+    pub connection: ConnectionConfig,
+    /// Install handlers for SIGTERM, SIGINT, SIGUSR1 (stop) and SIGHUP (reload) while serving.
+    pub handle_signals: bool,
+    /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
+    /// them: it restarts one that dies and stops them all on a stop signal.
+    pub processes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: None,
+            force_cgi: false,
+            workers: None,
+            max_requests: None,
+            max_connections: 1024,
+            read_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: Some(Duration::from_secs(90)),
+            head_timeout: Some(Duration::from_secs(10)),
+            graceful_timeout: Some(Duration::from_secs(30)),
+            max_body_bytes: None,
+            connection: ConnectionConfig::default(),
+            handle_signals: true,
+            processes: 1,
+        }
+    }
+}
