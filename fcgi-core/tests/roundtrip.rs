@@ -310,12 +310,13 @@ fn run_connection(config: ConnectionConfig, end_at: EndAt, wire: &[u8], sizes: &
                 Err(_) => break 'chunks,
             };
             assert!(conn.is_active(id));
-            conn.end_request(id, 0, ProtocolStatus::RequestComplete, &mut replies);
+            conn.end_request(id, 0);
+            replies.extend_from_slice(&conn.take_output());
             assert!(!conn.is_active(id));
             assert!(conn.active_requests() < usize::from(config.max_requests_per_conn));
         }
     }
-    replies.extend_from_slice(&conn.output().split());
+    replies.extend_from_slice(&conn.take_output());
     while let Some(record) = Record::decode(&mut replies).expect("replies are version 1") {
         assert_eq!(record.header.body_len() % 8, 0);
         if record.header.record_type == RecordType::EndRequest {

@@ -133,7 +133,6 @@ fn decode_case(name: &'static str, unit: &'static str, body_len: usize) -> Case 
     let wire = request_wire(body_len);
     let mut connection = Connection::new(ConnectionConfig::default());
     let mut input = BytesMut::with_capacity(2 * READ_SIZE);
-    let mut out = BytesMut::new();
     let bytes_per_op = wire.len();
     let run = move || {
         let mut body = 0usize;
@@ -144,8 +143,11 @@ fn decode_case(name: &'static str, unit: &'static str, body_len: usize) -> Case 
                     Event::Params { params, .. } => body += black_box(params).len(),
                     Event::Stdin { data, .. } => body += black_box(data).len(),
                     Event::StdinEnd { id } => {
-                        connection.end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
-                        out.clear();
+                        connection.end_request(id, 0);
+                        let _ = connection.flush(|slices| {
+                            black_box(slices);
+                            Ok(())
+                        });
                     }
                     _ => {}
                 }

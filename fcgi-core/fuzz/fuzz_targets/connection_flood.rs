@@ -24,7 +24,7 @@ use fcgi_core::protocol::header::RecordType;
 use fcgi_core::protocol::management::Capabilities;
 use fcgi_core::protocol::params::encode_pair;
 use fcgi_core::protocol::record::Record;
-use fcgi_core::protocol::{Connection, ConnectionConfig, Event, ParamsLimits, ProtocolError, ProtocolStatus, Roles};
+use fcgi_core::protocol::{Connection, ConnectionConfig, Event, ParamsLimits, ProtocolError, Roles};
 use libfuzzer_sys::fuzz_target;
 
 /// Request ids the script begins: 1..=8. Stray records use ids from 0x100 up, never begun.
@@ -215,13 +215,13 @@ fn run(script: &Script, wire: &Wire, chunked: bool) -> Outcome {
                 let polled = conn.poll_event(&mut input);
                 let used = before - input.len();
                 consumed += used;
-                let owed = conn.output().len();
+                let owed = conn.pending_output();
                 // Replies are bounded by what was consumed, in this poll and in all.
                 assert!(owed <= 2 * used, "{owed} bytes owed for {used} consumed");
                 assert!(conn.active_requests() <= limit, "{} active, limit {limit}", conn.active_requests());
                 // The runtime moves the replies to its send buffer and sends them.
                 owed_total += owed;
-                outcome.replies.extend_from_slice(&conn.output().split());
+                outcome.replies.extend_from_slice(&conn.take_output());
                 let event = match polled {
                     Ok(Some(event)) => event,
                     Ok(None) => break,
@@ -249,8 +249,8 @@ fn run(script: &Script, wire: &Wire, chunked: bool) -> Outcome {
                 if end {
                     // The handler answers: even ids as soon as their params are in, odd ones
                     // at the end of their body; aborted and refused ones at once.
-                    let mut out = BytesMut::new();
-                    conn.end_request(id, 0, ProtocolStatus::RequestComplete, &mut out);
+                    conn.end_request(id, 0);
+                    let out = conn.take_output();
                     assert_eq!(out.len(), 16);
                     active.remove(&id);
                     assert!(!conn.is_active(id));

@@ -1,17 +1,22 @@
-//! The application side of one FastCGI connection, as a state machine: bytes in, events out,
-//! and the replies the protocol owes the web server (GET_VALUES_RESULT, UNKNOWN_TYPE and the
-//! END_REQUESTs that refuse a request) queued in an output buffer for the runtime to send.
+//! The application side of one FastCGI connection, as a state machine: bytes in, events out.
+//! It owns everything the connection sends (quinn-proto's `Connection` habit): the replies the
+//! protocol owes the web server (GET_VALUES_RESULT, UNKNOWN_TYPE, refusals), the requests'
+//! STDOUT and STDERR streams and their END_REQUESTs. The runtime hands it what the handler
+//! writes and moves the slices it gives back to the socket, carrying no protocol state.
 
-use bytes::BytesMut;
+use std::io::{self, IoSlice};
+
+use bytes::{Bytes, BytesMut};
 
 use super::begin::{BeginRequest, Role};
-use super::end::{EndRequest, ProtocolStatus};
+use super::end::ProtocolStatus;
 use super::header::RecordType;
 use super::management::{answer_get_values, answer_unknown_type, Capabilities};
 use super::params::{Params, ParamsDecoder, ParamsLimits};
-use super::record::{encode_record, Record};
+use super::record::{encode_stream, Record, CUT_SHORT};
+use super::response::ResponseEncoder;
+use super::stream::Output;
 use super::{ParamsError, ProtocolError};
-use bytes::Bytes;
 
 /// Which roles the application accepts; others are refused with UNKNOWN_ROLE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +77,9 @@ impl Default for ConnectionConfig {
 pub enum Event {
     /// A request began; its params follow.
     Begin { id: u16, role: Role, keep_conn: bool },
-    /// The request's params are complete: the handler can start.
-    Params { id: u16, params: Params },
+    /// The request's params are complete: the handler can start. `role` and `keep_conn` are
+    /// its BEGIN_REQUEST's.
+    Params { id: u16, role: Role, keep_conn: bool, params: Params },
     /// The request's params broke a limit or were malformed: answer it with an error response.
     ParamsRefused { id: u16, error: ParamsError },
     /// A chunk of the request body.
@@ -88,6 +94,22 @@ pub enum Event {
     Abort { id: u16 },
 }
 
+impl Event {
+    /// The request the event is about.
+    pub fn id(&self) -> u16 {
+        match *self {
+            Self::Begin { id, .. }
+            | Self::Params { id, .. }
+            | Self::ParamsRefused { id, .. }
+            | Self::Stdin { id, .. }
+            | Self::StdinEnd { id }
+            | Self::Data { id, .. }
+            | Self::DataEnd { id }
+            | Self::Abort { id } => id,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Stage {
     Params(ParamsDecoder),
@@ -97,6 +119,7 @@ enum Stage {
 #[derive(Debug)]
 struct ActiveRequest {
     id: u16,
+    role: Role,
     keep_conn: bool,
     stage: Stage,
 }
@@ -106,7 +129,8 @@ struct ActiveRequest {
 pub struct Connection {
     config: ConnectionConfig,
     active: Vec<ActiveRequest>,
-    output: BytesMut,
+    /// Everything owed to the web server, framed.
+    out: ResponseEncoder,
     /// Refusing every request with OVERLOADED (the application is at its connection limit).
     overloaded: bool,
     refused_overloaded: bool,
@@ -115,7 +139,7 @@ pub struct Connection {
 impl Connection {
     /// A fresh connection.
     pub fn new(config: ConnectionConfig) -> Self {
-        Self { config, active: Vec::new(), output: BytesMut::new(), overloaded: false, refused_overloaded: false }
+        Self { config, active: Vec::new(), out: ResponseEncoder::new(), overloaded: false, refused_overloaded: false }
     }
 
     /// A connection that refuses every request with OVERLOADED (still answering GET_VALUES):
@@ -145,9 +169,44 @@ impl Connection {
         Ok(None)
     }
 
-    /// Replies owed to the web server; the runtime sends and clears them.
-    pub fn output(&mut self) -> &mut BytesMut {
-        &mut self.output
+    /// Frames `data` on `output` of request `id`. Small data is buffered, and `send` is called
+    /// only when the buffer is full; large data goes to `send` as slices (what is buffered
+    /// first), never copied. `send` must write all slices or fail.
+    pub fn write<F>(&mut self, id: u16, output: Output, data: &[u8], send: F) -> io::Result<()>
+    where
+        F: FnMut(&[IoSlice<'_>]) -> io::Result<()>,
+    {
+        self.out.write(output.record_type(), id, data, send)
+    }
+
+    /// Buffers `data` on `output` of request `id` if that needs no send, and says whether it
+    /// did (for a caller that must not wait: one holding an interpreter lock).
+    pub fn try_buffer(&mut self, id: u16, output: Output, data: &[u8]) -> bool {
+        self.out.try_buffer(output.record_type(), id, data)
+    }
+
+    /// Passes everything owed to `send` (as slices) and forgets it once sent.
+    pub fn flush<F>(&mut self, send: F) -> io::Result<()>
+    where
+        F: FnMut(&[IoSlice<'_>]) -> io::Result<()>,
+    {
+        self.out.flush(send)
+    }
+
+    /// Bytes owed to the web server, not sent yet.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes everything owed to the web server (a sans-IO driver's `poll_transmit`).
+    pub fn take_output(&mut self) -> BytesMut {
+        self.out.buffer().split()
+    }
+
+    /// Appends the marker of a response cut short ([`CUT_SHORT`]): what the connection sends
+    /// last before it closes without the request's END_REQUEST.
+    pub fn cut_short(&mut self) {
+        self.out.buffer().extend_from_slice(&CUT_SHORT);
     }
 
     /// Number of requests active on this connection.
@@ -160,22 +219,49 @@ impl Connection {
         self.position(id).is_some()
     }
 
-    /// Ends request `id`: appends its END_REQUEST to `out` and makes the id inactive. Returns
-    /// whether the web server asked to keep the connection (false for an inactive id).
-    pub fn end_request(
-        &mut self,
-        id: u16,
-        app_status: u32,
-        protocol_status: ProtocolStatus,
-        out: &mut BytesMut,
-    ) -> bool {
+    /// Ends request `id` after its response: the ends of its STDOUT stream (and STDERR if
+    /// `stderr_used`), then END_REQUEST with `app_status`. Returns whether the web server asked
+    /// to keep the connection (false for an inactive id, which gets nothing).
+    pub fn finish_request(&mut self, id: u16, app_status: u32, stderr_used: bool) -> bool {
+        if !self.is_active(id) {
+            return false;
+        }
+        if stderr_used {
+            self.out.end_stream(RecordType::Stderr, id);
+        }
+        self.out.end_stream(RecordType::Stdout, id);
+        self.end_request(id, app_status)
+    }
+
+    /// Ends request `id` with END_REQUEST alone (an ABORT_REQUEST answered before the request
+    /// reached a handler) and makes the id inactive; returns whether the web server asked to
+    /// keep the connection (false for an inactive id).
+    pub fn end_request(&mut self, id: u16, app_status: u32) -> bool {
         let Some(index) = self.position(id) else {
             return false;
         };
         let request = self.active.swap_remove(index);
-        let body = EndRequest { app_status, protocol_status }.encode();
-        encode_record(RecordType::EndRequest, id, &body, out);
+        self.out.end_request(id, app_status, ProtocolStatus::RequestComplete);
         request.keep_conn
+    }
+
+    /// Answers request `id`, whose params were refused, with a 400 or 431 page and ends it;
+    /// returns whether the web server asked to keep the connection.
+    pub fn refuse_params(&mut self, id: u16, error: &ParamsError) -> bool {
+        let status = match error {
+            ParamsError::Truncated => "400 Bad Request",
+            _ => "431 Request Header Fields Too Large",
+        };
+        let page = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{status}: {error}\n");
+        self.answer(id, page.as_bytes())
+    }
+
+    /// Answers request `id` with the whole response `page`, app status 1 (a refusal the
+    /// runtime decides on, such as 503 for a request no worker could take), and ends it;
+    /// returns whether the web server asked to keep the connection.
+    pub fn answer(&mut self, id: u16, page: &[u8]) -> bool {
+        encode_stream(RecordType::Stdout, id, page, self.out.buffer());
+        self.finish_request(id, 1, false)
     }
 
     fn position(&self, id: u16) -> Option<usize> {
@@ -183,8 +269,7 @@ impl Connection {
     }
 
     fn refuse(&mut self, id: u16, status: ProtocolStatus) {
-        let body = EndRequest { app_status: 0, protocol_status: status }.encode();
-        encode_record(RecordType::EndRequest, id, &body, &mut self.output);
+        self.out.end_request(id, 0, status);
     }
 
     /// Applies one record.
@@ -194,9 +279,9 @@ impl Connection {
         if header.is_management() {
             match header.record_type {
                 RecordType::GetValues => {
-                    answer_get_values(&record.content, &self.config.capabilities, &mut self.output)?
+                    answer_get_values(&record.content, &self.config.capabilities, self.out.buffer())?
                 }
-                _ => answer_unknown_type(type_byte, &mut self.output),
+                _ => answer_unknown_type(type_byte, self.out.buffer()),
             }
             return Ok(None);
         }
@@ -237,6 +322,7 @@ impl Connection {
         }
         self.active.push(ActiveRequest {
             id,
+            role: begin.role,
             keep_conn: begin.keep_conn,
             stage: Stage::Params(ParamsDecoder::new(self.config.params_limits)),
         });
@@ -264,8 +350,9 @@ impl Connection {
                 else {
                     unreachable!("matched Stage::Params above");
                 };
+                let (role, keep_conn) = (request.role, request.keep_conn);
                 Ok(Some(match decoder.finish() {
-                    Ok(params) => Event::Params { id, params },
+                    Ok(params) => Event::Params { id, role, keep_conn, params },
                     Err(error) => Event::ParamsRefused { id, error },
                 }))
             }
@@ -293,8 +380,9 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::end::EndRequest;
     use crate::protocol::params::encode_pair;
-    use crate::protocol::record::encode_stream_end;
+    use crate::protocol::record::{encode_record, encode_stream_end};
 
     fn begin(id: u16, role: Role, keep_conn: bool, out: &mut BytesMut) {
         encode_record(RecordType::BeginRequest, id, &BeginRequest { role, keep_conn }.encode(), out);
@@ -321,7 +409,7 @@ mod tests {
     }
 
     fn replies(conn: &mut Connection) -> Vec<Record> {
-        let mut out = conn.output().split();
+        let mut out = conn.take_output();
         std::iter::from_fn(|| Record::decode(&mut out).unwrap()).collect()
     }
 
@@ -339,10 +427,45 @@ mod tests {
         assert_eq!(params.get(b"REQUEST_METHOD"), Some(&b"POST"[..]));
         assert_eq!(got[2], Event::Stdin { id: 1, data: Bytes::from_static(b"abc") });
         assert_eq!(got[3], Event::StdinEnd { id: 1 });
-        let mut out = BytesMut::new();
-        assert!(conn.end_request(1, 0, ProtocolStatus::RequestComplete, &mut out));
-        assert_eq!(&out[..], &[1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(conn.end_request(1, 0));
+        assert_eq!(&conn.take_output()[..], &[1, 3, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(conn.active_requests(), 0);
+    }
+
+    #[test]
+    fn the_connection_frames_the_response_and_ends_the_request() {
+        let mut input = BytesMut::new();
+        begin(1, Role::Authorizer, true, &mut input);
+        params(1, &[], &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        let got = events(&mut conn, &mut input).unwrap();
+        let Event::Params { role, keep_conn, .. } = &got[1] else { panic!("{got:?}") };
+        assert_eq!((*role, *keep_conn), (Role::Authorizer, true), "Params carries what BEGIN said");
+        let mut sent = Vec::new();
+        let mut send = |slices: &[IoSlice<'_>]| {
+            slices.iter().for_each(|s| sent.extend_from_slice(s));
+            Ok(())
+        };
+        conn.write(1, Output::Stdout, b"Status: 200 OK\r\n\r\nhi", &mut send).unwrap();
+        assert!(conn.try_buffer(1, Output::Stderr, b"log"));
+        let big = vec![7u8; 100_000];
+        conn.write(1, Output::Stdout, &big, &mut send).unwrap();
+        assert!(conn.finish_request(1, 0, true));
+        conn.flush(&mut send).unwrap();
+        assert_eq!(conn.pending_output(), 0);
+        let mut wire = BytesMut::from(&sent[..]);
+        let records: Vec<Record> = std::iter::from_fn(|| Record::decode(&mut wire).unwrap()).collect();
+        let stdout: Vec<u8> = records
+            .iter()
+            .filter(|r| r.header.record_type == RecordType::Stdout)
+            .flat_map(|r| r.content.to_vec())
+            .collect();
+        assert_eq!(stdout.len(), 20 + big.len());
+        let kinds: Vec<RecordType> = records.iter().rev().take(3).map(|r| r.header.record_type).collect();
+        assert_eq!(kinds, [RecordType::EndRequest, RecordType::Stdout, RecordType::Stderr], "ends, then END_REQUEST");
+        assert!(records.iter().rev().nth(1).unwrap().content.is_empty(), "STDOUT's end");
+        assert!(!conn.finish_request(1, 0, false), "an ended id gets nothing");
+        assert_eq!(conn.pending_output(), 0);
     }
 
     #[test]
@@ -457,7 +580,8 @@ mod tests {
         params(1, &[], &mut input);
         let mut conn = Connection::new(ConnectionConfig::default());
         assert_eq!(events(&mut conn, &mut input).unwrap().len(), 2);
-        conn.end_request(1, 0, ProtocolStatus::RequestComplete, &mut BytesMut::new());
+        conn.end_request(1, 0);
+        conn.take_output();
         encode_record(RecordType::Stdin, 1, b"late", &mut input);
         encode_record(RecordType::AbortRequest, 1, b"", &mut input);
         assert!(events(&mut conn, &mut input).unwrap().is_empty());

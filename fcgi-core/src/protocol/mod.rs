@@ -10,6 +10,7 @@ pub mod management;
 pub mod params;
 pub mod record;
 pub mod response;
+pub mod stream;
 
 pub use begin::{BeginRequest, Role};
 pub use connection::{Connection, ConnectionConfig, Event, Roles};
@@ -20,3 +21,4 @@ pub use management::Capabilities;
 pub use params::{Params, ParamsDecoder, ParamsLimits};
 pub use record::Record;
 pub use response::ResponseEncoder;
+pub use stream::{Input, Output};

@@ -79,6 +79,11 @@ impl ResponseEncoder {
         &mut self.buf
     }
 
+    /// Bytes waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether anything waits to be sent.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()

@@ -26,9 +26,8 @@ use super::pool::Pool;
 use super::request::{is_disconnect, Exchange, Input, Output, Request};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
 use super::stats::{InFlight, Stats};
-use crate::protocol::record::CUT_SHORT;
 use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
-use crate::protocol::{Connection, Event, Params, ParamsError, ProtocolStatus, RecordType, ResponseEncoder, Role};
+use crate::protocol::{Connection, Event, Params, ParamsError, Role};
 /// How long the rest of a refused request may take to arrive (see [`FcgiConnection::linger`]).
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
 /// How long a new connection may take to send its first bytes before it waits in the epoll set.
@@ -54,7 +53,7 @@ pub(crate) enum Opened {
 
 /// What reading a connection up to its next request gave.
 enum Next {
-    Request { id: u16, params: Params },
+    Request { id: u16, role: Role, params: Params },
     Park,
     Close,
 }
@@ -64,7 +63,6 @@ pub(crate) struct FcgiConnection {
     pub(super) socket: Socket,
     pub(super) proto: Connection,
     pub(super) input: BytesMut,
-    pub(super) encoder: ResponseEncoder,
     stats: Arc<Stats>,
     pub(super) timeouts: Timeouts,
     /// No record has arrived yet.
@@ -75,8 +73,6 @@ pub(crate) struct FcgiConnection {
     head_since: Option<Instant>,
     /// During a stop: until when a request this connection was about to send may still come.
     drain_by: Option<Instant>,
-    /// The role of the request under way (from its BEGIN_REQUEST).
-    role: Role,
 }
 
 /// How long a read or a write may wait for the web server (the socket is non-blocking: the
@@ -101,7 +97,6 @@ impl FcgiConnection {
             socket,
             proto: Connection::new(ctx.config.connection),
             input: BytesMut::with_capacity(READ_CHUNK),
-            encoder: ResponseEncoder::new(),
             stats: ctx.stats.clone(),
             timeouts: Timeouts {
                 read: ctx.config.read_timeout,
@@ -112,7 +107,6 @@ impl FcgiConnection {
             fresh: true,
             head_since: Some(Instant::now()),
             drain_by: None,
-            role: Role::Responder,
         }
     }
 
@@ -194,8 +188,7 @@ impl FcgiConnection {
             self.next_request(ctx)
         };
         match next {
-            Ok(Next::Request { id, params }) => {
-                let role = self.role;
+            Ok(Next::Request { id, role, params }) => {
                 let exchange = InlineExchange {
                     conn: Some(self),
                     pool: pool.clone(),
@@ -228,13 +221,11 @@ impl FcgiConnection {
     fn next_request(&mut self, ctx: &Context) -> io::Result<Next> {
         loop {
             let event = self.proto.poll_event(&mut self.input).map_err(Error::protocol)?;
-            self.take_replies();
             self.fresh &= event.is_none();
             match event {
-                Some(Event::Begin { role, .. }) => self.role = role,
-                Some(Event::Params { id, params }) => {
+                Some(Event::Params { id, role, params, .. }) => {
                     self.head_since = None;
-                    return Ok(Next::Request { id, params });
+                    return Ok(Next::Request { id, role, params });
                 }
                 Some(Event::ParamsRefused { id, error }) => {
                     self.head_since = None;
@@ -243,7 +234,7 @@ impl FcgiConnection {
                     }
                 }
                 Some(Event::Abort { id }) => {
-                    if !self.proto.end_request(id, 0, ProtocolStatus::RequestComplete, self.encoder.buffer()) {
+                    if !self.proto.end_request(id, 0) {
                         self.flush()?;
                         return Ok(Next::Close);
                     }
@@ -306,11 +297,7 @@ impl FcgiConnection {
         // TCP reset that can destroy the response in flight): such a close lingers. Often the
         // body's end is already here, unread (a handler that ignored an empty body).
         let unread_body = !stdin_ended && !self.body_end_buffered(id)?;
-        if stderr_used {
-            self.encoder.end_stream(RecordType::Stderr, id);
-        }
-        self.encoder.end_stream(RecordType::Stdout, id);
-        let keep_conn = self.proto.end_request(id, app_status, ProtocolStatus::RequestComplete, self.encoder.buffer());
+        let keep_conn = self.proto.finish_request(id, app_status, stderr_used);
         self.flush()?;
         if !keep_conn && unread_body {
             self.linger(LINGER);
@@ -332,7 +319,8 @@ impl FcgiConnection {
 
     /// Answers a request whose params were refused with an error page.
     fn refuse_request(&mut self, id: u16, error: ParamsError) -> io::Result<bool> {
-        let keep_conn = encode_refusal(&mut self.proto, &mut self.encoder, id, &error);
+        eprintln!("fcgi: request {id} refused: {error}");
+        let keep_conn = self.proto.refuse_params(id, &error);
         self.flush()?;
         Ok(keep_conn)
     }
@@ -343,7 +331,6 @@ impl FcgiConnection {
     fn refuse_overloaded(&mut self) -> io::Result<Next> {
         loop {
             self.proto.poll_event(&mut self.input).map_err(Error::protocol)?;
-            self.take_replies();
             self.flush()?;
             if self.proto.has_refused_overloaded() {
                 // The rest of the request may still be on its way: take it, so the close is no
@@ -378,14 +365,9 @@ impl FcgiConnection {
         came
     }
 
-    /// Moves the state machine's replies (GET_VALUES_RESULT, refusals) to the send buffer.
-    fn take_replies(&mut self) {
-        move_replies(&mut self.proto, &mut self.encoder);
-    }
-
     fn flush(&mut self) -> io::Result<()> {
-        let Self { socket, encoder, timeouts, .. } = self;
-        encoder.flush(|slices| write_all_vectored(socket, slices, timeouts.write))
+        let Self { socket, proto, timeouts, .. } = self;
+        proto.flush(|slices| write_all_vectored(socket, slices, timeouts.write))
     }
 
     /// Half-closes and reads until the web server closes too (or `bound` passes), so unread
@@ -431,11 +413,10 @@ impl InlineExchange {
         loop {
             let conn = self.conn();
             let event = conn.proto.poll_event(&mut conn.input).map_err(Error::protocol)?;
-            conn.take_replies();
             // Replies owed (GET_VALUES_RESULT, UNKNOWN_TYPE) go out before they pile up: a flood
             // of management records during a request costs at most this much memory, or the
             // write timeout.
-            let owed = self.conn().encoder.buffer().len();
+            let owed = self.conn().proto.pending_output();
             if owed >= FLUSH_AT || (owed > 0 && wait != Wait::No && event.is_none()) {
                 self.flush()?;
             }
@@ -490,14 +471,13 @@ impl Exchange for InlineExchange {
         }
         // A handler that only writes learns of an ABORT_REQUEST here: before a write that will
         // reach the socket anyway, look at what arrived, without waiting.
-        let will_send = data.len() > COALESCE_MAX || self.conn().encoder.buffer().len() + data.len() >= FLUSH_AT;
+        let will_send = data.len() > COALESCE_MAX || self.conn().proto.pending_output() + data.len() >= FLUSH_AT;
         if self.aborted || (will_send && self.is_aborted()) {
             return Err(Error::aborted());
         }
         let id = self.id;
-        let FcgiConnection { socket, encoder, timeouts, .. } = self.conn();
-        let result =
-            encoder.write(record_type(output), id, data, |slices| write_all_vectored(socket, slices, timeouts.write));
+        let FcgiConnection { socket, proto, timeouts, .. } = self.conn();
+        let result = proto.write(id, output, data, |slices| write_all_vectored(socket, slices, timeouts.write));
         if let Err(e) = &result {
             self.broken = Some(e.kind());
         }
@@ -512,7 +492,7 @@ impl Exchange for InlineExchange {
             return Err(Error::aborted());
         }
         let id = self.id;
-        Ok(self.conn().encoder.try_buffer(record_type(output), id, data))
+        Ok(self.conn().proto.try_buffer(id, output, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -563,7 +543,7 @@ impl Exchange for InlineExchange {
         // or END_REQUEST, after a header no web server accepts, so it sees the response cut
         // short (see `CUT_SHORT`).
         if self.broken.is_none() {
-            conn.encoder.buffer().extend_from_slice(&CUT_SHORT);
+            conn.proto.cut_short();
             if conn.flush().is_ok() {
                 // As at any end: a body still on its way is drained a while, so the web
                 // server's writes do not fail (nor a reset destroy what it has to read).
@@ -577,22 +557,6 @@ impl Exchange for InlineExchange {
     }
 }
 
-/// Moves the replies the state machine owes (GET_VALUES_RESULT, refusals) behind what the
-/// encoder already holds, without copying them.
-pub(super) fn move_replies(proto: &mut Connection, encoder: &mut ResponseEncoder) {
-    let replies = proto.output();
-    if !replies.is_empty() {
-        encoder.buffer().unsplit(replies.split());
-    }
-}
-
-pub(super) fn record_type(output: Output) -> RecordType {
-    match output {
-        Output::Stdout => RecordType::Stdout,
-        Output::Stderr => RecordType::Stderr,
-    }
-}
-
 /// When the head-timeout line was last logged (a flood of silent connections must not flood
 /// the log).
 static HEAD_TIMEOUT_LOGGED: AtomicU64 = AtomicU64::new(0);
@@ -603,25 +567,6 @@ pub(crate) fn log_rate_limited(last: &AtomicU64, message: impl FnOnce() -> Strin
     if last.swap(now, Ordering::Relaxed) != now {
         eprintln!("{}", message());
     }
-}
-
-/// Answers request `id`, whose params were refused, with a 400 or 431 page and ends it (on an
-/// in-series and a multiplexed connection alike); returns whether the connection stays open.
-pub(super) fn encode_refusal(
-    proto: &mut Connection,
-    encoder: &mut ResponseEncoder,
-    id: u16,
-    error: &ParamsError,
-) -> bool {
-    eprintln!("fcgi: request {id} refused: {error}");
-    let status = match error {
-        ParamsError::Truncated => "400 Bad Request",
-        _ => "431 Request Header Fields Too Large",
-    };
-    let page = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{status}: {error}\n");
-    crate::protocol::record::encode_stream(RecordType::Stdout, id, page.as_bytes(), encoder.buffer());
-    encoder.end_stream(RecordType::Stdout, id);
-    proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer())
 }
 
 /// Logs why a connection closed, unless the web server simply left.

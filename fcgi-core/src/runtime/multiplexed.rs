@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::connection::log_closed;
 use super::connection::FcgiConnection;
-use super::connection::{encode_refusal, log_closed, move_replies, record_type};
 use super::context::Context;
 use super::error::{Error, ErrorKind};
 use super::inputs::{Inputs, MAX_QUEUED_INPUT};
@@ -29,8 +29,7 @@ use super::pool::Pool;
 use super::request::{Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
 use super::socket_io::{recv, write_all_vectored, Wait};
 use super::stats::InFlight;
-use crate::protocol::record::CUT_SHORT;
-use crate::protocol::{Connection, Event, ProtocolStatus, RecordType, ResponseEncoder, Role};
+use crate::protocol::{Connection, Event};
 
 /// Input held for a request a worker is serving before the reader waits for its handler.
 const TAKEN_INBOX_BYTES: usize = 512 << 10;
@@ -69,7 +68,6 @@ struct Reader {
     conn: FcgiConnection,
     shared: Arc<Mutex<Shared>>,
     inboxes: HashMap<u16, Arc<Inbox>>,
-    roles: HashMap<u16, Role>,
 }
 
 impl Reader {
@@ -77,12 +75,11 @@ impl Reader {
         let shared = Shared {
             socket: conn.socket.try_clone()?,
             proto: std::mem::replace(&mut conn.proto, Connection::new(ctx.config.connection)),
-            encoder: std::mem::take(&mut conn.encoder),
             write_timeout: conn.timeouts.write,
             broken: None,
             closing: false,
         };
-        Ok(Self { conn, shared: Arc::new(Mutex::new(shared)), inboxes: HashMap::new(), roles: HashMap::new() })
+        Ok(Self { conn, shared: Arc::new(Mutex::new(shared)), inboxes: HashMap::new() })
     }
 }
 
@@ -96,18 +93,13 @@ impl Reader {
                     return Ok(());
                 }
                 let event = shared.proto.poll_event(&mut self.conn.input);
-                shared.take_replies();
                 shared.flush()?;
                 event.map_err(Error::protocol)?
             };
             match event {
-                Some(Event::Begin { id, role, .. }) => {
-                    self.roles.insert(id, role);
-                }
-                Some(Event::Params { id, params }) => {
+                Some(Event::Params { id, role, params, .. }) => {
                     let inbox = Arc::new(Inbox::default());
                     self.inboxes.insert(id, inbox.clone());
-                    let role = self.roles.remove(&id).unwrap_or(Role::Responder);
                     let exchange = MpxExchange {
                         shared: self.shared.clone(),
                         pool: pool.clone(),
@@ -120,10 +112,8 @@ impl Reader {
                     pool.offer(Request::new(ctx.info, role, params, Box::new(exchange)));
                 }
                 Some(Event::ParamsRefused { id, error }) => {
-                    self.roles.remove(&id);
-                    let mut shared = lock(&self.shared);
-                    let Shared { proto, encoder, .. } = &mut *shared;
-                    encode_refusal(proto, encoder, id, &error);
+                    eprintln!("fcgi: request {id} refused: {error}");
+                    lock(&self.shared).proto.refuse_params(id, &error);
                 }
                 Some(event) => self.deliver(event),
                 None => {
@@ -161,14 +151,11 @@ impl Reader {
 
     /// Hands a body chunk, an end of stream or an ABORT to its request's inbox.
     fn deliver(&mut self, event: Event) {
-        let id = event_id(&event);
+        let id = event.id();
         let Some(inbox) = self.inboxes.get(&id) else {
             // A request between its BEGIN and its params' end: an ABORT ends it here.
             if matches!(event, Event::Abort { .. }) {
-                self.roles.remove(&id);
-                let mut shared = lock(&self.shared);
-                let Shared { proto, encoder, .. } = &mut *shared;
-                proto.end_request(id, 0, ProtocolStatus::RequestComplete, encoder.buffer());
+                lock(&self.shared).proto.end_request(id, 0);
             }
             return;
         };
@@ -208,7 +195,6 @@ fn log_unserved(id: u16) {
 struct Shared {
     socket: Socket,
     proto: Connection,
-    encoder: ResponseEncoder,
     write_timeout: Option<Duration>,
     /// Set once a write failed: a record may have been cut short, so nothing else may follow.
     broken: Option<io::ErrorKind>,
@@ -217,10 +203,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn take_replies(&mut self) {
-        move_replies(&mut self.proto, &mut self.encoder);
-    }
-
     /// Runs a write on the socket; after a failure (a timeout may cut a record in half) every
     /// later write fails too and the connection is shut down, so no other request's bytes can
     /// follow a partial record.
@@ -239,17 +221,14 @@ impl Shared {
 
     fn flush(&mut self) -> io::Result<()> {
         self.send(|shared| {
-            let Self { socket, encoder, write_timeout, .. } = shared;
-            encoder.flush(|slices| write_all_vectored(socket, slices, *write_timeout))
+            let Self { socket, proto, write_timeout, .. } = shared;
+            proto.flush(|slices| write_all_vectored(socket, slices, *write_timeout))
         })
     }
 
     /// Answers request `id` with 503 and ends it.
     fn answer_unavailable(&mut self, id: u16) {
-        crate::protocol::record::encode_stream(RecordType::Stdout, id, SERVICE_UNAVAILABLE, self.encoder.buffer());
-        self.encoder.end_stream(RecordType::Stdout, id);
-        let Self { proto, encoder, .. } = self;
-        proto.end_request(id, 1, ProtocolStatus::RequestComplete, encoder.buffer());
+        self.proto.answer(id, SERVICE_UNAVAILABLE);
         let _ = self.flush();
     }
 }
@@ -395,19 +374,6 @@ fn event_size(event: &Event) -> usize {
     }
 }
 
-fn event_id(event: &Event) -> u16 {
-    match *event {
-        Event::Begin { id, .. }
-        | Event::Params { id, .. }
-        | Event::ParamsRefused { id, .. }
-        | Event::Stdin { id, .. }
-        | Event::StdinEnd { id }
-        | Event::Data { id, .. }
-        | Event::DataEnd { id }
-        | Event::Abort { id } => id,
-    }
-}
-
 /// A multiplexed request's view: input from its inbox, output through the shared socket.
 struct MpxExchange {
     shared: Arc<Mutex<Shared>>,
@@ -451,8 +417,8 @@ impl Exchange for MpxExchange {
         }
         let id = self.id;
         lock(&self.shared).send(|shared| {
-            let Shared { socket, encoder, write_timeout, .. } = shared;
-            encoder.write(record_type(output), id, data, |slices| write_all_vectored(socket, slices, *write_timeout))
+            let Shared { socket, proto, write_timeout, .. } = shared;
+            proto.write(id, output, data, |slices| write_all_vectored(socket, slices, *write_timeout))
         })
     }
 
@@ -466,7 +432,7 @@ impl Exchange for MpxExchange {
         if let Some(kind) = shared.broken {
             return Err(kind.into());
         }
-        Ok(shared.encoder.try_buffer(record_type(output), self.id, data))
+        Ok(shared.proto.try_buffer(self.id, output, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -482,12 +448,7 @@ impl Exchange for MpxExchange {
         self.pool.context().note_request();
         let id = self.id;
         let mut shared = lock(&self.shared);
-        let Shared { proto, encoder, .. } = &mut *shared;
-        if stderr_used {
-            encoder.end_stream(RecordType::Stderr, id);
-        }
-        encoder.end_stream(RecordType::Stdout, id);
-        let keep_conn = proto.end_request(id, app_status, ProtocolStatus::RequestComplete, encoder.buffer());
+        let keep_conn = shared.proto.finish_request(id, app_status, stderr_used);
         let flushed = shared.flush();
         if flushed.is_err() || (!keep_conn && shared.proto.active_requests() == 0) {
             shared.closing = true;
@@ -503,7 +464,7 @@ impl Exchange for MpxExchange {
         self.inbox.close();
         self.pool.context().note_request();
         let mut shared = lock(&self.shared);
-        shared.encoder.buffer().extend_from_slice(&CUT_SHORT);
+        shared.proto.cut_short();
         let _ = shared.flush();
         shared.broken = Some(io::ErrorKind::ConnectionAborted);
         shared.closing = true;

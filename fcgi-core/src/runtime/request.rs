@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use bytes::{Buf, Bytes};
 
 use super::error::{Error, ErrorKind};
+pub use crate::protocol::{Input, Output};
 use crate::protocol::{Params, Role};
 
 /// An application: called once per request, on a worker thread.
@@ -23,24 +24,6 @@ where
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()> {
         self(request)
     }
-}
-
-/// Which output stream a write goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// The response (headers, then body), CGI style.
-    Stdout,
-    /// Log text for the web server's error log.
-    Stderr,
-}
-
-/// Which input stream a read comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
-    /// The request body.
-    Stdin,
-    /// The file a Filter filters.
-    Data,
 }
 
 /// How a request's bytes move: implemented by the FastCGI connection and by CGI mode.
