@@ -150,6 +150,20 @@ unsafe fn name_bytes<'a>(name: *const c_char) -> Result<&'a [u8], fcgi_result> {
     Ok(unsafe { CStr::from_ptr(name) }.to_bytes())
 }
 
+/// The bytes of the param name `name` for a lookup on `request`: FCGI_ERR_NULL or
+/// FCGI_ERR_INVALID_ARG for a bad name, FCGI_ERR_CLOSED once close has ended the request.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string that outlives the returned slice.
+unsafe fn param_name<'n>(request: &fcgi_request, name: *const c_char) -> Result<&'n [u8], fcgi_result> {
+    // SAFETY: the caller's contract, passed on.
+    let name = unsafe { name_bytes(name) }?;
+    if request.slot.is_closed() {
+        return Err(FCGI_ERR_CLOSED);
+    }
+    Ok(name)
+}
+
 /// The role the web server asked for.
 #[no_mangle]
 pub unsafe extern "C" fn fcgi_request_role(request: *const fcgi_request, out: *mut fcgi_role) -> fcgi_result {
@@ -187,15 +201,11 @@ pub unsafe extern "C" fn fcgi_request_param(
         *value = std::ptr::null();
         *len = 0;
         // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
-        let name = match unsafe { name_bytes(name) } {
+        let name = match unsafe { param_name(request, name) } {
             Ok(name) => name,
             Err(code) => return code,
         };
-        if request.slot.is_closed() {
-            return FCGI_ERR_CLOSED;
-        }
-        let params = &request.params;
-        match params.get(name) {
+        match request.params.get(name) {
             Some(found) => {
                 *value = found.as_ptr().cast();
                 *len = found.len();
@@ -220,13 +230,10 @@ pub unsafe extern "C" fn fcgi_request_param_str(
         let value = try_mut!(value);
         *value = std::ptr::null();
         // SAFETY: `name` is NULL or a NUL-terminated string (the caller's contract).
-        let name = match unsafe { name_bytes(name) } {
+        let name = match unsafe { param_name(request, name) } {
             Ok(name) => name,
             Err(code) => return code,
         };
-        if request.slot.is_closed() {
-            return FCGI_ERR_CLOSED;
-        }
         let params = &request.params;
         if let Some((_, string)) = request.strings.iter().find(|(n, _)| n == name) {
             *value = string.as_ptr();
