@@ -1,5 +1,6 @@
-//! Serving one FastCGI connection: bytes from the socket into the protocol state machine,
-//! events to the handler, its output framed back onto the socket.
+//! One FastCGI connection up to its next request: bytes from the socket into the protocol
+//! state machine until a request's head is whole, then the request (`in_series.rs`), or the
+//! connection to a reader of its own (`multiplexed.rs`).
 //!
 //! Without multiplexing (what every mainstream web server does) the request owns its
 //! connection while it runs, on the thread that took it from the pool, and pulls its body
@@ -15,19 +16,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::context::Context;
-use super::error::{Error, ErrorKind};
-use super::inputs::{Inputs, MAX_QUEUED_INPUT};
+use super::error::Error;
+use super::in_series::InlineExchange;
 use super::listener::Socket;
 use super::multiplexed;
 use super::pool::Pool;
-use super::request::{is_disconnect, Exchange, Input, Output, Request};
+use super::request::{is_disconnect, Request};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
-use super::stats::{InFlight, Stats};
-use crate::protocol::response::{COALESCE_MAX, FLUSH_AT};
+use super::stats::Stats;
 use crate::protocol::{Connection, Event, Params, ParamsError, Role};
+
 /// How long the rest of a refused request may take to arrive (see [`FcgiConnection::linger`]).
 const OVERLOADED_WAIT: Duration = Duration::from_millis(200);
 /// How long a new connection may take to send its first bytes before it waits in the epoll set.
@@ -39,7 +40,7 @@ const SILENCE_MEMORY: Duration = Duration::from_millis(100);
 const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 /// How long to drain a request body nobody read, before closing, so the web server gets our
 /// response rather than a reset.
-const LINGER: Duration = Duration::from_secs(2);
+pub(super) const LINGER: Duration = Duration::from_secs(2);
 
 /// What a connection taken from the pool gave.
 pub(crate) enum Opened {
@@ -189,15 +190,7 @@ impl FcgiConnection {
         };
         match next {
             Ok(Next::Request { id, role, params }) => {
-                let exchange = InlineExchange {
-                    conn: Some(self),
-                    pool: pool.clone(),
-                    id,
-                    inputs: Inputs::default(),
-                    aborted: false,
-                    broken: None,
-                    _in_flight: InFlight::new(&ctx.stats),
-                };
+                let exchange = InlineExchange::new(self, pool, id);
                 Opened::Request(Request::new(ctx.info, role, params, Box::new(exchange)))
             }
             Ok(Next::Park) => Opened::Park(self),
@@ -282,7 +275,7 @@ impl FcgiConnection {
     }
 
     /// Ends request `id` on the wire; returns whether the connection stays open.
-    fn end_request(
+    pub(super) fn end_request(
         &mut self,
         id: u16,
         app_status: u32,
@@ -307,7 +300,7 @@ impl FcgiConnection {
 
     /// Whether the end of request `id`'s body has already arrived, unread (a handler that did
     /// not read its body, often an empty one): looks through what is buffered, without waiting.
-    fn body_end_buffered(&mut self, id: u16) -> io::Result<bool> {
+    pub(super) fn body_end_buffered(&mut self, id: u16) -> io::Result<bool> {
         loop {
             match self.proto.poll_event(&mut self.input).map_err(Error::protocol)? {
                 Some(Event::StdinEnd { id: ended }) if ended == id => return Ok(true),
@@ -365,7 +358,7 @@ impl FcgiConnection {
         came
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    pub(super) fn flush(&mut self) -> io::Result<()> {
         let Self { socket, proto, timeouts, .. } = self;
         proto.flush(|slices| write_all_vectored(socket, slices, timeouts.write))
     }
@@ -373,7 +366,7 @@ impl FcgiConnection {
     /// Half-closes and reads until the web server closes too (or `bound` passes), so unread
     /// request body in our receive buffer does not turn our close into a reset that could
     /// destroy the response in flight.
-    fn linger(&mut self, bound: Duration) {
+    pub(super) fn linger(&mut self, bound: Duration) {
         let _ = self.socket.shutdown(Shutdown::Write);
         let start = Instant::now();
         while let Some(left) = bound.checked_sub(start.elapsed()) {
@@ -383,177 +376,6 @@ impl FcgiConnection {
                 Ok(_) => {}
             }
         }
-    }
-}
-
-/// The view of a request that runs in series on its connection, which it holds until it ends.
-struct InlineExchange {
-    /// Taken back at the end.
-    conn: Option<FcgiConnection>,
-    pool: Arc<Pool>,
-    id: u16,
-    inputs: Inputs,
-    aborted: bool,
-    /// Set once a write failed: the connection is finished.
-    broken: Option<io::ErrorKind>,
-    _in_flight: InFlight,
-}
-
-impl InlineExchange {
-    fn conn(&mut self) -> &mut FcgiConnection {
-        // `end` takes the connection and is the last call (`Request` makes sure).
-        self.conn.as_mut().expect("a request used after its end")
-    }
-
-    /// Takes the next event, reading the socket (blocking) when none is buffered. Without a
-    /// wait it reads the socket at most once: a peer that floods management records cannot keep
-    /// the handler's thread here.
-    fn next_event(&mut self, wait: Wait) -> io::Result<Option<Event>> {
-        let mut read_once = false;
-        loop {
-            let conn = self.conn();
-            let event = conn.proto.poll_event(&mut conn.input).map_err(Error::protocol)?;
-            // Replies owed (GET_VALUES_RESULT, UNKNOWN_TYPE) go out before they pile up: a flood
-            // of management records during a request costs at most this much memory, or the
-            // write timeout.
-            let owed = self.conn().proto.pending_output();
-            if owed >= FLUSH_AT || (owed > 0 && wait != Wait::No && event.is_none()) {
-                self.flush()?;
-            }
-            if let Some(event) = event {
-                if matches!(event, Event::Abort { id } if id == self.id) {
-                    self.aborted = true;
-                }
-                return Ok(Some(event));
-            }
-            if wait == Wait::No && std::mem::replace(&mut read_once, true) {
-                return Ok(None);
-            }
-            let conn = self.conn();
-            match recv(&conn.socket, &mut conn.input, wait) {
-                Ok(0) => {
-                    self.aborted = true;
-                    return Err(Error::io(ErrorKind::Disconnected, "the web server closed the connection"));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && wait == Wait::No => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl Exchange for InlineExchange {
-    fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
-        loop {
-            if let Some(answer) = self.inputs.take(input) {
-                return Ok(answer);
-            }
-            if self.aborted {
-                return Err(Error::aborted());
-            }
-            let read_timeout = self.conn().timeouts.read;
-            if let Some(event) = self.next_event(Wait::For(read_timeout))? {
-                if let Some(answer) = self.inputs.offer(self.id, event, input)? {
-                    return Ok(answer);
-                }
-                // Chunks of the other stream can only be held, not left in the socket: bounded.
-                if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
-                    return Err(Error::other_stream_overflow());
-                }
-            }
-        }
-    }
-
-    fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
-        if let Some(kind) = self.broken {
-            return Err(kind.into());
-        }
-        // A handler that only writes learns of an ABORT_REQUEST here: before a write that will
-        // reach the socket anyway, look at what arrived, without waiting.
-        let will_send = data.len() > COALESCE_MAX || self.conn().proto.pending_output() + data.len() >= FLUSH_AT;
-        if self.aborted || (will_send && self.is_aborted()) {
-            return Err(Error::aborted());
-        }
-        let id = self.id;
-        let FcgiConnection { socket, proto, timeouts, .. } = self.conn();
-        let result = proto.write(id, output, data, |slices| write_all_vectored(socket, slices, timeouts.write));
-        if let Err(e) = &result {
-            self.broken = Some(e.kind());
-        }
-        result
-    }
-
-    fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
-        if let Some(kind) = self.broken {
-            return Err(kind.into());
-        }
-        if self.aborted {
-            return Err(Error::aborted());
-        }
-        let id = self.id;
-        Ok(self.conn().proto.try_buffer(id, output, data))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if let Some(kind) = self.broken {
-            return Err(kind.into());
-        }
-        let result = self.conn().flush();
-        if let Err(e) = &result {
-            self.broken = Some(e.kind());
-        }
-        result
-    }
-
-    fn is_aborted(&mut self) -> bool {
-        // Look at what has arrived without waiting, keeping body chunks for later reads. Once
-        // MAX_QUEUED_INPUT is held, stop reading ahead: the rest waits in the socket
-        // (back-pressure), and an ABORT behind it is seen when the handler reads.
-        while !self.aborted && self.inputs.queued_bytes < MAX_QUEUED_INPUT {
-            match self.next_event(Wait::No) {
-                Ok(Some(event)) => {
-                    if self.inputs.offer(self.id, event, None).is_err() {
-                        self.aborted = true;
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => self.aborted = true,
-            }
-        }
-        self.aborted
-    }
-
-    fn end(&mut self, app_status: u32, stderr_used: bool) {
-        let Some(mut conn) = self.conn.take() else { return };
-        let ctx = self.pool.context();
-        ctx.note_request();
-        let stdin_ended = self.inputs.ended[Input::Stdin as usize];
-        match conn.end_request(self.id, app_status, stderr_used, stdin_ended, self.broken) {
-            Ok(true) if !ctx.is_stopping() => self.pool.resume(conn),
-            Ok(_) => {}
-            Err(e) => log_closed(&e),
-        }
-    }
-
-    fn abandon(&mut self, _stderr_used: bool) {
-        let Some(mut conn) = self.conn.take() else { return };
-        self.pool.context().note_request();
-        // What the handler wrote goes out; then the connection closes without the stream's end
-        // or END_REQUEST, after a header no web server accepts, so it sees the response cut
-        // short (see `CUT_SHORT`).
-        if self.broken.is_none() {
-            conn.proto.cut_short();
-            if conn.flush().is_ok() {
-                // As at any end: a body still on its way is drained a while, so the web
-                // server's writes do not fail (nor a reset destroy what it has to read).
-                let stdin_ended = self.inputs.ended[Input::Stdin as usize];
-                if !stdin_ended && !conn.body_end_buffered(self.id).unwrap_or(true) {
-                    conn.linger(LINGER);
-                }
-            }
-        }
-        let _ = conn.socket.shutdown(Shutdown::Both);
     }
 }
 

@@ -8,6 +8,7 @@ mod connection;
 mod context;
 pub mod error;
 mod graceful;
+mod in_series;
 mod inputs;
 pub mod lifecycle;
 pub mod listener;
