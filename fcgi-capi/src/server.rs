@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fcgi_core::{Acceptor, Request, Served, Server, ServerConfig, Stats, StopHandle};
+use fcgi_core::{Acceptor, Served, Server, ServerConfig, Stats, StopHandle};
 
 use crate::fcgi_result::{self, *};
 use crate::held::Held;
@@ -37,16 +37,6 @@ impl fcgi_server {
     pub fn set_close_deadline(&mut self, deadline: Duration) {
         self.close_deadline = deadline;
     }
-}
-
-/// The page for a request that arrived while the server was closing.
-const CLOSING: &[u8] =
-    b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nThe application is stopping.\n";
-
-fn refuse(mut request: Request<'static>) {
-    request.set_app_status(1);
-    let _ = request.write_stdout(CLOSING);
-    request.finish(Ok(()));
 }
 
 /// Starts a server with `options` (NULL: the defaults of `fcgi_options_new`), which are copied.
@@ -183,26 +173,12 @@ pub unsafe extern "C" fn fcgi_server_close(server: *mut fcgi_server) {
             end_held(&server.held, deadline, server.close_deadline);
             return;
         };
-        // What was under way at the stop (connections already made, requests already read) is
-        // refused while the held requests finish: on a thread of its own, as draining waits for
-        // connections in flight, which may be those of held requests.
-        let drain = || {
-            while let Some(request) = acceptor.accept() {
-                refuse(request);
-            }
-        };
-        std::thread::scope(|scope| {
-            match std::thread::Builder::new().name("fcgi-close".into()).spawn_scoped(scope, drain) {
-                Ok(draining) => {
-                    end_held(&server.held, deadline, server.close_deadline);
-                    let _ = draining.join();
-                }
-                Err(_) => {
-                    end_held(&server.held, deadline, server.close_deadline);
-                    drain();
-                }
-            }
-        });
+        // The core answers what nobody accepted while the held requests finish; past the
+        // deadline those still held are ended here, and then the 503s are waited for.
+        if !acceptor.close(deadline) {
+            end_held(&server.held, deadline, server.close_deadline);
+            acceptor.wait_refused();
+        }
     })
 }
 

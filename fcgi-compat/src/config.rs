@@ -25,13 +25,6 @@ pub fn apply(config: &mut ServerConfig, lookup: impl Fn(&str) -> Option<String>)
     complaints
 }
 
-/// The worker count the core picks for a listener it bound itself: twice the cores, between 4
-/// and 32. Used for a socket from `FCGX_OpenSocket`, which the core sees as inherited.
-pub fn bound_workers() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    (2 * cores).clamp(4, 32)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

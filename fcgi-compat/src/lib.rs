@@ -2,12 +2,11 @@
 //! `fcgi-core`. A program written for libfcgi compiles against those headers unchanged and
 //! links with `-lfcgi_compat` instead of `-lfcgi`.
 //!
-//! - [`server`]: the process's server. The first `FCGX_Accept_r` starts `fcgi_core::Server`
-//!   on a thread of ours; its handler lends each request to an accepting C thread and waits
-//!   until that thread finishes it (the pull model of `fcgi-capi`, with a wait that a signal
-//!   can interrupt, as `FCGI_FAIL_ACCEPT_ON_INTR` wants).
+//! - [`server`]: the process's server. The first `FCGX_Accept_r` starts the core's
+//!   `Acceptor` (the pull model of `fcgi-capi`); each accepting C thread takes its next request
+//!   itself, with a wait that a signal can interrupt, as `FCGI_FAIL_ACCEPT_ON_INTR` wants.
 //! - [`request`]: `FCGX_Request` and the calls on it (accept, finish, params).
-//! - [`stream`]: `FCGX_Stream`: bounded buffers over the lent request's reads and writes, and
+//! - [`stream`]: `FCGX_Stream`: bounded buffers over the request's reads and writes, and
 //!   the raw record writer of `FCGX_CreateWriter`.
 //! - [`socket`]: `FCGX_OpenSocket` (libfcgi's address syntax, plus IPv6) and what a process
 //!   created, to remove at the end.

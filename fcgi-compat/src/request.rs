@@ -12,12 +12,12 @@ use fcgi_core::runtime::listener;
 use fcgi_core::{Output, Params, Role};
 
 use crate::panic::boundary;
-use crate::server::{self, Lent};
+use crate::server;
 use crate::socket;
 use crate::stream::{self, lock, Held, Live, StreamState, ERR_BUFFER, OUT_BUFFER};
 use crate::types::*;
 
-/// What the library keeps for a request slot (`FCGX_Request.paramsPtr`): the lent request,
+/// What the library keeps for a request slot (`FCGX_Request.paramsPtr`): the request,
 /// the three streams, and the params as an environment. Made at the slot's first accept,
 /// reused for every request after, freed by `FCGX_Free`.
 pub(crate) struct Slot {
@@ -40,13 +40,13 @@ impl Slot {
         Box::new(Self { held, streams, env: Vec::new(), envp: Vec::new() })
     }
 
-    /// Takes `lent` and fills the program's view of it into `request`.
-    fn begin(&mut self, lent: Lent, request: &mut FCGX_Request) {
-        let mut live = Live::new(lent);
+    /// Takes `accepted` and fills the program's view of it into `request`.
+    fn begin(&mut self, accepted: fcgi_core::Request<'static>, request: &mut FCGX_Request) {
+        let mut live = Live::new(accepted);
         let role = match live.request().role() {
             Role::Authorizer => FCGI_AUTHORIZER,
             Role::Filter => FCGI_FILTER,
-            // The core answers unknown roles with UNKNOWN_ROLE before lending anything.
+            // The core answers unknown roles with UNKNOWN_ROLE before handing anything out.
             Role::Responder | Role::Unknown(_) => FCGI_RESPONDER,
         };
         self.build_env(live.request().params());
@@ -94,8 +94,8 @@ impl Slot {
         self.envp.push(std::ptr::null_mut());
     }
 
-    /// Ends the request the slot holds, if any: the buffered output goes out, then the worker
-    /// ends the request on the wire.
+    /// Ends the request the slot holds, if any: the buffered output goes out, then the request
+    /// ends on the wire.
     fn finish(&mut self) {
         let Some(mut live) = lock(&self.held).take() else { return };
         for stream in [self.streams[1], self.streams[2]] {
@@ -144,12 +144,12 @@ fn accept(request: &mut FCGX_Request) -> c_int {
         Err(e) => return e.code(),
     };
     match server.accept(request.flags & FCGI_FAIL_ACCEPT_ON_INTR != 0) {
-        Ok(lent) => {
+        Ok(accepted) => {
             // The slot is made or borrowed apart from `request` so both can be written.
             let slot = slot_of(request) as *mut Slot;
             // SAFETY: `slot` points to the Box owned through request.paramsPtr, a separate
             // allocation from `request`; nothing else uses it during this call.
-            unsafe { (*slot).begin(lent, request) };
+            unsafe { (*slot).begin(accepted, request) };
             0
         }
         Err(e) => e.code(),

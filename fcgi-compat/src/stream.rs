@@ -1,7 +1,7 @@
 //! `FCGX_Stream`: the byte streams of a request, and the raw record writer of
 //! `FCGX_CreateWriter`.
 //!
-//! A request's streams read and write the lent `fcgi_core::Request` that their slot holds.
+//! A request's streams read and write the `fcgi_core::Request` that their slot holds.
 //! Each keeps one bounded buffer: 8 KiB of input, so that `FCGX_GetChar` is not a call into
 //! the core per byte, and 8 KiB (out) or 1 KiB (err) of output, sent when it fills, on
 //! `FCGX_FFlush`, or when the request is finished. Larger writes and reads bypass the buffer.
@@ -18,7 +18,6 @@ use fcgi_core::protocol::record::{encode_record, encode_stream_end};
 use fcgi_core::{ErrorKind, Input, Output, Request, Role};
 
 use crate::panic::boundary;
-use crate::server::{Completion, Lent, Outcome};
 use crate::types::*;
 
 /// Input read ahead for the character functions.
@@ -28,7 +27,7 @@ pub(crate) const OUT_BUFFER: usize = 8 << 10;
 /// Output buffered on a request's err stream.
 pub(crate) const ERR_BUFFER: usize = 1 << 10;
 
-/// The lent request a slot holds, shared by the slot and its three streams: `None` between
+/// The request a slot holds, shared by the slot and its three streams: `None` between
 /// requests.
 pub(crate) type Held = Arc<Mutex<Option<Live>>>;
 
@@ -36,28 +35,20 @@ pub(crate) fn lock(held: &Held) -> MutexGuard<'_, Option<Live>> {
     held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A request lent to the program.
+/// The request a slot holds, from `FCGX_Accept_r` to `FCGX_Finish_r`.
 pub(crate) struct Live {
-    request: NonNull<Request<'static>>,
-    done: Arc<Completion>,
+    request: Request<'static>,
     /// The first I/O error met, handed to the core at the end.
     error: Option<io::Error>,
 }
 
-// SAFETY: a `Live` owns the lent request until `finish` (see `server::Lent`); the slot's mutex
-// makes one thread at a time use it.
-unsafe impl Send for Live {}
-
 impl Live {
-    pub(crate) fn new(lent: Lent) -> Self {
-        Self { request: lent.request, done: lent.done, error: None }
+    pub(crate) fn new(request: Request<'static>) -> Self {
+        Self { request, error: None }
     }
 
     pub(crate) fn request(&mut self) -> &mut Request<'static> {
-        // SAFETY: the worker that lent the request waits, without touching it, until `finish`
-        // consumes this `Live`; until then the pointer is valid and this is its only user
-        // ('static is the erased lifetime, never let out of this crate's calls).
-        unsafe { self.request.as_mut() }
+        &mut self.request
     }
 
     /// Notes an I/O error (the first is kept for the core) and gives the stream's code.
@@ -67,9 +58,10 @@ impl Live {
         code
     }
 
-    /// Hands the request back to its worker, which ends it on the wire.
+    /// Ends the request on the wire: the first I/O error, if any, is logged and, if nothing
+    /// was written, answered with the core's error page.
     pub(crate) fn finish(self) {
-        self.done.complete(Outcome::Finished(self.error));
+        self.request.finish(self.error.map_or(Ok(()), Err));
     }
 }
 

@@ -14,6 +14,6 @@ pub use runtime::error::{Error, ErrorKind};
 pub use runtime::lifecycle::{Lifecycle, NoHooks};
 pub use runtime::settings;
 pub use runtime::{
-    Acceptor, Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats, StopHandle,
-    Transport,
+    Accepted, Acceptor, Bind, Handler, Input, Output, Request, Served, Server, ServerConfig, ServerInfo, Stats,
+    StopHandle, Transport,
 };

@@ -8,20 +8,21 @@
  * FCGI_WEB_SERVER_ADDRS, poll(2) instead of select(2), and a graceful stop on SIGTERM.
  *
  * How it runs. The first FCGX_Accept_r (or FCGX_Accept) of a process starts a server on the
- * request's listening socket, on threads of the library's own (its workers block every
- * signal, so a program's signal handlers run on the program's threads, as with libfcgi). The
- * server reads requests and lends each one to an accepting thread, which owns it until
- * FCGX_Finish_r or the next FCGX_Accept_r. Any number of threads may accept at once, each
+ * request's listening socket. The thread that calls FCGX_Accept_r waits for the next request
+ * and reads it itself, and owns it until FCGX_Finish_r or the next FCGX_Accept_r (the few
+ * threads the library starts itself block every signal, so a program's signal handlers run on
+ * the program's threads, as with libfcgi). Any number of threads may accept at once, each
  * with its own FCGX_Request. One process serves one listening socket; a socket from
- * FCGX_OpenSocket is served as fd 0 (the process's stdin is given up for it). A forked child
+ * FCGX_OpenSocket stays the program's (the server uses a duplicate of it). A forked child
  * that accepts starts a server of its own on the shared socket. Without a listening socket
  * (fd 0 is not one, and no systemd socket was passed) the process is a CGI program: the first
  * accept returns the one CGI request (environment and stdin in, stdout out) and the next
- * returns -1. At exit, the request of FCGX_Accept is finished and the exit waits (up to 5 s)
- * for the requests finished by the program to reach the web server.
+ * returns -1. At exit, the request of FCGX_Accept is finished, requests read but never
+ * accepted are answered 503, and the exit waits (up to 5 s) for the requests finished by the
+ * program to reach the web server.
  *
  * What libfcgi has no knob for is read from the environment when the server starts:
- * FCGI_COMPAT_WORKERS (requests held at once; accept on that many threads to use them),
+ * FCGI_COMPAT_WORKERS (the requests at once GET_VALUES reports; accept on that many threads),
  * FCGI_COMPAT_MAX_REQUESTS, FCGI_COMPAT_MULTIPLEX, FCGI_COMPAT_MAX_BODY_BYTES,
  * FCGI_COMPAT_MAX_CONNS, FCGI_COMPAT_READ_TIMEOUT, FCGI_COMPAT_WRITE_TIMEOUT,
  * FCGI_COMPAT_IDLE_TIMEOUT, FCGI_COMPAT_HEAD_TIMEOUT and FCGI_COMPAT_GRACEFUL_TIMEOUT
@@ -30,8 +31,9 @@
  *
  * Signals: unless the program installed a handler of its own for one of SIGTERM, SIGINT,
  * SIGUSR1 or SIGHUP before the server starts, SIGTERM, SIGINT and SIGUSR1 stop the server
- * gracefully (requests in flight finish, then accept returns -1), and SIGHUP reloads: requests
- * in flight finish, then the program is executed anew on the same listening socket. SIGPIPE
+ * gracefully (requests in flight finish, then accept returns -1), and SIGHUP reloads: accept
+ * returns -1 likewise, and when the program exits it is executed anew on the same listening
+ * socket. SIGPIPE
  * is ignored if it was left at its default, as libfcgi does.
  */
 #ifndef _FCGIAPP_H

@@ -1,12 +1,21 @@
 //! The pull model: the program's own threads take the requests ([`Server::acceptor`](super::Server::acceptor)).
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::listener::Listener;
-use super::pool::Pool;
+use super::pool::{Next, Pool};
 use super::request::Request;
-use super::signals::SignalGuard;
+use super::signals::{self, SignalGuard};
 use super::stop::StopHandle;
+
+/// How often [`Acceptor::close`] looks whether the requests in flight have ended.
+const LOOK_EVERY: Duration = Duration::from_millis(5);
+
+/// The page of a request read while the server was closing that no thread had accepted.
+const CLOSING: &[u8] =
+    b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nThe application is stopping.\n";
 
 /// How a [`Server::serve`](super::Server::serve) call (or an [`Acceptor`]) served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +24,18 @@ pub enum Served {
     FastCgi,
     /// One CGI request, with this app status (the exit status a CGI program should return).
     Cgi { app_status: u32 },
+}
+
+/// What [`Acceptor::accept_interruptible`] came to.
+// A request is what nearly every call returns: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Accepted {
+    /// The next request: the caller's until [`Request::finish`] (or its drop).
+    Request(Request<'static>),
+    /// The server is stopping and every request that was under way has been handed out.
+    Stopped,
+    /// A signal handler ran on the calling thread while it waited.
+    Interrupted,
 }
 
 /// Requests for the program's own threads to take: see [`Server::acceptor`](super::Server::acceptor). Dropping it stops
@@ -30,6 +51,9 @@ pub(super) enum Source {
         pool: Arc<Pool>,
         listener: Arc<Listener>,
         stop: StopHandle,
+        /// Set by [`Acceptor::close`]'s first call: whether its thread answering the requests
+        /// nobody accepted is done.
+        drained: OnceLock<Arc<AtomicBool>>,
     },
     Cgi {
         /// The one request, until taken.
@@ -44,11 +68,27 @@ impl Acceptor {
     /// signal, [`StopHandle::stop`], `max_requests`, or after the one CGI request) and every
     /// request that was under way has been handed out. Any number of threads may accept at
     /// once; each request is served by the thread that took it (or one it hands it to) and
-    /// ends with [`Request::finish`].
+    /// ends with [`Request::finish`]. A signal does not end the wait.
     pub fn accept(&self) -> Option<Request<'static>> {
         match &self.source {
             Source::FastCgi { pool, .. } => pool.next(),
             Source::Cgi { request, .. } => request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take(),
+        }
+    }
+
+    /// [`accept`](Self::accept), except that a signal handler running on the calling thread
+    /// while it waits for a connection or a request ends the wait: [`Accepted::Interrupted`]
+    /// (libfcgi's `FCGI_FAIL_ACCEPT_ON_INTR`). Only a thread that does not block the signal
+    /// can be interrupted by it; the threads the library starts itself block them all. Once a
+    /// connection has been taken, reading it up to its request is not interrupted.
+    pub fn accept_interruptible(&self) -> Accepted {
+        match &self.source {
+            Source::FastCgi { pool, .. } => match pool.next_or_interrupted(true) {
+                Next::Request(request) => Accepted::Request(request),
+                Next::Stopped => Accepted::Stopped,
+                Next::Interrupted => Accepted::Interrupted,
+            },
+            Source::Cgi { .. } => self.accept().map_or(Accepted::Stopped, Accepted::Request),
         }
     }
 
@@ -63,6 +103,100 @@ impl Acceptor {
             }
         }
     }
+
+    /// Stops the server and answers, with a 503 page and app status 1, every request it reads
+    /// from then on that no thread accepts: those of connections already made, queued in the
+    /// listener's backlog or kept alive with a request already sent (the stop serves them, see
+    /// [`accept`](Self::accept)). That runs on a thread of its own, started by the first call,
+    /// until nothing is left; in CGI mode the one request, if not taken yet, is answered so at
+    /// once. Then waits until `deadline` for the requests the program's threads hold to end.
+    /// Returns true once nothing is in flight any more (every request ended:
+    /// [`Stats::in_flight`](super::Stats::in_flight) is 0, and the 503s are done), false if the
+    /// deadline came first: a caller that then ends what it still holds may wait for the 503s
+    /// with [`wait_refused`](Self::wait_refused). Safe to call from any thread, and more than
+    /// once; other threads' accepts return `None` (or `Stopped`) as the stop goes on.
+    pub fn close(&self, deadline: Instant) -> bool {
+        match &self.source {
+            Source::FastCgi { pool, stop, drained, .. } => {
+                stop.stop();
+                let drained = drained.get_or_init(|| start_draining(pool));
+                let stats = &pool.context().stats;
+                loop {
+                    if drained.load(Ordering::SeqCst) && stats.in_flight() == 0 {
+                        return true;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    std::thread::sleep(LOOK_EVERY.min(deadline - now));
+                }
+            }
+            Source::Cgi { request, app_status } => {
+                if let Some(request) = request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+                    refuse(request);
+                }
+                loop {
+                    if app_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_some() {
+                        return true;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    std::thread::sleep(LOOK_EVERY.min(deadline - now));
+                }
+            }
+        }
+    }
+}
+
+impl Acceptor {
+    /// After [`close`](Self::close) gave up at its deadline: waits until every request nobody
+    /// accepted has been answered, without waiting for the requests the program's threads hold
+    /// (except as a multiplexed connection's reader waits for its running requests). Returns at
+    /// once if close was never called.
+    pub fn wait_refused(&self) {
+        let Source::FastCgi { drained, .. } = &self.source else { return };
+        let Some(drained) = drained.get() else { return };
+        while !drained.load(Ordering::SeqCst) {
+            std::thread::sleep(LOOK_EVERY);
+        }
+    }
+}
+
+/// Answers what `pool` still hands out, on a thread of its own (the wait may be long: a
+/// multiplexed connection's reader ends only when its requests held by the program end); the
+/// flag says when it is done.
+fn start_draining(pool: &Arc<Pool>) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let (pool, flag) = (pool.clone(), done.clone());
+    let drain = move || {
+        while let Some(request) = pool.next() {
+            refuse(request);
+        }
+        flag.store(true, Ordering::SeqCst);
+    };
+    let thread = std::thread::Builder::new().name("fcgi-close".into());
+    let spawned = thread.spawn({
+        let drain = drain.clone();
+        move || {
+            signals::block_on_this_thread();
+            drain()
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("fcgi: cannot start a thread to answer the requests left at close ({e}): answering them here");
+        drain();
+    }
+    done
+}
+
+/// Answers a request nobody accepted before the close.
+fn refuse(mut request: Request<'static>) {
+    request.set_app_status(1);
+    let _ = request.write_stdout(CLOSING);
+    request.finish(Ok(()));
 }
 
 impl Drop for Acceptor {

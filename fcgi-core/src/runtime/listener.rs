@@ -19,6 +19,12 @@ pub enum Bind {
     Unix { path: PathBuf, mode: Option<u32> },
     /// A TCP `host:port` (IPv4, `[IPv6]`, or a name that resolves).
     Tcp(String),
+    /// A listening socket the program owns (one it bound, or was handed). The server serves
+    /// a duplicate of the descriptor (close-on-exec), so the program's own stays open and
+    /// stays the program's: the server never closes it and never removes its socket file.
+    /// The two share the socket's status flags: the server makes it non-blocking. Refused
+    /// unless it is a listening socket.
+    Fd(RawFd),
 }
 
 impl Bind {
@@ -45,6 +51,7 @@ impl fmt::Display for Bind {
         match self {
             Self::Unix { path, .. } => write!(f, "unix:{}", path.display()),
             Self::Tcp(addr) => f.write_str(addr),
+            Self::Fd(fd) => write!(f, "fd {fd}"),
         }
     }
 }
@@ -95,6 +102,21 @@ impl Listener {
                 let listener = TcpListener::bind(&addrs[..])
                     .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
                 Ok(Self::Tcp { listener, allowed: web_server_addrs_from_env()? })
+            }
+            Bind::Fd(fd) => {
+                if !is_listening_socket(*fd) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("fd {fd} is not a listening socket"),
+                    ));
+                }
+                // SAFETY: fcntl(2) F_DUPFD_CLOEXEC on a descriptor the caller owns (checked open
+                // above) only makes a new one, which nothing else owns.
+                let dup = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, LISTEN_FDS_START + 1) };
+                if dup < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Self::from_fd(dup)
             }
         }
     }
@@ -190,8 +212,9 @@ impl Listener {
     }
 
     fn from_fd(fd: RawFd) -> io::Result<Self> {
-        // SAFETY: `fd` is a listening socket handed to this process (checked by the caller), and
-        // nothing else in the process owns it: the listener takes it over for good.
+        // SAFETY: `fd` is a listening socket handed to this process or duplicated for the
+        // listener (checked by the caller), and nothing else in the process owns it: the
+        // listener takes it over for good.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         if socket_family(fd)? == libc::AF_UNIX {
             Ok(Self::Unix { listener: UnixListener::from(owned), owned_path: None })
@@ -464,5 +487,23 @@ mod tests {
         let listener = UnixListener::bind(std::env::temp_dir().join(format!("fcgi-l-{}", std::process::id()))).unwrap();
         assert!(is_listening_socket(listener.as_raw_fd()));
         let _ = std::fs::remove_file(std::env::temp_dir().join(format!("fcgi-l-{}", std::process::id())));
+    }
+
+    #[test]
+    fn a_bound_fd_is_served_through_a_duplicate_and_stays_the_programs() {
+        let path = std::env::temp_dir().join(format!("fcgi-fd-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let own = UnixListener::bind(&path).unwrap();
+        let listener = Listener::bind(&Bind::Fd(own.as_raw_fd())).unwrap();
+        assert_ne!(listener.as_raw_fd(), own.as_raw_fd());
+        // SAFETY: fcntl(2) F_GETFD on a descriptor the listener owns.
+        assert_ne!(unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
+        listener.remove_socket_file();
+        drop(listener);
+        assert!(path.exists(), "the program's socket file is the program's");
+        assert!(is_listening_socket(own.as_raw_fd()), "the program's descriptor stays open");
+        let file = std::fs::File::open("/dev/null").unwrap();
+        assert!(Listener::bind(&Bind::Fd(file.as_raw_fd())).is_err());
+        let _ = std::fs::remove_file(&path);
     }
 }

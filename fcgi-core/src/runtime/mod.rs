@@ -24,7 +24,7 @@ mod socket_io;
 mod stats;
 mod stop;
 
-pub use acceptor::{Acceptor, Served};
+pub use acceptor::{Accepted, Acceptor, Served};
 pub use config::ServerConfig;
 pub use listener::{Bind, Listener};
 pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};

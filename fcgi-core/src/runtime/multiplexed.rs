@@ -27,6 +27,7 @@ use super::inputs::{Inputs, MAX_QUEUED_INPUT};
 use super::listener::Socket;
 use super::pool::Pool;
 use super::request::{Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
+use super::signals;
 use super::socket_io::{recv, write_all_vectored, Wait};
 use super::stats::InFlight;
 use crate::protocol::{Connection, Event};
@@ -45,6 +46,7 @@ pub(super) fn spawn_reader(pool: &Arc<Pool>, conn: FcgiConnection) {
     pool.reader_started();
     let reader_pool = pool.clone();
     let spawned = std::thread::Builder::new().name("fcgi-mpx-reader".into()).spawn(move || {
+        signals::block_on_this_thread();
         match Reader::new(conn, reader_pool.context()) {
             Ok(mut reader) => {
                 if let Err(e) = reader.run(&reader_pool) {

@@ -83,7 +83,8 @@ impl Poller {
     }
 
     /// Waits (at most `timeout`, or for ever) for one thing to be ready; `None` when the time
-    /// ran out or a signal interrupted the wait. One at a time, so that each worker takes one.
+    /// ran out, an error of kind `Interrupted` when a signal handler ran on this thread
+    /// meanwhile (epoll_wait is never restarted). One at a time, so that each worker takes one.
     pub(crate) fn wait_one(&self, timeout: Option<Duration>) -> io::Result<Option<Token>> {
         let mut event = libc::epoll_event { events: 0, u64: 0 };
         let timeout_ms = timeout.map_or(-1, |t| i32::try_from(t.as_millis()).unwrap_or(i32::MAX));
@@ -92,14 +93,7 @@ impl Poller {
         match n {
             1 => Ok(Some(Token::from_u64(event.u64))),
             0 => Ok(None),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
+            _ => Err(io::Error::last_os_error()),
         }
     }
 }
@@ -181,12 +175,15 @@ impl Bell {
         unsafe { libc::read(self.event.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
     }
 
-    /// Waits up to `timeout` for a ring, and clears it.
-    pub(crate) fn wait(&self, timeout: Duration) {
+    /// Waits up to `timeout` for a ring, and clears it; false if a signal handler ran on this
+    /// thread meanwhile (poll is never restarted).
+    pub(crate) fn wait(&self, timeout: Duration) -> bool {
         let mut poll = libc::pollfd { fd: self.event.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: poll(2) on one valid pollfd.
-        unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
+        let n = unsafe { libc::poll(&mut poll, 1, timeout.as_millis() as libc::c_int) };
+        let interrupted = n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
         self.clear();
+        !interrupted
     }
 }
 

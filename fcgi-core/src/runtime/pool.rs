@@ -54,6 +54,21 @@ const REFUSED_PARKED_MAX: usize = 32;
 /// yet), with the time each started waiting.
 type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
 
+/// What [`Pool::next_or_interrupted`] came to.
+// Moved out at once into `Accepted` or an `Option`: boxing the request would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Next {
+    Request(Request<'static>),
+    /// The server stopped and nothing is left.
+    Stopped,
+    /// A signal handler ran on the waiting thread.
+    Interrupted,
+}
+
+/// A signal handler ran on the thread while it waited.
+struct Interrupted;
+
 /// Work that is ready without waiting on a socket.
 enum Ready {
     /// A request of a multiplexed connection, offered by its reader.
@@ -146,30 +161,42 @@ impl Pool {
     /// The next request, waiting as long as it takes; `None` once the server has stopped and
     /// everything that was under way when it did has been served.
     pub(crate) fn next(self: &Arc<Self>) -> Option<Request<'static>> {
+        match self.next_or_interrupted(false) {
+            Next::Request(request) => Some(request),
+            Next::Stopped | Next::Interrupted => None,
+        }
+    }
+
+    /// [`next`](Self::next); if `interruptible`, a signal handler that runs on this thread
+    /// while it waits (in epoll_wait or poll: not while it reads a connection up to its
+    /// request) makes it return [`Next::Interrupted`].
+    pub(crate) fn next_or_interrupted(self: &Arc<Self>, interruptible: bool) -> Next {
         loop {
             if let Some(ready) = lock(&self.ready).pop_front() {
                 match ready {
                     Ready::Request(mut request) => {
                         if request.claim() {
-                            return Some(request);
+                            return Next::Request(request);
                         }
                         continue;
                     }
                     Ready::Connection(conn) => match self.open(conn) {
-                        Some(request) => return Some(request),
+                        Some(request) => return Next::Request(request),
                         None => continue,
                     },
                 }
             }
             if self.ctx.is_stopping() {
                 if let Some(request) = self.next_draining() {
-                    return Some(request);
+                    return Next::Request(request);
                 }
                 if self.readers.load(Ordering::SeqCst) == 0 && lock(&self.ready).is_empty() {
-                    return None;
+                    return Next::Stopped;
                 }
                 // A multiplexed connection may still offer a request.
-                self.bell.wait(self.sweep_every);
+                if !self.bell.wait(self.sweep_every) && interruptible {
+                    return Next::Interrupted;
+                }
                 continue;
             }
             // Under load more connections wait in the backlog: taking them straight away saves
@@ -179,17 +206,23 @@ impl Pool {
                 self.accept_run.fetch_sub(1, Ordering::Relaxed);
                 match self.accept() {
                     Some(conn) => match self.open(conn) {
-                        Some(request) => return Some(request),
+                        Some(request) => return Next::Request(request),
                         None => continue,
                     },
                     None => self.accept_run.store(0, Ordering::Relaxed),
                 }
             }
             if self.several && self.listening.load(Ordering::SeqCst) > 0 {
-                self.stand_by();
+                if self.stand_by().is_err() && interruptible {
+                    return Next::Interrupted;
+                }
                 continue;
             }
-            let conn = match self.listen() {
+            let listened = self.listen();
+            if listened.is_err() && interruptible {
+                return Next::Interrupted;
+            }
+            let conn = match listened.unwrap_or(None) {
                 Some(Token::Listener) => match self.accept() {
                     Some(conn) => {
                         self.accept_run.store(ACCEPT_RUN, Ordering::Relaxed);
@@ -208,14 +241,14 @@ impl Pool {
                 Some(Token::Wake | Token::Alarm) | None => continue,
             };
             if let Some(request) = self.open(conn) {
-                return Some(request);
+                return Next::Request(request);
             }
         }
     }
 
     /// Waits in the epoll set for one ready thing; sets the alarm when this thread was the
     /// last one listening.
-    fn listen(&self) -> Option<Token> {
+    fn listen(&self) -> Result<Option<Token>, Interrupted> {
         self.listening.fetch_add(1, Ordering::SeqCst);
         let ready = self.poller.wait_one(Some(self.sweep_every));
         if self.listening.fetch_sub(1, Ordering::SeqCst) == 1 && self.several {
@@ -223,19 +256,20 @@ impl Pool {
         }
         self.sweep_idle();
         match ready {
-            Ok(token) => token,
+            Ok(token) => Ok(token),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(Interrupted),
             Err(e) => {
                 // Cannot happen with a valid epoll set; stop rather than spin.
                 eprintln!("fcgi: waiting for connections: {e}; stopping");
                 self.ctx.stop();
-                None
+                Ok(None)
             }
         }
     }
 
     /// Waits until the alarm goes off (or the server stops); then the caller listens if nobody
     /// else does.
-    fn stand_by(&self) {
+    fn stand_by(&self) -> Result<(), Interrupted> {
         match self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY)) {
             Ok(Some(Token::Alarm)) => {
                 if self.alarm.clear() {
@@ -243,11 +277,13 @@ impl Pool {
                 }
             }
             Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(Interrupted),
             Err(e) => {
                 eprintln!("fcgi: standing by: {e}");
                 std::thread::sleep(SWEEP_AT_MOST_EVERY);
             }
         }
+        Ok(())
     }
 
     /// Sets the alarm that calls a standing-by thread in, unless it is already set.

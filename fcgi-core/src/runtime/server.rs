@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::acceptor::{Acceptor, Served, Source};
 use super::cgi;
@@ -13,7 +13,7 @@ use super::config::ServerConfig;
 use super::context::{Context, Moment};
 use super::graceful;
 use super::lifecycle::{Lifecycle, NoHooks};
-use super::listener::{Inherited, Listener};
+use super::listener::{Bind, Inherited, Listener};
 use super::pool::Pool;
 use super::prefork;
 use super::request::{run_handler, Handler, ServerInfo, Transport};
@@ -102,12 +102,21 @@ impl Server {
             // the requests still in flight are cut as `serve`'s are.
             let (watched_pool, watched_listener) = (pool.clone(), listener.clone());
             std::thread::Builder::new().name("fcgi-graceful".into()).spawn(move || {
+                signals::block_on_this_thread();
                 let ctx = watched_pool.context();
                 let finished = || ctx.stats.in_flight() == 0;
                 graceful::enforce(&watch, timeout, &finished, ctx, &watched_listener, true);
             })?;
         }
-        Ok(Acceptor { source: Source::FastCgi { _signals: signals, pool, listener, stop: self.stop.clone() } })
+        Ok(Acceptor {
+            source: Source::FastCgi {
+                _signals: signals,
+                pool,
+                listener,
+                stop: self.stop.clone(),
+                drained: OnceLock::new(),
+            },
+        })
     }
 
     /// The configuration with the worker count and what GET_VALUES reports filled in.
@@ -212,6 +221,10 @@ impl Server {
     /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode.
     fn listener(&self) -> io::Result<Option<(Listener, bool, Transport)>> {
         if let Some(bind) = &self.config.bind {
+            if let Bind::Fd(_) = bind {
+                // The program's own socket: it picked it (from systemd's too, if it wanted).
+                return Ok(Some((Listener::bind(bind)?, false, Transport::Bound)));
+            }
             // A reload (or systemd) passes the socket bound before: keep serving that one.
             if let Some(mut listener) = Listener::systemd()? {
                 listener.adopt_socket_file(bind);

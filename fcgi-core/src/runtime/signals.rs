@@ -71,6 +71,22 @@ pub(crate) fn wake(fd: RawFd) {
     }
 }
 
+/// Blocks, on the calling thread, every signal but those a fault raises: for the threads the
+/// library starts beside a program's own (the acceptor's helpers, multiplexed readers), so that
+/// a signal lands on a thread of the program, where its handler can interrupt an accept.
+pub(crate) fn block_on_this_thread() {
+    // SAFETY: sigset_t is plain data; sigfillset/sigdelset initialise it; pthread_sigmask only
+    // changes the calling thread's mask.
+    unsafe {
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut blocked);
+        for fault in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, libc::SIGTRAP] {
+            libc::sigdelset(&mut blocked, fault);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut());
+    }
+}
+
 /// Whether a stop signal arrived.
 pub fn stop_requested() -> bool {
     STOP_REQUESTED.load(Ordering::SeqCst)
