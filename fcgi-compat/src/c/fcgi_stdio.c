@@ -390,20 +390,22 @@ int FCGI_printf(const char *format, ...) {
 /* FCGX_GetStr and FCGX_PutStr take an int count: larger transfers go in pieces. */
 #define PIECE (INT_MAX & ~0xfff)
 
+/* The bytes nmemb items of size make (0 when either is), as many whole items as fit a size_t. */
+static size_t bytes_of(size_t size, size_t nmemb) {
+    if (size == 0) {
+        return 0;
+    }
+    return (nmemb > SIZE_MAX / size ? SIZE_MAX / size : nmemb) * size;
+}
+
 size_t FCGI_fread(void *ptr, size_t size, size_t nmemb, FCGI_FILE *fp) {
     FILE *file = file_of(fp);
     if (file != NULL) {
         return fread(ptr, size, nmemb, file);
     }
     FCGX_Stream *stream = stream_of(fp);
-    if (stream == NULL || size == 0 || nmemb == 0) {
-        return 0;
-    }
-    if (nmemb > SIZE_MAX / size) {
-        nmemb = SIZE_MAX / size;
-    }
-    size_t total = size * nmemb, done = 0;
-    while (done < total) {
+    size_t total = bytes_of(size, nmemb), done = 0;
+    while (stream != NULL && done < total) {
         size_t want = total - done < PIECE ? total - done : PIECE;
         int got = FCGX_GetStr((char *)ptr + done, (int)want, stream);
         if (got <= 0) {
@@ -414,7 +416,7 @@ size_t FCGI_fread(void *ptr, size_t size, size_t nmemb, FCGI_FILE *fp) {
             break;
         }
     }
-    return done / size;
+    return size == 0 ? 0 : done / size;
 }
 
 size_t FCGI_fwrite(const void *ptr, size_t size, size_t nmemb, FCGI_FILE *fp) {
@@ -423,21 +425,15 @@ size_t FCGI_fwrite(const void *ptr, size_t size, size_t nmemb, FCGI_FILE *fp) {
         return fwrite(ptr, size, nmemb, file);
     }
     FCGX_Stream *stream = stream_of(fp);
-    if (stream == NULL || size == 0 || nmemb == 0) {
-        return 0;
-    }
-    if (nmemb > SIZE_MAX / size) {
-        nmemb = SIZE_MAX / size;
-    }
-    size_t total = size * nmemb, done = 0;
-    while (done < total) {
+    size_t total = bytes_of(size, nmemb), done = 0;
+    while (stream != NULL && done < total) {
         size_t want = total - done < PIECE ? total - done : PIECE;
         if (FCGX_PutStr((const char *)ptr + done, (int)want, stream) != (int)want) {
             break;
         }
         done += want;
     }
-    return done / size;
+    return size == 0 ? 0 : done / size;
 }
 
 int FCGI_feof(FCGI_FILE *fp) {
