@@ -413,6 +413,24 @@ mod tests {
         std::iter::from_fn(|| Record::decode(&mut out).unwrap()).collect()
     }
 
+    /// A connection with request 1 begun (KEEP_CONN) in `role`, its params in: the events.
+    fn opened(role: Role) -> (Connection, Vec<Event>) {
+        let mut input = BytesMut::new();
+        begin(1, role, true, &mut input);
+        params(1, &[], &mut input);
+        let mut conn = Connection::new(ConnectionConfig::default());
+        let got = events(&mut conn, &mut input).unwrap();
+        (conn, got)
+    }
+
+    /// The (id, protocol status) of each END_REQUEST the connection owes.
+    fn refusals(conn: &mut Connection) -> Vec<(u16, ProtocolStatus)> {
+        replies(conn)
+            .iter()
+            .map(|r| (r.header.request_id, EndRequest::parse(&r.content).unwrap().protocol_status))
+            .collect()
+    }
+
     #[test]
     fn a_whole_request() {
         let mut input = BytesMut::new();
@@ -434,11 +452,7 @@ mod tests {
 
     #[test]
     fn the_connection_frames_the_response_and_ends_the_request() {
-        let mut input = BytesMut::new();
-        begin(1, Role::Authorizer, true, &mut input);
-        params(1, &[], &mut input);
-        let mut conn = Connection::new(ConnectionConfig::default());
-        let got = events(&mut conn, &mut input).unwrap();
+        let (mut conn, got) = opened(Role::Authorizer);
         let Event::Params { role, keep_conn, .. } = &got[1] else { panic!("{got:?}") };
         assert_eq!((*role, *keep_conn), (Role::Authorizer, true), "Params carries what BEGIN said");
         let mut sent = Vec::new();
@@ -475,9 +489,7 @@ mod tests {
         begin(2, Role::Responder, false, &mut input);
         let mut conn = Connection::new(ConnectionConfig::default());
         assert_eq!(events(&mut conn, &mut input).unwrap().len(), 1);
-        let replies = replies(&mut conn);
-        assert_eq!(replies[0].header.request_id, 2);
-        assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::CantMpxConn);
+        assert_eq!(refusals(&mut conn), [(2, ProtocolStatus::CantMpxConn)]);
     }
 
     #[test]
@@ -489,9 +501,7 @@ mod tests {
         }
         let mut conn = Connection::new(config);
         assert_eq!(events(&mut conn, &mut input).unwrap().len(), 2);
-        let replies = replies(&mut conn);
-        assert_eq!(replies[0].header.request_id, 3);
-        assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::Overloaded);
+        assert_eq!(refusals(&mut conn), [(3, ProtocolStatus::Overloaded)]);
     }
 
     #[test]
@@ -501,8 +511,7 @@ mod tests {
         let mut conn = Connection::overloaded(ConnectionConfig::default());
         assert!(events(&mut conn, &mut input).unwrap().is_empty());
         assert!(conn.has_refused_overloaded());
-        let replies = replies(&mut conn);
-        assert_eq!(EndRequest::parse(&replies[0].content).unwrap().protocol_status, ProtocolStatus::Overloaded);
+        assert_eq!(refusals(&mut conn), [(1, ProtocolStatus::Overloaded)]);
     }
 
     #[test]
@@ -514,9 +523,7 @@ mod tests {
         params(2, &[(b"A", b"B")], &mut input);
         let mut conn = Connection::new(config);
         assert!(events(&mut conn, &mut input).unwrap().is_empty());
-        let statuses: Vec<_> =
-            replies(&mut conn).iter().map(|r| EndRequest::parse(&r.content).unwrap().protocol_status).collect();
-        assert_eq!(statuses, vec![ProtocolStatus::UnknownRole; 2]);
+        assert_eq!(refusals(&mut conn), [(1, ProtocolStatus::UnknownRole), (2, ProtocolStatus::UnknownRole)]);
     }
 
     #[test]
@@ -575,12 +582,10 @@ mod tests {
 
     #[test]
     fn records_for_ended_ids_are_ignored() {
-        let mut input = BytesMut::new();
-        begin(1, Role::Responder, true, &mut input);
-        params(1, &[], &mut input);
-        let mut conn = Connection::new(ConnectionConfig::default());
-        assert_eq!(events(&mut conn, &mut input).unwrap().len(), 2);
+        let (mut conn, got) = opened(Role::Responder);
+        assert_eq!(got.len(), 2);
         conn.end_request(1, 0);
+        let mut input = BytesMut::new();
         conn.take_output();
         encode_record(RecordType::Stdin, 1, b"late", &mut input);
         encode_record(RecordType::AbortRequest, 1, b"", &mut input);
