@@ -6,16 +6,13 @@ use std::time::{Duration, Instant};
 
 use super::listener::Listener;
 use super::pool::{Next, Pool};
-use super::request::Request;
+use super::request::{Request, SERVICE_UNAVAILABLE};
 use super::signals::{self, SignalGuard};
 use super::stop::StopHandle;
 
 /// How often [`Acceptor::close`] looks whether the requests in flight have ended.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
 
-/// The page of a request read while the server was closing that no thread had accepted.
-const CLOSING: &[u8] =
-    b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\nThe application is stopping.\n";
 
 /// How a [`Server::serve`](super::Server::serve) call (or an [`Acceptor`]) served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +192,7 @@ fn start_draining(pool: &Arc<Pool>) -> Arc<AtomicBool> {
 /// Answers a request nobody accepted before the close.
 fn refuse(mut request: Request<'static>) {
     request.set_app_status(1);
-    let _ = request.write_stdout(CLOSING);
+    let _ = request.write_stdout(SERVICE_UNAVAILABLE);
     request.finish(Ok(()));
 }
 

@@ -411,7 +411,8 @@ pub(crate) fn run_handler(handler: &dyn Handler, mut request: Request<'_>) {
     request.finish(outcome);
 }
 
-/// The response to a request that no worker could take in time.
+/// The response to a request that no thread could take: a multiplexed one no worker took in
+/// time, or one read while an acceptor was closing.
 pub(crate) const SERVICE_UNAVAILABLE: &[u8] =
     b"Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nService Unavailable\n";
 
