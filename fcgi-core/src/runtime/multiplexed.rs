@@ -83,9 +83,7 @@ impl Reader {
         };
         Ok(Self { conn, shared: Arc::new(Mutex::new(shared)), inboxes: HashMap::new() })
     }
-}
 
-impl Reader {
     fn run(&mut self, pool: &Arc<Pool>) -> io::Result<()> {
         let ctx = pool.context();
         loop {
