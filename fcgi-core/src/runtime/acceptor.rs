@@ -13,7 +13,6 @@ use super::stop::StopHandle;
 /// How often [`Acceptor::close`] looks whether the requests in flight have ended.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
 
-
 /// How a [`Server::serve`](super::Server::serve) call (or an [`Acceptor`]) served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
