@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             parser.error(f"--debug-addresses: {e}")
     if args.chdir:
-        os.chdir(args.chdir)
+        # A reload re-executes this command line in the folder it changed to: a relative
+        # --chdir is taken from the folder the first program started in, whatever the reload.
+        start = os.environ.setdefault("FCGI_WSGI_START_DIR", os.getcwd())
+        os.chdir(os.path.join(start, args.chdir))
     # Like gunicorn: the app's module is found from the current folder.
     sys.path.insert(0, os.getcwd())
     serve_wsgi(
