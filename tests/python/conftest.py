@@ -14,22 +14,29 @@ import pytest
 HERE = Path(__file__).parent
 
 
+def wait_until_listening(process: subprocess.Popen, address: str, log: Path | None = None, within: float = 20) -> None:
+    """Returns once `address` accepts a connection; fails if `process` exits or `within` passes."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(address)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                said = log.read_text() if log else ""
+                raise RuntimeError(f"the app did not start: {said}") from None
+            time.sleep(0.05)
+
+
 def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     address = str(tmp_path / "app.sock")
     log = tmp_path / "app.log"
     command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(HERE), "semantics_app:app", "--bind", address, *args]
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=log_file)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(address)
-            return process, address, log
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not start: {log.read_text()}") from None
-            time.sleep(0.05)
+    wait_until_listening(process, address, log)
+    return process, address, log
 
 
 @pytest.fixture(scope="module")

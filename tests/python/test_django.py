@@ -6,13 +6,12 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until_listening
 from fcgi_client import Response, parse_cgi, request
 
 DJANGO_CGI = Path(__file__).resolve().parents[2] / "examples" / "django" / "django.cgi"
@@ -54,15 +53,7 @@ def django_fcgi(tmp_path_factory):
     site = str(DJANGO_CGI.parent)
     command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", site, "demo_site.wsgi", "--bind", address]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(address)
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "Django did not start"
-            time.sleep(0.05)
+    wait_until_listening(process, address, within=30)
     yield address
     process.terminate()
     assert process.wait(10) == 0
