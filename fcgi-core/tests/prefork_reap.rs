@@ -2,11 +2,13 @@
 //! the program started itself (a Python app's `subprocess.run`, say) keeps its exit status for
 //! the program's own waitpid. Alone in its test binary: no other test's children to confuse.
 
-use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fcgi_core::{Bind, Request, Server, ServerConfig};
+mod common;
+
+use common::serve_then_stop;
+use fcgi_core::{Bind, Server, ServerConfig};
 
 /// Whether `pid` has exited and waits to be reaped (state Z in /proc/PID/stat).
 fn is_zombie(pid: u32) -> bool {
@@ -32,20 +34,9 @@ fn the_supervisor_leaves_the_programs_own_children_alone() {
         handle_signals: false,
         ..ServerConfig::default()
     });
-    let stop = server.stop_handle();
-    let handler = |request: &mut Request<'_>| request.write_stdout(b"Status: 204 No Content\r\n\r\n");
-    std::thread::scope(|scope| {
-        let serving = scope.spawn(|| server.serve(&handler));
-        while UnixStream::connect(&path).is_err() {
-            assert!(Instant::now() < deadline, "the server did not listen");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // The supervisor looks for exited children every 100 ms.
-        std::thread::sleep(Duration::from_millis(500));
-        stop.stop();
-        // It returns once it has reaped both of its workers.
-        serving.join().unwrap().expect("served");
-    });
+    // 500 ms: the supervisor looks for exited children every 100 ms. `serve` returns once it
+    // has reaped both of its workers.
+    serve_then_stop(&server, &path, Duration::from_millis(500));
     let status = own.wait().expect("the program's own child is still there to wait for");
     assert_eq!(status.code(), Some(7));
     let _ = std::fs::remove_dir_all(dir);

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Address, App};
+use common::{Address, App, Client};
 
 /// The slow request held by an old worker across the reload.
 const SLOW_MS: u64 = 3000;
@@ -88,14 +88,20 @@ fn start_two_processes() -> (App, BTreeSet<u32>) {
     (app, workers)
 }
 
+/// A connection whose `/slow` request a worker has begun to serve.
+fn slow_request_in_flight(app: &App) -> Client {
+    let mut slow = app.connect();
+    slow.request(1, "GET", &format!("/slow?ms={SLOW_MS}"), b"", false);
+    std::thread::sleep(Duration::from_millis(300));
+    slow
+}
+
 #[test]
 fn a_reload_with_processes_serves_new_requests_while_the_old_workers_finish() {
     let (mut app, old_workers) = start_two_processes();
     let supervisor = app.child.id();
     let path = socket_path(&app);
-    let mut slow = app.connect();
-    slow.request(1, "GET", &format!("/slow?ms={SLOW_MS}"), b"", false);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut slow = slow_request_in_flight(&app);
 
     let sighup = Instant::now();
     app.signal(libc::SIGHUP);
@@ -134,9 +140,7 @@ fn a_stop_during_a_reload_stops_both_generations_of_workers() {
     let (mut app, old_workers) = start_two_processes();
     let supervisor = app.child.id();
     let path = socket_path(&app);
-    let mut slow = app.connect();
-    slow.request(1, "GET", &format!("/slow?ms={SLOW_MS}"), b"", false);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut slow = slow_request_in_flight(&app);
     app.signal(libc::SIGHUP);
     // The new generation is up: it answers, while an old worker still holds the slow request.
     std::thread::sleep(Duration::from_millis(100));

@@ -7,10 +7,10 @@ mod common;
 
 use std::io::{ErrorKind, Read};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::temp_dir;
-use fcgi_core::{Bind, Request, Server, ServerConfig, StopHandle};
+use common::{serve_then_stop, temp_dir};
+use fcgi_core::{Bind, Server, ServerConfig, StopHandle};
 
 /// Serves on a Unix socket (with `processes` processes) until stopped by a handle, then drops
 /// the server and returns the handle.
@@ -23,21 +23,9 @@ fn served_and_stopped(processes: usize) -> StopHandle {
         handle_signals: false,
         ..ServerConfig::default()
     });
-    let stop = server.stop_handle();
-    let handler = |request: &mut Request<'_>| request.write_stdout(b"Status: 204 No Content\r\n\r\n");
-    std::thread::scope(|scope| {
-        let serving = scope.spawn(|| server.serve(&handler));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&path).is_err() {
-            assert!(Instant::now() < deadline, "the server did not listen");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // Time for a supervisor to start its workers.
-        std::thread::sleep(Duration::from_millis(200));
-        stop.stop();
-        serving.join().unwrap().expect("served");
-    });
-    stop
+    // 200 ms: time for a supervisor to start its workers.
+    serve_then_stop(&server, &path, Duration::from_millis(200));
+    server.stop_handle()
 }
 
 #[test]

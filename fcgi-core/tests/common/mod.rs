@@ -392,6 +392,25 @@ impl Client {
     }
 }
 
+/// Serves `server` (bound to the Unix socket `path`) on a thread of this process with a handler
+/// that answers 204, waits until it listens and `settle` more (time for a pre-fork supervisor
+/// to start its workers), stops it with its handle and waits for `serve` to return.
+pub fn serve_then_stop(server: &fcgi_core::Server, path: &Path, settle: Duration) {
+    let stop = server.stop_handle();
+    let handler = |request: &mut fcgi_core::Request<'_>| request.write_stdout(b"Status: 204 No Content\r\n\r\n");
+    std::thread::scope(|scope| {
+        let serving = scope.spawn(|| server.serve(&handler));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(path).is_err() {
+            assert!(Instant::now() < deadline, "the server did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(settle);
+        stop.stop();
+        serving.join().unwrap().expect("served");
+    });
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
