@@ -81,33 +81,34 @@ impl FCGX_Request {
     }
 }
 
+/// `(struct, field, offset)` for each field named, then `(struct, "", size)`.
+macro_rules! layout_of {
+    ($ty:ident { $($field:ident $(as $c_name:literal)?),* $(,)? }) => {
+        [
+            $((stringify!($ty), layout_of!(@name $field $($c_name)?), std::mem::offset_of!($ty, $field)),)*
+            (stringify!($ty), "", std::mem::size_of::<$ty>()),
+        ]
+    };
+    (@name $field:ident) => { stringify!($field) };
+    (@name $field:ident $c_name:literal) => { $c_name };
+}
+
 /// The offsets and sizes the C side must agree with: `(name, offset)` of every field, then
 /// the struct's size, for a test that compiles the same table in C.
 pub fn layout() -> Vec<(&'static str, &'static str, usize)> {
-    use std::mem::{offset_of, size_of};
-    vec![
-        ("FCGX_Stream", "rdNext", offset_of!(FCGX_Stream, rdNext)),
-        ("FCGX_Stream", "isReader", offset_of!(FCGX_Stream, isReader)),
-        ("FCGX_Stream", "isClosed", offset_of!(FCGX_Stream, isClosed)),
-        ("FCGX_Stream", "wasFCloseCalled", offset_of!(FCGX_Stream, wasFCloseCalled)),
-        ("FCGX_Stream", "FCGI_errno", offset_of!(FCGX_Stream, FCGI_errno)),
-        ("FCGX_Stream", "fillBuffProc", offset_of!(FCGX_Stream, fillBuffProc)),
-        ("FCGX_Stream", "emptyBuffProc", offset_of!(FCGX_Stream, emptyBuffProc)),
-        ("FCGX_Stream", "data", offset_of!(FCGX_Stream, data)),
-        ("FCGX_Stream", "", size_of::<FCGX_Stream>()),
-        ("FCGX_Request", "requestId", offset_of!(FCGX_Request, requestId)),
-        ("FCGX_Request", "role", offset_of!(FCGX_Request, role)),
-        ("FCGX_Request", "in", offset_of!(FCGX_Request, in_)),
-        ("FCGX_Request", "out", offset_of!(FCGX_Request, out)),
-        ("FCGX_Request", "err", offset_of!(FCGX_Request, err)),
-        ("FCGX_Request", "envp", offset_of!(FCGX_Request, envp)),
-        ("FCGX_Request", "paramsPtr", offset_of!(FCGX_Request, paramsPtr)),
-        ("FCGX_Request", "ipcFd", offset_of!(FCGX_Request, ipcFd)),
-        ("FCGX_Request", "keepConnection", offset_of!(FCGX_Request, keepConnection)),
-        ("FCGX_Request", "appStatus", offset_of!(FCGX_Request, appStatus)),
-        ("FCGX_Request", "flags", offset_of!(FCGX_Request, flags)),
-        ("FCGX_Request", "listen_sock", offset_of!(FCGX_Request, listen_sock)),
-        ("FCGX_Request", "detached", offset_of!(FCGX_Request, detached)),
-        ("FCGX_Request", "", size_of::<FCGX_Request>()),
-    ]
+    let stream = layout_of!(FCGX_Stream {
+        rdNext,
+        isReader,
+        isClosed,
+        wasFCloseCalled,
+        FCGI_errno,
+        fillBuffProc,
+        emptyBuffProc,
+        data
+    });
+    let request = layout_of!(FCGX_Request {
+        requestId, role, in_ as "in", out, err, envp, paramsPtr, ipcFd, keepConnection, appStatus,
+        flags, listen_sock, detached
+    });
+    stream.into_iter().chain(request).collect()
 }
