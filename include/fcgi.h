@@ -86,6 +86,28 @@ typedef enum {
 } fcgi_result;
 
 /**
+ * How severe a log record is.
+ */
+typedef enum {
+    /**
+     * Something failed: a request, a connection, the server.
+     */
+    FCGI_LOG_ERROR = 1,
+    /**
+     * Something was refused or cut (a limit, a timeout), and the server goes on.
+     */
+    FCGI_LOG_WARNING = 2,
+    /**
+     * What the server does (a reload) and, for the access log, one record per request.
+     */
+    FCGI_LOG_INFO = 3,
+    /**
+     * Detail for finding a fault.
+     */
+    FCGI_LOG_DEBUG = 4,
+} fcgi_log_level;
+
+/**
  * A FastCGI role, as the web server asked for it.
  */
 typedef enum {
@@ -129,6 +151,16 @@ typedef struct fcgi_request fcgi_request;
  */
 typedef struct fcgi_server fcgi_server;
 
+/**
+ * Receives one log record: `logger` is `"fcgi.error"` for the server's own messages or
+ * `"fcgi.access"` for an access record; `message` has no newline. Both strings live only
+ * during the call. Called from the server's threads, possibly several at once.
+ */
+typedef void (*fcgi_log_callback)(void *user_data,
+                                  fcgi_log_level level,
+                                  const char *logger,
+                                  const char *message);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -164,6 +196,25 @@ void fcgi_options_free(fcgi_options *options);
  * FCGI_ERR_INVALID_ARG if the address does not parse.
  */
 fcgi_result fcgi_options_set_bind(fcgi_options *options, const char *address);
+
+/**
+ * Sets the least severe of the server's own messages that is logged (default
+ * FCGI_LOG_INFO); see `fcgi_log_set_callback` for where they go.
+ */
+fcgi_result fcgi_options_set_log_level(fcgi_options *options, fcgi_log_level level);
+
+/**
+ * Writes one access-log line per request to the file `path` (appended; `"-"` is stderr),
+ * buffered and written within a second and when the server closes; NULL or `""`: no file.
+ * FCGI_ERR_IO from `fcgi_server_open`'s accept if the file cannot be opened.
+ */
+fcgi_result fcgi_options_set_access_logfile(fcgi_options *options, const char *path);
+
+/**
+ * The access log's line, in gunicorn's atoms (`%(h)s %(t)s "%(r)s" %(s)s %(D)s`...; the
+ * README lists them). FCGI_ERR_INVALID_ARG for an unknown atom or a stray `%`.
+ */
+fcgi_result fcgi_options_set_access_logformat(fcgi_options *options, const char *format);
 
 /**
  * How many requests the program serves at once, as the web server learns it from
@@ -272,6 +323,14 @@ fcgi_result fcgi_options_set_force_cgi(fcgi_options *options, bool force_cgi);
  * your own handler with `fcgi_server_shutdown`.
  */
 fcgi_result fcgi_options_set_handle_signals(fcgi_options *options, bool handle_signals);
+
+/**
+ * Sends the server's log records to `callback` with `user_data`, process-wide, from now on;
+ * access records too if `access` (the access log as records, beside or instead of
+ * `fcgi_options_set_access_logfile`). NULL goes back to stderr. The level is each server's
+ * (`fcgi_options_set_log_level`).
+ */
+fcgi_result fcgi_log_set_callback(fcgi_log_callback callback, void *user_data, bool access);
 
 /**
  * Starts a server with `options` (NULL: the defaults of `fcgi_options_new`), which are copied.

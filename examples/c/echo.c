@@ -4,6 +4,7 @@
  *
  *   echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
  *        [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
+ *        [--access-logfile PATH] [--access-logformat FMT] [--log-level LEVEL] [--log-callback TAG]
  *
  * Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
@@ -370,7 +371,8 @@ static int usage(const char *message) {
     fprintf(stderr,
             "echo: %s\nusage: echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N]\n"
             "            [--max-body-bytes N] [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS]\n"
-            "            [--max-connections N] [--cgi]\n",
+            "            [--max-connections N] [--cgi] [--access-logfile PATH] [--access-logformat FMT]\n"
+            "            [--log-level LEVEL] [--log-callback TAG]\n",
             message);
     return 2;
 }
@@ -385,6 +387,22 @@ static long long milliseconds(const char *text) {
     }
     long long ms = (long long)(seconds * 1000.0 + 0.5);
     return ms == 0 && seconds > 0 ? 1 : ms;
+}
+
+/* The level called `name`, 0 if none is. */
+static fcgi_log_level log_level(const char *name) {
+    static const char *const NAMES[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, NAMES[i]) == 0) {
+            return (fcgi_log_level)(FCGI_LOG_ERROR + i);
+        }
+    }
+    return (fcgi_log_level)0;
+}
+
+/* The log callback of --log-callback TAG: `TAG LEVEL LOGGER MESSAGE` on stderr. */
+static void log_to_stderr(void *user_data, fcgi_log_level level, const char *logger, const char *message) {
+    fprintf(stderr, "%s %d %s %s\n", (const char *)user_data, (int)level, logger, message);
 }
 
 int main(int argc, char **argv) {
@@ -433,6 +451,15 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_graceful_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--max-connections") == 0 && numeric) {
             rc = fcgi_options_set_max_conns(options, (size_t)n);
+        } else if (strcmp(arg, "--access-logfile") == 0) {
+            rc = fcgi_options_set_access_logfile(options, value);
+        } else if (strcmp(arg, "--access-logformat") == 0) {
+            rc = fcgi_options_set_access_logformat(options, value);
+        } else if (strcmp(arg, "--log-level") == 0 && log_level(value) != 0) {
+            rc = fcgi_options_set_log_level(options, log_level(value));
+        } else if (strcmp(arg, "--log-callback") == 0) {
+            /* Every record, access ones too, through the callback below, tagged with VALUE. */
+            rc = fcgi_log_set_callback(log_to_stderr, (void *)value, true);
         } else {
             fcgi_options_free(options);
             return usage("unknown argument or bad number");

@@ -422,18 +422,21 @@ static int usage(const char *message) {
 static const struct {
     const char *option;
     const char *variable;
-    int seconds;
+    enum { COUNT, SECONDS, TEXT } kind;
 } KNOBS[] = {
-    {"--workers", "FCGI_COMPAT_WORKERS", 0},
-    {"--max-requests", "FCGI_COMPAT_MAX_REQUESTS", 0},
-    {"--multiplex", "FCGI_COMPAT_MULTIPLEX", 0},
-    {"--max-body-bytes", "FCGI_COMPAT_MAX_BODY_BYTES", 0},
-    {"--max-connections", "FCGI_COMPAT_MAX_CONNS", 0},
-    {"--read-timeout", "FCGI_COMPAT_READ_TIMEOUT", 1},
-    {"--idle-timeout", "FCGI_COMPAT_IDLE_TIMEOUT", 1},
-    {"--write-timeout", "FCGI_COMPAT_WRITE_TIMEOUT", 1},
-    {"--head-timeout", "FCGI_COMPAT_HEAD_TIMEOUT", 1},
-    {"--graceful-timeout", "FCGI_COMPAT_GRACEFUL_TIMEOUT", 1},
+    {"--workers", "FCGI_COMPAT_WORKERS", COUNT},
+    {"--max-requests", "FCGI_COMPAT_MAX_REQUESTS", COUNT},
+    {"--multiplex", "FCGI_COMPAT_MULTIPLEX", COUNT},
+    {"--max-body-bytes", "FCGI_COMPAT_MAX_BODY_BYTES", COUNT},
+    {"--max-connections", "FCGI_COMPAT_MAX_CONNS", COUNT},
+    {"--read-timeout", "FCGI_COMPAT_READ_TIMEOUT", SECONDS},
+    {"--idle-timeout", "FCGI_COMPAT_IDLE_TIMEOUT", SECONDS},
+    {"--write-timeout", "FCGI_COMPAT_WRITE_TIMEOUT", SECONDS},
+    {"--head-timeout", "FCGI_COMPAT_HEAD_TIMEOUT", SECONDS},
+    {"--graceful-timeout", "FCGI_COMPAT_GRACEFUL_TIMEOUT", SECONDS},
+    {"--log-level", "FCGI_COMPAT_LOG_LEVEL", TEXT},
+    {"--access-logfile", "FCGI_COMPAT_ACCESS_LOGFILE", TEXT},
+    {"--access-logformat", "FCGI_COMPAT_ACCESS_LOGFORMAT", TEXT},
 };
 
 int main(int argc, char **argv) {
@@ -456,7 +459,10 @@ int main(int argc, char **argv) {
             if (strcmp(arg, KNOBS[k].option) == 0) {
                 char *end;
                 double seconds = strtod(value, &end);
-                if (KNOBS[k].seconds ? (end == value || *end || !(seconds >= 0)) : !numeric) {
+                int bad = KNOBS[k].kind == SECONDS ? (end == value || *end || !(seconds >= 0))
+                          : KNOBS[k].kind == COUNT ? !numeric
+                                                   : 0;
+                if (bad) {
                     return usage("bad number");
                 }
                 setenv(KNOBS[k].variable, value, 1);

@@ -38,6 +38,8 @@ mod result;
 
 mod options;
 
+mod log;
+
 mod server;
 
 mod held;
@@ -46,6 +48,7 @@ mod request;
 
 use std::ffi::c_char;
 
+pub use log::*;
 pub use options::*;
 pub use request::*;
 pub use result::*;

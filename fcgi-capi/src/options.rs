@@ -6,6 +6,7 @@ use fcgi_core::settings::Value;
 use fcgi_core::{Bind, Roles, ServerConfig};
 
 use crate::fcgi_result::{self, *};
+use crate::log::fcgi_log_level;
 use crate::panic::{ffi_boundary, try_mut};
 
 /// Server options. Made by `fcgi_options_new`, freed by `fcgi_options_free`;
@@ -47,18 +48,17 @@ pub unsafe extern "C" fn fcgi_options_free(options: *mut fcgi_options) {
 pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, address: *const c_char) -> fcgi_result {
     ffi_boundary!({
         let options = try_mut!(options);
-        if address.is_null() {
-            return FCGI_ERR_NULL;
-        }
-        // SAFETY: a non-NULL `address` is a NUL-terminated string (the caller's contract), read
-        // only during this call.
-        let address = unsafe { CStr::from_ptr(address) };
-        let Ok(address) = address.to_str() else { return FCGI_ERR_INVALID_ARG };
+        // SAFETY: the caller's contract, passed on.
+        let address = match unsafe { text(address) } {
+            Ok(Some(address)) => address,
+            Ok(None) => return FCGI_ERR_NULL,
+            Err(e) => return e,
+        };
         if address.is_empty() {
             options.config.bind = None;
             return FCGI_OK;
         }
-        match Bind::parse(address) {
+        match Bind::parse(&address) {
             Ok(bind) => {
                 options.config.bind = Some(bind);
                 FCGI_OK
@@ -66,6 +66,62 @@ pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, addre
             Err(_) => FCGI_ERR_INVALID_ARG,
         }
     })
+}
+
+/// Sets the least severe of the server's own messages that is logged (default
+/// FCGI_LOG_INFO); see `fcgi_log_set_callback` for where they go.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_log_level(options: *mut fcgi_options, level: fcgi_log_level) -> fcgi_result {
+    ffi_boundary!({ set(try_mut!(options), "log_level", Value::Text(level.level().name().into())) })
+}
+
+/// Writes one access-log line per request to the file `path` (appended; `"-"` is stderr),
+/// buffered and written within a second and when the server closes; NULL or `""`: no file.
+/// FCGI_ERR_IO from `fcgi_server_open`'s accept if the file cannot be opened.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_access_logfile(
+    options: *mut fcgi_options,
+    path: *const c_char,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        match unsafe { text(path) } {
+            Ok(path) => set(options, "access_logfile", Value::Text(path.unwrap_or_default())),
+            Err(e) => e,
+        }
+    })
+}
+
+/// The access log's line, in gunicorn's atoms (`%(h)s %(t)s "%(r)s" %(s)s %(D)s`...; the
+/// README lists them). FCGI_ERR_INVALID_ARG for an unknown atom or a stray `%`.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_access_logformat(
+    options: *mut fcgi_options,
+    format: *const c_char,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        match unsafe { text(format) } {
+            Ok(Some(format)) => set(options, "access_logformat", Value::Text(format)),
+            Ok(None) => FCGI_ERR_NULL,
+            Err(e) => e,
+        }
+    })
+}
+
+/// A C string as UTF-8 text; `None` for NULL; FCGI_ERR_INVALID_ARG if it is not UTF-8.
+///
+/// # Safety
+/// `text` is NULL or a NUL-terminated string, read only during this call.
+unsafe fn text(text: *const c_char) -> Result<Option<String>, fcgi_result> {
+    if text.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL and NUL-terminated (the caller's contract).
+    let text = unsafe { CStr::from_ptr(text) };
+    text.to_str().map(|t| Some(t.to_owned())).map_err(|_| FCGI_ERR_INVALID_ARG)
 }
 
 /// Sets a setting of the core's table (`fcgi_core::settings`), which gives 0 and every value

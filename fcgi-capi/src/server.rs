@@ -58,11 +58,12 @@ pub unsafe extern "C" fn fcgi_server_open(options: *const fcgi_options, out: *mu
             None => ServerConfig::default(),
         };
         let close_deadline = config.graceful_timeout.unwrap_or(NO_LIMIT);
+        crate::log::set_level(config.log_level);
         let server = Server::new(config);
         let acceptor = match server.acceptor() {
             Ok(acceptor) => Some(acceptor),
             Err(e) => {
-                eprintln!("fcgi: the server could not start: {e}");
+                log::error!("the server could not start: {e}");
                 None
             }
         };
@@ -186,8 +187,8 @@ pub unsafe extern "C" fn fcgi_server_close(server: *mut fcgi_server) {
 fn end_held(held: &Held, deadline: Instant, waited: Duration) {
     let left = held.wait(deadline);
     if left > 0 {
-        eprintln!(
-            "fcgi: fcgi_server_close: {left} request(s) still held after {} s were ended; \
+        log::error!(
+            "fcgi_server_close: {left} request(s) still held after {} s were ended; \
              their handles now return FCGI_ERR_CLOSED until fcgi_request_finish",
             waited.as_secs_f32()
         );

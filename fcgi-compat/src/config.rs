@@ -29,7 +29,7 @@ pub fn apply(config: &mut ServerConfig, lookup: impl Fn(&str) -> Option<String>)
 mod tests {
     use std::time::Duration;
 
-    use fcgi_core::settings::Kind;
+    use fcgi_core::settings::example;
 
     use super::*;
 
@@ -37,12 +37,7 @@ mod tests {
     fn every_setting_of_the_core_with_a_variable_is_read() {
         for setting in SETTINGS {
             let Ok(name) = setting.env else { continue };
-            let value = match setting.kind {
-                Kind::Count | Kind::Bytes => "7",
-                Kind::Seconds => "7.5",
-                Kind::Flag => "yes",
-            };
-            let (config, complaints) = applied(&[(name, value)]);
+            let (config, complaints) = applied(&[(name, example(setting))]);
             assert!(complaints.is_empty(), "{name}: {complaints:?}");
             assert_ne!(format!("{config:?}"), format!("{:?}", ServerConfig::default()), "{name} changed nothing");
         }

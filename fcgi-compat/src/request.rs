@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fcgi_core::runtime::listener;
+use fcgi_core::runtime::logging::{self, Level};
 use fcgi_core::{Output, Params, Role};
 
 use crate::panic::boundary;
@@ -202,7 +203,8 @@ pub unsafe extern "C" fn FCGX_OpenSocket(path: *const c_char, backlog: c_int) ->
                 fd
             }
             Err(e) => {
-                eprintln!("fcgi-compat: FCGX_OpenSocket({}): {e}", String::from_utf8_lossy(text));
+                logging::install_default(Level::Info);
+                log::error!("FCGX_OpenSocket({}): {e}", String::from_utf8_lossy(text));
                 set_errno(e.raw_os_error().unwrap_or(libc::EINVAL));
                 -1
             }

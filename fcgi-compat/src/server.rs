@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
+use fcgi_core::runtime::logging;
 use fcgi_core::{Accepted, Acceptor, Bind, Request, Server, ServerConfig, Stats, StopHandle};
 
 use crate::{config, socket};
@@ -102,8 +103,8 @@ pub(crate) fn for_socket(listen_sock: c_int) -> Result<Arc<ProcessServer>, Accep
         if server.listen_sock == listen_sock {
             return Ok(server.clone());
         }
-        eprintln!(
-            "fcgi-compat: cannot accept on fd {listen_sock}: this process already serves fd {} (one listening \
+        log::error!(
+            "cannot accept on fd {listen_sock}: this process already serves fd {} (one listening \
              socket per process)",
             server.listen_sock
         );
@@ -113,7 +114,7 @@ pub(crate) fn for_socket(listen_sock: c_int) -> Result<Arc<ProcessServer>, Accep
         return Err(AcceptError::Stopped);
     }
     let server = start(listen_sock).map_err(|e| {
-        eprintln!("fcgi-compat: cannot serve fd {listen_sock}: {e}");
+        log::error!("cannot serve fd {listen_sock}: {e}");
         AcceptError::Failed(e.raw_os_error().unwrap_or(libc::EINVAL))
     })?;
     let server = Arc::new(server);
@@ -144,8 +145,10 @@ pub(crate) fn shutdown_pending() {
 
 fn start(listen_sock: c_int) -> std::io::Result<ProcessServer> {
     let mut config = ServerConfig::default();
-    for complaint in config::apply(&mut config, |name| std::env::var(name).ok()) {
-        eprintln!("fcgi-compat: {complaint}");
+    let complaints = config::apply(&mut config, |name| std::env::var(name).ok());
+    logging::install_default(config.log_level);
+    for complaint in complaints {
+        log::warn!("{complaint}");
     }
     if listen_sock != 0 || socket::is_created(listen_sock) {
         // The program's own socket, served like one the core binds; fd 0 from a web server
@@ -230,7 +233,7 @@ extern "C" fn at_exit() {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(_) => {
-                        eprintln!("fcgi-compat: a thread is still in FCGX_Accept_r at exit: the server is left as is");
+                        log::warn!("a thread is still in FCGX_Accept_r at exit: the server is left as is");
                         break;
                     }
                 }

@@ -6,10 +6,8 @@
 //! else is 404.
 //!
 //! ```text
-//! echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
-//!      [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--head-timeout SECS]
-//!      [--graceful-timeout SECS] [--max-connections N]
-//!      [--processes N] [--cgi]
+//! echo [--bind ADDR] [--cgi] [--SETTING VALUE]...   (every row of docs/SETTINGS.md, e.g.
+//!      --workers 4 --read-timeout 1.5 --access-logfile -)
 //! ```
 
 use std::io::{self, Read};
@@ -17,6 +15,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use fcgi_core::settings::{self, Value};
 use fcgi_core::{Bind, Request, Served, Server, ServerConfig, Stats};
 
 const ROUTES: [&str; 11] =
@@ -43,41 +42,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--bind ADDR`, `--cgi`, and `--SETTING VALUE` for each row of the settings table.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::default();
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--bind" => config.bind = Some(Bind::parse(&value("--bind")?).map_err(|e| e.to_string())?),
-            "--workers" => config.workers = Some(value("--workers")?.parse().map_err(|_| "bad --workers")?),
-            "--max-requests" => {
-                config.max_requests = Some(value("--max-requests")?.parse().map_err(|_| "bad --max-requests")?)
-            }
-            "--multiplex" => {
-                config.connection.max_requests_per_conn =
-                    value("--multiplex")?.parse().map_err(|_| "bad --multiplex")?
-            }
-            "--max-body-bytes" => {
-                config.max_body_bytes = Some(value("--max-body-bytes")?.parse().map_err(|_| "bad --max-body-bytes")?)
-            }
-            "--read-timeout" => config.read_timeout = Some(seconds(&value("--read-timeout")?)?),
-            "--write-timeout" => config.write_timeout = Some(seconds(&value("--write-timeout")?)?),
-            "--idle-timeout" => config.idle_timeout = Some(seconds(&value("--idle-timeout")?)?),
-            "--head-timeout" => config.head_timeout = Some(seconds(&value("--head-timeout")?)?),
-            "--graceful-timeout" => config.graceful_timeout = Some(seconds(&value("--graceful-timeout")?)?),
-            "--max-connections" => {
-                config.max_connections = value("--max-connections")?.parse().map_err(|_| "bad --max-connections")?
-            }
-            "--processes" => config.processes = value("--processes")?.parse().map_err(|_| "bad --processes")?,
             "--cgi" => config.force_cgi = true,
-            other => return Err(format!("unknown argument {other:?}")),
+            flag => {
+                let name = flag.strip_prefix("--").unwrap_or_default().replace('-', "_");
+                let setting = settings::setting(&name).ok_or(format!("unknown argument {flag:?}"))?;
+                let text = value(flag)?;
+                let parsed = Value::parse(setting.kind, &text).ok_or(format!("bad {flag} {text:?}"))?;
+                config.set(&name, parsed).map_err(|e| e.to_string())?;
+            }
         }
     }
     Ok(config)
-}
-
-fn seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()).ok_or(format!("bad duration {text:?}"))
 }
 
 /// The route named in the path, and what follows it (`/status/404` → `("status", "404")`).

@@ -5,15 +5,16 @@
 mod environ;
 mod error;
 mod live_request;
+mod logging;
 mod response;
 mod streams;
 mod wsgi;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fcgi_core::settings::{Kind, Value, SETTINGS};
+use fcgi_core::settings::{setting, Kind, Value, SETTINGS};
 use fcgi_core::{Bind, Served, Server, ServerConfig, Stats};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -24,84 +25,57 @@ static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 
 /// Serves `app` (or, with `loader`, the app it returns, loaded in each process) until a signal
 /// stops the server (FastCGI) or for one request (CGI); returns `"fastcgi"` or `"cgi"`. Each
-/// keyword after `loader` is a row of the core's settings table (`settings()`), set through it,
-/// so 0 and a bad value mean on this face what they mean on every other.
+/// entry of `settings` is a row of the core's settings table (`settings()`), set through it, so
+/// 0 and a bad value mean on this face what they mean on every other.
 #[pyfunction]
-#[pyo3(signature = (
-    app, report, bind=None, *, loader=None, workers=None, processes=None, max_requests=None,
-    max_connections=None, multiplex=None, max_body_bytes=None, max_params_bytes=None, max_param_bytes=None,
-    max_params=None, read_timeout=None, write_timeout=None, idle_timeout=None, head_timeout=None,
-    graceful_timeout=None, force_cgi=None, handle_signals=None
-))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (app, report, bind=None, *, loader=None, settings=None))]
 fn serve(
     py: Python<'_>,
     app: Option<Py<PyAny>>,
     report: Py<PyAny>,
     bind: Option<String>,
     loader: Option<Py<PyAny>>,
-    workers: Option<u64>,
-    processes: Option<u64>,
-    max_requests: Option<u64>,
-    max_connections: Option<u64>,
-    multiplex: Option<u64>,
-    max_body_bytes: Option<u64>,
-    max_params_bytes: Option<u64>,
-    max_param_bytes: Option<u64>,
-    max_params: Option<u64>,
-    read_timeout: Option<f64>,
-    write_timeout: Option<f64>,
-    idle_timeout: Option<f64>,
-    head_timeout: Option<f64>,
-    graceful_timeout: Option<f64>,
-    force_cgi: Option<bool>,
-    handle_signals: Option<bool>,
+    settings: Option<Bound<'_, PyDict>>,
 ) -> PyResult<&'static str> {
     let mut config = ServerConfig::default();
     if let Some(bind) = bind {
         config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
     }
-    let numbers = [
-        ("workers", workers),
-        ("processes", processes),
-        ("max_requests", max_requests),
-        ("max_connections", max_connections),
-        ("multiplex", multiplex),
-        ("max_body_bytes", max_body_bytes),
-        ("max_params_bytes", max_params_bytes),
-        ("max_param_bytes", max_param_bytes),
-        ("max_params", max_params),
-    ];
-    let seconds = [
-        ("read_timeout", read_timeout),
-        ("write_timeout", write_timeout),
-        ("idle_timeout", idle_timeout),
-        ("head_timeout", head_timeout),
-        ("graceful_timeout", graceful_timeout),
-    ];
-    let flags = [("force_cgi", force_cgi), ("handle_signals", handle_signals)];
-    let given = (numbers.iter().filter_map(|(name, n)| Some((*name, Value::Number((*n)?)))))
-        .chain(seconds.iter().filter_map(|(name, s)| Some((*name, Value::Seconds((*s)?)))))
-        .chain(flags.iter().filter_map(|(name, f)| Some((*name, Value::Flag((*f)?)))));
-    for (name, value) in given {
-        config.set(name, value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    for (name, value) in settings.iter().flat_map(|settings| settings.iter()) {
+        let name: String = name.extract()?;
+        let setting = setting(&name).ok_or_else(|| PyValueError::new_err(format!("there is no setting {name:?}")))?;
+        let value = setting_value(setting.kind, &value)
+            .map_err(|e| PyTypeError::new_err(format!("{name}: {}", e.value(py))))?;
+        config.set(&name, value).map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
-    let server = Server::new(config);
-    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
     if app.is_none() && loader.is_none() {
         return Err(PyValueError::new_err("serve() needs an app or a loader"));
     }
+    logging::attach(py, config.log_level)?;
+    let server = Server::new(config);
+    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
     let handler = wsgi::WsgiHandler { app: app.map(OnceLock::from).unwrap_or_default(), loader, report };
     let served = py.detach(|| server.serve_with(&handler, &handler));
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    logging::detach();
     match served.map_err(to_py)? {
         Served::FastCgi => Ok("fastcgi"),
         Served::Cgi { .. } => Ok("cgi"),
     }
 }
 
+/// `value` as the core takes a setting of `kind`.
+fn setting_value(kind: Kind, value: &Bound<'_, PyAny>) -> PyResult<Value> {
+    Ok(match kind {
+        Kind::Count | Kind::Bytes => Value::Number(value.extract()?),
+        Kind::Seconds => Value::Seconds(value.extract()?),
+        Kind::Flag => Value::Flag(value.extract()?),
+        Kind::Text => Value::Text(value.extract()?),
+    })
+}
+
 /// The core's settings table: `[(name, kind, default, what 0 means, doc)]`, kind being
-/// `"count"`, `"bytes"`, `"seconds"` or `"flag"`. The tests check that `serve_wsgi` and the
+/// `"count"`, `"bytes"`, `"seconds"`, `"flag"` or `"text"`. The tests check that `serve_wsgi` and the
 /// command line offer every one.
 #[pyfunction]
 fn settings() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'static str)> {
@@ -113,6 +87,7 @@ fn settings() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'
                 Kind::Bytes => "bytes",
                 Kind::Seconds => "seconds",
                 Kind::Flag => "flag",
+                Kind::Text => "text",
             };
             (s.name, kind, s.default, s.zero, s.doc)
         })

@@ -120,6 +120,9 @@ def serve_wsgi(
     max_params_bytes: int | None = None,
     max_param_bytes: int | None = None,
     max_params: int | None = None,
+    log_level: str | None = None,
+    access_logfile: str | None = None,
+    access_logformat: str | None = None,
     handle_signals: bool = True,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
@@ -157,7 +160,36 @@ def serve_wsgi(
     their number: 1 MiB, 256 KiB, 4096; a 431 page beyond). A timeout of 0 means no limit; a
     negative one, or 0 where it means nothing, raises ``ValueError``. `docs/SETTINGS.md` lists
     every setting; ``fcgi_wsgi.settings()`` returns the same table.
+
+    Logging: the server's own messages go to the logger ``fcgi_wsgi.error`` (to stderr, in
+    gunicorn's shape, unless the program configured a handler for it), at ``log_level`` and above
+    (``"debug"``, ``"info"``, ``"warning"``, ``"error"``; default info). ``access_logfile`` writes
+    one line per request to a file (``"-"``: stderr), buffered and flushed within a second;
+    ``access_logformat`` takes gunicorn's atoms (README: Seeing what it does). Access records also
+    go to the logger ``fcgi_wsgi.access`` when it (or ``fcgi_wsgi``) has handlers, as Django's
+    ``LOGGING`` or ``logging.config`` give it.
     """
+    given = {
+        "workers": workers,
+        "processes": processes,
+        "max_requests": max_requests,
+        "max_connections": max_connections,
+        "multiplex": multiplex,
+        "force_cgi": force_cgi,
+        "read_timeout": read_timeout,
+        "write_timeout": write_timeout,
+        "idle_timeout": idle_timeout,
+        "head_timeout": head_timeout,
+        "graceful_timeout": graceful_timeout,
+        "max_body_bytes": max_body_bytes,
+        "max_params_bytes": max_params_bytes,
+        "max_param_bytes": max_param_bytes,
+        "max_params": max_params,
+        "log_level": log_level,
+        "access_logfile": access_logfile,
+        "access_logformat": access_logformat,
+        "handle_signals": handle_signals,
+    }
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     loader = None
     if isinstance(app, str):
@@ -167,28 +199,8 @@ def serve_wsgi(
             app = load_app(app)
     if reload:
         _reload.watch(request_reload)
-    return _serve(
-        app,
-        report,
-        bind_address(bind),
-        loader=loader,
-        workers=workers,
-        processes=processes,
-        max_requests=max_requests,
-        max_connections=max_connections,
-        multiplex=multiplex,
-        force_cgi=force_cgi,
-        read_timeout=read_timeout,
-        write_timeout=write_timeout,
-        idle_timeout=idle_timeout,
-        head_timeout=head_timeout,
-        graceful_timeout=graceful_timeout,
-        max_body_bytes=max_body_bytes,
-        max_params_bytes=max_params_bytes,
-        max_param_bytes=max_param_bytes,
-        max_params=max_params,
-        handle_signals=handle_signals,
-    )
+    settings = {name: value for name, value in given.items() if value is not None}
+    return _serve(app, report, bind_address(bind), loader=loader, settings=settings)
 
 
 def list_environment(environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -1,5 +1,5 @@
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 __version__: str
 
@@ -36,28 +36,36 @@ class FileWrapper:
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
 
+class Settings(TypedDict, total=False):
+    """The rows of ``settings()``, as ``serve`` takes them."""
+
+    workers: int
+    processes: int
+    max_requests: int
+    max_connections: int
+    multiplex: int
+    max_body_bytes: int
+    max_params_bytes: int
+    max_param_bytes: int
+    max_params: int
+    read_timeout: float
+    write_timeout: float
+    idle_timeout: float
+    head_timeout: float
+    graceful_timeout: float
+    log_level: str
+    access_logfile: str
+    access_logformat: str
+    force_cgi: bool
+    handle_signals: bool
+
 def serve(
     app: Callable[..., Any] | None,
     report: Callable[[dict, BaseException], bytes],
     bind: str | None = None,
     *,
     loader: Callable[[], Callable[..., Any]] | None = None,
-    workers: int | None = None,
-    processes: int | None = None,
-    max_requests: int | None = None,
-    max_connections: int | None = None,
-    multiplex: int | None = None,
-    max_body_bytes: int | None = None,
-    max_params_bytes: int | None = None,
-    max_param_bytes: int | None = None,
-    max_params: int | None = None,
-    read_timeout: float | None = None,
-    write_timeout: float | None = None,
-    idle_timeout: float | None = None,
-    head_timeout: float | None = None,
-    graceful_timeout: float | None = None,
-    force_cgi: bool | None = None,
-    handle_signals: bool | None = None,
+    settings: Settings | None = None,
 ) -> str: ...
 def settings() -> list[tuple[str, str, str, str, str]]:
     """The core's settings table: (name, kind, default, what 0 means, doc) for each."""

@@ -1,5 +1,5 @@
 """Every setting of the core's table (`fcgi_wsgi.settings()`, docs/SETTINGS.md) is offered by this
-face: a `serve_wsgi` keyword, the native `serve` keyword, a command-line flag and a typed line in
+face: a `serve_wsgi` keyword, read by the native `serve`, a command-line flag and a typed line in
 the stub. A knob added to the table and forgotten here fails this test."""
 
 from __future__ import annotations
@@ -32,8 +32,15 @@ def test_every_setting_is_a_serve_wsgi_keyword(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_setting_is_a_keyword_of_the_native_serve(name):
-    assert f"{name}=None" in _fcgi_wsgi.serve.__text_signature__
+def test_the_native_serve_reads_every_setting_by_its_kind(name):
+    # A value of no kind at all is refused, naming the setting, before anything is served.
+    with pytest.raises(TypeError, match=name):
+        _fcgi_wsgi.serve(lambda environ, start_response: [], lambda environ, error: b"", settings={name: object()})
+
+
+def test_the_native_serve_refuses_a_setting_the_table_lacks():
+    with pytest.raises(ValueError, match='there is no setting "no_such"'):
+        _fcgi_wsgi.serve(lambda environ, start_response: [], lambda environ, error: b"", settings={"no_such": 1})
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -248,11 +248,8 @@ impl Connection {
     /// Answers request `id`, whose params were refused, with a 400 or 431 page and ends it;
     /// returns whether the web server asked to keep the connection.
     pub fn refuse_params(&mut self, id: u16, error: &ParamsError) -> bool {
-        let status = match error {
-            ParamsError::Truncated => "400 Bad Request",
-            _ => "431 Request Header Fields Too Large",
-        };
-        let page = format!("Status: {status}\r\nContent-Type: text/plain\r\n\r\n{status}: {error}\n");
+        let (code, reason) = error.http_status();
+        let page = format!("Status: {code} {reason}\r\nContent-Type: text/plain\r\n\r\n{code} {reason}: {error}\n");
         self.answer(id, page.as_bytes())
     }
 

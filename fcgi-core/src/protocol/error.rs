@@ -53,6 +53,17 @@ pub enum ParamsError {
     Truncated,
 }
 
+impl ParamsError {
+    /// The HTTP status of the page that refuses such params: 400 for a broken stream, 431 for
+    /// one over a limit.
+    pub fn http_status(&self) -> (u16, &'static str) {
+        match self {
+            Self::Truncated => (400, "Bad Request"),
+            _ => (431, "Request Header Fields Too Large"),
+        }
+    }
+}
+
 impl fmt::Display for ParamsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -10,6 +10,7 @@ pub mod management;
 pub mod params;
 pub mod record;
 pub mod response;
+pub mod response_head;
 pub mod stream;
 
 pub use begin::{BeginRequest, Role};
@@ -21,4 +22,5 @@ pub use management::Capabilities;
 pub use params::{Params, ParamsDecoder, ParamsLimits};
 pub use record::Record;
 pub use response::ResponseEncoder;
+pub use response_head::ResponseHead;
 pub use stream::{Input, Output};

@@ -52,8 +52,8 @@ pub(super) enum Source {
         drained: OnceLock<Arc<AtomicBool>>,
     },
     Cgi {
-        /// The one request, until taken.
-        request: Mutex<Option<Request<'static>>>,
+        /// The one request, until taken (boxed: a request is large beside the other variant).
+        request: Box<Mutex<Option<Request<'static>>>>,
         /// Its app status once it has ended.
         app_status: Arc<Mutex<Option<u32>>>,
     },
@@ -182,7 +182,7 @@ fn start_draining(pool: &Arc<Pool>) -> Arc<AtomicBool> {
         }
     });
     if let Err(e) = spawned {
-        eprintln!("fcgi: cannot start a thread to answer the requests left at close ({e}): answering them here");
+        log::error!("cannot start a thread to answer the requests left at close ({e}): answering them here");
         drain();
     }
     done
@@ -201,10 +201,11 @@ impl Drop for Acceptor {
     fn drop(&mut self) {
         let Source::FastCgi { pool, listener, stop, .. } = &self.source else { return };
         stop.stop();
+        pool.context().flush_logs();
         if pool.context().is_reloading() {
-            eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
+            log::info!("reloading: re-executing the program on the same listening socket");
             let e = listener.reexec();
-            eprintln!("fcgi: the reload failed: {e}");
+            log::error!("the reload failed: {e}");
         }
         listener.remove_socket_file();
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::request::{run_handler, Exchange, Handler, Input, Output, Request, ServerInfo, Transport};
+use super::request::{run_handler, Exchange, Handler, Input, Origin, Output, Request, ServerInfo, Transport};
 use crate::protocol::{Params, Role};
 
 const READ_CHUNK: usize = 64 << 10;
@@ -31,7 +31,7 @@ pub(crate) fn request(max_body_bytes: Option<u64>) -> (Option<Request<'static>>,
         app_status: app_status.clone(),
     };
     let info = ServerInfo { transport: Transport::Cgi, workers: 1, max_body_bytes };
-    let mut request = Request::new(info, Role::Responder, params, Box::new(exchange));
+    let mut request = Request::new(info, Role::Responder, params, Box::new(exchange), Origin::default());
     if request.refuse_too_large() {
         return (None, app_status);
     }
@@ -101,14 +101,13 @@ impl Exchange for CgiExchange {
         false
     }
 
-    fn end(&mut self, app_status: u32, _stderr_used: bool) {
-        let app_status = match self.stdout.flush() {
-            Ok(()) => app_status,
-            Err(e) => {
-                eprintln!("fcgi: writing the CGI response: {e}");
-                app_status.max(1)
-            }
-        };
+    fn end(&mut self, app_status: u32, _stderr_used: bool) -> bool {
+        let flushed = self.stdout.flush();
+        if let Err(e) = &flushed {
+            log::error!("writing the CGI response: {e}");
+        }
+        let app_status = if flushed.is_ok() { app_status } else { app_status.max(1) };
         *self.app_status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(app_status);
+        flushed.is_ok()
     }
 }

@@ -1,9 +1,12 @@
 //! [`ServerConfig`]: how a server is set up, every face's settings (see `settings.rs`) in
 //! one struct.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::access_log::AccessFormat;
 use super::listener::Bind;
+use super::logging::Level;
 use crate::protocol::ConnectionConfig;
 
 /// How the server is set up. `Default` is right for mod_fcgid, nginx and friends alike.
@@ -44,6 +47,12 @@ pub struct ServerConfig {
     /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
     /// them: it restarts one that dies and stops them all on a stop signal.
     pub processes: usize,
+    /// The least severe of the server's own messages that is logged.
+    pub log_level: Level,
+    /// Where the access log goes (`-`: stderr); `None`: only to a logger that asks for it.
+    pub access_logfile: Option<PathBuf>,
+    /// The access log's line.
+    pub access_logformat: AccessFormat,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +72,9 @@ impl Default for ServerConfig {
             connection: ConnectionConfig::default(),
             handle_signals: true,
             processes: 1,
+            log_level: Level::Info,
+            access_logfile: None,
+            access_logformat: AccessFormat::default(),
         }
     }
 }

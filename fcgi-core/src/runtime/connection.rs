@@ -74,6 +74,8 @@ pub(crate) struct FcgiConnection {
     head_since: Option<Instant>,
     /// During a stop: until when a request this connection was about to send may still come.
     drain_by: Option<Instant>,
+    /// This connection's number in the process (the access log's `%(C)s`).
+    pub(super) number: u64,
 }
 
 /// How long a read or a write may wait for the web server (the socket is non-blocking: the
@@ -93,7 +95,7 @@ impl Drop for FcgiConnection {
 }
 
 impl FcgiConnection {
-    pub(crate) fn new(socket: Socket, ctx: &Context) -> Self {
+    pub(crate) fn new(socket: Socket, ctx: &Context, number: u64) -> Self {
         Self {
             socket,
             proto: Connection::new(ctx.config.connection),
@@ -108,12 +110,13 @@ impl FcgiConnection {
             fresh: true,
             head_since: Some(Instant::now()),
             drain_by: None,
+            number,
         }
     }
 
     /// A connection over the connection limit: it gets OVERLOADED for its request, then closes.
-    pub(crate) fn overloaded(socket: Socket, ctx: &Context) -> Self {
-        let mut conn = Self::new(socket, ctx);
+    pub(crate) fn overloaded(socket: Socket, ctx: &Context, number: u64) -> Self {
+        let mut conn = Self::new(socket, ctx, number);
         conn.proto = Connection::overloaded(ctx.config.connection);
         conn
     }
@@ -152,7 +155,7 @@ impl FcgiConnection {
         };
         if expired && self.head_since.is_some() {
             log_rate_limited(&HEAD_TIMEOUT_LOGGED, || {
-                format!("fcgi: closed a connection whose request head did not come within {:?}", self.timeouts.head)
+                format!("closed a connection whose request head did not come within {:?}", self.timeouts.head)
             });
         }
         expired
@@ -190,8 +193,9 @@ impl FcgiConnection {
         };
         match next {
             Ok(Next::Request { id, role, params }) => {
+                let origin = ctx.origin(id, self.number);
                 let exchange = InlineExchange::new(self, pool, id);
-                Opened::Request(Request::new(ctx.info, role, params, Box::new(exchange)))
+                Opened::Request(Request::new(ctx.info, role, params, Box::new(exchange), origin))
             }
             Ok(Next::Park) => Opened::Park(self),
             Ok(Next::Close) => Opened::Done,
@@ -222,7 +226,7 @@ impl FcgiConnection {
                 }
                 Some(Event::ParamsRefused { id, error }) => {
                     self.head_since = None;
-                    if !self.refuse_request(id, error)? {
+                    if !self.refuse_request(ctx, id, error)? {
                         return Ok(Next::Close);
                     }
                 }
@@ -311,8 +315,8 @@ impl FcgiConnection {
     }
 
     /// Answers a request whose params were refused with an error page.
-    fn refuse_request(&mut self, id: u16, error: ParamsError) -> io::Result<bool> {
-        eprintln!("fcgi: request {id} refused: {error}");
+    fn refuse_request(&mut self, ctx: &Context, id: u16, error: ParamsError) -> io::Result<bool> {
+        ctx.refused(id, self.number, &error);
         let keep_conn = self.proto.refuse_params(id, &error);
         self.flush()?;
         Ok(keep_conn)
@@ -387,13 +391,13 @@ static HEAD_TIMEOUT_LOGGED: AtomicU64 = AtomicU64::new(0);
 pub(crate) fn log_rate_limited(last: &AtomicU64, message: impl FnOnce() -> String) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if last.swap(now, Ordering::Relaxed) != now {
-        eprintln!("{}", message());
+        log::warn!("{}", message());
     }
 }
 
 /// Logs why a connection closed, unless the web server simply left.
 pub(super) fn log_closed(e: &io::Error) {
     if !is_disconnect(e) {
-        eprintln!("fcgi: connection closed: {e}");
+        log::warn!("connection closed: {e}");
     }
 }

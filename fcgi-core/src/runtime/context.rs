@@ -5,11 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::access_log::{AccessLog, AccessRecord};
 use super::config::ServerConfig;
-use super::request::ServerInfo;
+use super::request::{Origin, ServerInfo};
 use super::signals;
 use super::stats::Stats;
 use super::stop::StopHandle;
+use crate::protocol::ParamsError;
 
 /// What the threads serving a listener need to know of their server.
 pub(crate) struct Context {
@@ -20,6 +22,8 @@ pub(crate) struct Context {
     /// When a new connection last stayed silent.
     pub(crate) silence: Moment,
     pub(super) stop: StopHandle,
+    /// Where each request's line goes, if anywhere.
+    pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
 /// A moment noted by any thread, cheaply: milliseconds since a base instant, 0 for never.
@@ -55,6 +59,35 @@ impl Context {
     /// Whether the stop under way is a reload (the program re-executes on the same listener).
     pub(crate) fn is_reloading(&self) -> bool {
         self.config.handle_signals && signals::reload_requested()
+    }
+
+    /// The origin of request `id` on connection number `connection`.
+    pub(crate) fn origin(&self, id: u16, connection: u64) -> Origin {
+        Origin { id, connection, access_log: self.access_log.clone() }
+    }
+
+    /// Logs request `id` of connection `connection`, refused for `error` before it had params.
+    pub(crate) fn refused(&self, id: u16, connection: u64, error: &ParamsError) {
+        log::warn!("request {id} refused: {error}");
+        if let Some(log) = &self.access_log {
+            log.log(&AccessRecord {
+                params: None,
+                head: None,
+                status: Some(error.http_status().0),
+                started: Instant::now(),
+                bytes_out: 0,
+                bytes_in: 0,
+                request_id: id,
+                connection,
+            });
+        }
+    }
+
+    /// Writes out what the access log holds (before the process ends or re-executes).
+    pub(crate) fn flush_logs(&self) {
+        if let Some(access_log) = &self.access_log {
+            access_log.flush();
+        }
     }
 
     /// Stops the server.

@@ -40,21 +40,22 @@ pub(crate) fn enforce(
 /// The graceful timeout passed with requests in flight.
 fn cut(ctx: &Context, listener: &Listener, owns_listener: bool, timeout: Duration) -> ! {
     let left = ctx.stats.in_flight();
+    ctx.flush_logs();
     // A worker process (which does not own the listener) never re-executes: the program is its
     // supervisor's to re-execute, and the supervisor does not wait for a worker to do so.
     if ctx.is_reloading() && owns_listener {
-        eprintln!("fcgi: {left} request(s) still in flight {timeout:?} after the reload began: re-executing anyway");
+        log::error!("{left} request(s) still in flight {timeout:?} after the reload began: re-executing anyway");
         let e = listener.reexec();
-        eprintln!("fcgi: the reload failed: {e}");
+        log::error!("the reload failed: {e}");
     } else {
-        eprintln!("fcgi: {left} request(s) still in flight {timeout:?} after the stop: ending the process");
+        log::error!("{left} request(s) still in flight {timeout:?} after the stop: ending the process");
     }
     if owns_listener {
         listener.remove_socket_file();
     }
     // _exit, not exit: the program's own exit may be under way on another thread (a libfcgi
     // program returning from main while its last request runs), and exit(3) run twice at
-    // once is undefined; nothing this library buffers needs flushing.
+    // once is undefined; the access log, the one thing this library buffers, was flushed first.
     // SAFETY: _exit(2) ends the process at once; it takes no pointer and cannot fail.
     unsafe { libc::_exit(1) }
 }

@@ -170,16 +170,20 @@ impl Exchange for InlineExchange {
         self.aborted
     }
 
-    fn end(&mut self, app_status: u32, stderr_used: bool) {
-        let Some(mut conn) = self.conn.take() else { return };
+    fn end(&mut self, app_status: u32, stderr_used: bool) -> bool {
+        let Some(mut conn) = self.conn.take() else { return false };
         let ctx = self.pool.context();
         ctx.note_request();
         let stdin_ended = self.inputs.ended[Input::Stdin as usize];
         match conn.end_request(self.id, app_status, stderr_used, stdin_ended, self.broken) {
             Ok(true) if !ctx.is_stopping() => self.pool.resume(conn),
             Ok(_) => {}
-            Err(e) => log_closed(&e),
+            Err(e) => {
+                log_closed(&e);
+                return false;
+            }
         }
+        true
     }
 
     fn abandon(&mut self, _stderr_used: bool) {

@@ -243,7 +243,7 @@ impl Listener {
                 if let Some(allowed) = allowed {
                     let peer = stream.peer_addr()?;
                     if !is_allowed(peer.ip(), allowed) {
-                        eprintln!("fcgi: refused a connection from {peer}: not in FCGI_WEB_SERVER_ADDRS");
+                        log::warn!("refused a connection from {peer}: not in FCGI_WEB_SERVER_ADDRS");
                         return Ok(None);
                     }
                 }

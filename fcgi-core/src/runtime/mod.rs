@@ -2,7 +2,9 @@
 //! signals.
 
 mod acceptor;
+mod access_log;
 pub mod cgi;
+mod clock;
 mod config;
 mod connection;
 mod context;
@@ -12,6 +14,7 @@ mod in_series;
 mod inputs;
 pub mod lifecycle;
 pub mod listener;
+pub mod logging;
 mod multiplexed;
 mod poller;
 mod pool;
@@ -25,6 +28,7 @@ mod stats;
 mod stop;
 
 pub use acceptor::{Accepted, Acceptor, Served};
+pub use access_log::{AccessFormat, DEFAULT_FORMAT as DEFAULT_ACCESS_FORMAT};
 pub use config::ServerConfig;
 pub use listener::{Bind, Listener};
 pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWriter, Request, ServerInfo, Transport};

@@ -59,7 +59,7 @@ pub(super) fn spawn_reader(pool: &Arc<Pool>, conn: FcgiConnection) {
         reader_pool.reader_ended();
     });
     if let Err(e) = spawned {
-        eprintln!("fcgi: cannot start a multiplexed connection's reader: {e}");
+        log::error!("cannot start a multiplexed connection's reader: {e}");
         pool.reader_ended();
     }
 }
@@ -109,10 +109,11 @@ impl Reader {
                         read_timeout: self.conn.timeouts.read,
                         _in_flight: InFlight::new(&ctx.stats),
                     };
-                    pool.offer(Request::new(ctx.info, role, params, Box::new(exchange)));
+                    let origin = ctx.origin(id, self.conn.number);
+                    pool.offer(Request::new(ctx.info, role, params, Box::new(exchange), origin));
                 }
                 Some(Event::ParamsRefused { id, error }) => {
-                    eprintln!("fcgi: request {id} refused: {error}");
+                    ctx.refused(id, self.conn.number, &error);
                     lock(&self.shared).proto.refuse_params(id, &error);
                 }
                 Some(event) => self.deliver(event),
@@ -184,8 +185,8 @@ impl Reader {
 }
 
 fn log_unserved(id: u16) {
-    eprintln!(
-        "fcgi: multiplexed request {id} answered 503: its body arrived while no worker was free to read it \
+    log::warn!(
+        "multiplexed request {id} answered 503: its body arrived while no worker was free to read it \
          (more workers, or less multiplexing, would serve it)"
     );
 }
@@ -298,7 +299,7 @@ impl Inbox {
             let Some(left) = left else {
                 if state.taken {
                     // The handler read nothing for the read timeout: it is failed, the others go on.
-                    eprintln!("fcgi: a multiplexed request's handler did not read its input within {read_timeout:?}");
+                    log::warn!("a multiplexed request's handler did not read its input within {read_timeout:?}");
                     state.done = true;
                     state.events.clear();
                     self.aborted.store(true, Ordering::Release);
@@ -443,7 +444,7 @@ impl Exchange for MpxExchange {
         self.is_aborted_now()
     }
 
-    fn end(&mut self, app_status: u32, stderr_used: bool) {
+    fn end(&mut self, app_status: u32, stderr_used: bool) -> bool {
         self.inbox.close();
         self.pool.context().note_request();
         let id = self.id;
@@ -455,6 +456,7 @@ impl Exchange for MpxExchange {
             // Wakes the reader, which waits for input.
             let _ = shared.socket.shutdown(Shutdown::Read);
         }
+        flushed.is_ok()
     }
 
     fn abandon(&mut self, _stderr_used: bool) {

@@ -260,7 +260,7 @@ impl Pool {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(Interrupted),
             Err(e) => {
                 // Cannot happen with a valid epoll set; stop rather than spin.
-                eprintln!("fcgi: waiting for connections: {e}; stopping");
+                log::error!("waiting for connections: {e}; stopping");
                 self.ctx.stop();
                 Ok(None)
             }
@@ -279,7 +279,7 @@ impl Pool {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(Interrupted),
             Err(e) => {
-                eprintln!("fcgi: standing by: {e}");
+                log::error!("standing by: {e}");
                 std::thread::sleep(SWEEP_AT_MOST_EVERY);
             }
         }
@@ -290,7 +290,7 @@ impl Pool {
     fn set_alarm(&self) {
         if !self.alarm_set.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.alarm.set(STANDBY_ALARM) {
-                eprintln!("fcgi: setting the standby alarm: {e}");
+                log::error!("setting the standby alarm: {e}");
                 self.alarm_set.store(false, Ordering::SeqCst);
             }
         }
@@ -359,7 +359,7 @@ impl Pool {
         }
         parked.insert(fd, (conn, now));
         if let Err(e) = self.poller.arm_once(fd, Token::Connection(fd)) {
-            eprintln!("fcgi: cannot watch a kept connection: {e}");
+            log::error!("cannot watch a kept connection: {e}");
             parked.remove(&fd);
         }
     }
@@ -427,17 +427,17 @@ impl Pool {
                 Err(e) => {
                     // EMFILE and friends: log, and give the other threads a moment to free
                     // descriptors.
-                    eprintln!("fcgi: accept failed: {e}");
+                    log::error!("accept failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
                     return None;
                 }
             };
-            let open = ctx.stats.connection_opened();
+            let (number, open) = ctx.stats.connection_opened();
             if open > ctx.config.max_connections {
                 log_overloaded(ctx.config.max_connections);
-                return Some(FcgiConnection::overloaded(socket, ctx));
+                return Some(FcgiConnection::overloaded(socket, ctx, number));
             }
-            return Some(FcgiConnection::new(socket, ctx));
+            return Some(FcgiConnection::new(socket, ctx, number));
         }
     }
 }
@@ -445,7 +445,7 @@ impl Pool {
 /// Logs that connections are refused, at most once a second (a flood must not flood the log).
 fn log_overloaded(max_connections: usize) {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    log_rate_limited(&LAST, || format!("fcgi: over {max_connections} connections: refusing with OVERLOADED"));
+    log_rate_limited(&LAST, || format!("over {max_connections} connections: refusing with OVERLOADED"));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -77,7 +77,7 @@ pub(crate) fn supervise(
                     server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
                 });
                 if let Err(e) = &served {
-                    eprintln!("fcgi: worker process {}: {e}", std::process::id());
+                    log::error!("worker process {}: {e}", std::process::id());
                 }
                 std::process::exit(i32::from(served.is_err()));
             }
@@ -92,9 +92,7 @@ pub(crate) fn supervise(
             let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             if draining.remove(&pid) {
                 if !clean_exit {
-                    eprintln!(
-                        "fcgi: worker process {pid} of the generation before the reload ended (wait status {status})"
-                    );
+                    log::warn!("worker process {pid} of the generation before the reload ended (wait status {status})");
                 }
                 continue;
             }
@@ -103,7 +101,7 @@ pub(crate) fn supervise(
                 restart_after = Instant::now() + MIN_LIFETIME;
             }
             if !stopping && !clean_exit {
-                eprintln!("fcgi: worker process {pid} died (wait status {status}); starting another");
+                log::error!("worker process {pid} died (wait status {status}); starting another");
             }
         }
         if stopping && workers.is_empty() && draining.is_empty() {
@@ -120,14 +118,14 @@ fn reload(listener: &Listener, signals: Option<SignalGuard>, workers: Vec<i32>) 
     stop_workers(&workers);
     // The handlers go back to what they were, but SIGHUP's, which is ignored through the exec.
     drop(signals);
-    eprintln!(
-        "fcgi: reloading: re-executing the supervisor on the same listening socket; {} worker process(es) finish their requests meanwhile",
+    log::info!(
+        "reloading: re-executing the supervisor on the same listening socket; {} worker process(es) finish their requests meanwhile",
         workers.len()
     );
     let pids: Vec<String> = workers.iter().map(i32::to_string).collect();
     let value = format!("{}:{}", std::process::id(), pids.join(","));
     let e = listener.reexec_with(&[(DRAINING_ENV, value)]);
-    eprintln!("fcgi: the reload failed: {e}");
+    log::error!("the reload failed: {e}");
     e
 }
 

@@ -3,12 +3,15 @@
 //! abort flag, whether it came over FastCGI or CGI.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 
+use super::access_log::{AccessLog, AccessRecord};
 use super::error::{Error, ErrorKind};
 pub use crate::protocol::{Input, Output};
-use crate::protocol::{Params, Role};
+use crate::protocol::{Params, ResponseHead, Role};
 
 /// An application: called once per request, on a worker thread.
 pub trait Handler: Send + Sync {
@@ -39,13 +42,14 @@ pub(crate) trait Exchange: Send {
     /// Whether the web server abandoned the request (ABORT_REQUEST or a closed connection).
     fn is_aborted(&mut self) -> bool;
     /// Ends the request on the wire (the streams' ends, END_REQUEST with `app_status`) and
-    /// hands the connection on to its next request. Called once, last.
-    fn end(&mut self, app_status: u32, stderr_used: bool);
+    /// hands the connection on to its next request; says whether the web server took it all
+    /// (false: it went away first). Called once, last.
+    fn end(&mut self, app_status: u32, stderr_used: bool) -> bool;
     /// Ends a request whose response was cut short after its first bytes (the handler failed):
     /// the web server must see it incomplete, so the connection closes without END_REQUEST.
     /// Called once, last, instead of `end`.
     fn abandon(&mut self, stderr_used: bool) {
-        self.end(1, stderr_used);
+        let _ = self.end(1, stderr_used);
     }
     /// Called when a thread takes the request to serve it; false if it was answered meanwhile
     /// (and is to be dropped without serving).
@@ -76,8 +80,24 @@ pub struct ServerInfo {
     pub max_body_bytes: Option<u64>,
 }
 
+/// Where a request came from, and where the record of its end goes.
+#[derive(Default)]
+pub(crate) struct Origin {
+    /// The FastCGI request id (0 in CGI mode).
+    pub id: u16,
+    /// The connection's number in this process.
+    pub connection: u64,
+    pub access_log: Option<Arc<AccessLog>>,
+}
+
 /// One request being served. It ends with [`finish`](Self::finish), or when dropped.
 pub struct Request<'a> {
+    origin: Origin,
+    started: Instant,
+    /// The response's CGI head, read as it is written (only while an access log wants it).
+    head: ResponseHead,
+    /// The status to log when the response says none: 499 when the client left first.
+    fallback_status: Option<u16>,
     info: ServerInfo,
     role: Role,
     params: Params,
@@ -99,10 +119,21 @@ const _: () = {
 };
 
 impl<'a> Request<'a> {
-    pub(crate) fn new(info: ServerInfo, role: Role, params: Params, exchange: Box<dyn Exchange + 'a>) -> Self {
+    pub(crate) fn new(
+        info: ServerInfo,
+        role: Role,
+        params: Params,
+        exchange: Box<dyn Exchange + 'a>,
+        origin: Origin,
+    ) -> Self {
         let content_length =
             params.get(b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        let head = ResponseHead::new(origin.access_log.as_ref().is_some_and(|log| log.wants_response_headers()));
         Self {
+            origin,
+            started: Instant::now(),
+            head,
+            fallback_status: None,
             content_length,
             info,
             role,
@@ -124,14 +155,17 @@ impl<'a> Request<'a> {
     /// goes on to its next request. Dropping a request finishes it with `Ok(())`.
     pub fn finish(mut self, outcome: io::Result<()>) {
         if let Err(e) = outcome {
-            if !is_disconnect(&e) {
+            if is_disconnect(&e) {
+                self.fallback_status = Some(CLIENT_LEFT);
+            } else {
                 if self.stdout_bytes > 0 {
                     // Part of the response is out: an END_REQUEST would make it look whole to
                     // the client (nginx ends a chunked body properly). Closing instead lets the
                     // web server see the truncation.
-                    eprintln!("fcgi: the handler failed after {} response bytes: {e}", self.stdout_bytes);
+                    log::error!("the handler failed after {} response bytes: {e}", self.stdout_bytes);
                     self.ended = true;
                     self.exchange.abandon(self.stderr_used);
+                    self.log_access();
                     return;
                 }
                 self.fail(&e.to_string());
@@ -144,13 +178,33 @@ impl<'a> Request<'a> {
     /// (see `Exchange::claim`).
     pub(crate) fn claim(&mut self) -> bool {
         let claimed = self.exchange.claim();
-        self.ended |= !claimed;
+        if !claimed {
+            // Answered 503 by the connection's reader meanwhile.
+            self.ended = true;
+            self.fallback_status = Some(503);
+            self.log_access();
+        }
         claimed
+    }
+
+    /// Logs the access record of this request, once.
+    fn log_access(&mut self) {
+        let Some(log) = self.origin.access_log.take() else { return };
+        log.log(&AccessRecord {
+            params: Some(&self.params),
+            head: Some(&self.head),
+            status: self.fallback_status,
+            started: self.started,
+            bytes_out: self.stdout_bytes,
+            bytes_in: self.stdin_bytes,
+            request_id: self.origin.id,
+            connection: self.origin.connection,
+        });
     }
 
     /// Logs `failure`; answers with an error page if nothing was written yet.
     fn fail(&mut self, failure: &str) {
-        eprintln!("fcgi: the handler failed: {failure}");
+        log::error!("the handler failed: {failure}");
         if self.stdout_bytes == 0 {
             let page = if self.info.max_body_bytes.is_some_and(|limit| self.stdin_bytes > limit) {
                 TOO_LARGE
@@ -166,7 +220,14 @@ impl<'a> Request<'a> {
 
     fn end(&mut self) {
         if !std::mem::replace(&mut self.ended, true) {
-            self.exchange.end(self.app_status, self.stderr_used);
+            // A web server that left before the end (it waits for END_REQUEST) never passed the
+            // whole response on, whatever it said: logged as nginx logs it.
+            let left = self.origin.access_log.is_some() && self.exchange.is_aborted();
+            if !self.exchange.end(self.app_status, self.stderr_used) || left {
+                self.fallback_status = Some(CLIENT_LEFT);
+                self.head = ResponseHead::default();
+            }
+            self.log_access();
         }
     }
 
@@ -177,7 +238,7 @@ impl<'a> Request<'a> {
         if declared <= limit {
             return false;
         }
-        eprintln!("fcgi: refused a {declared}-byte body: the limit is {limit}");
+        log::warn!("refused a {declared}-byte body: the limit is {limit}");
         let _ = self.write_stdout(TOO_LARGE);
         self.app_status = 1;
         true
@@ -269,8 +330,16 @@ impl<'a> Request<'a> {
             return Ok(());
         }
         self.exchange.write(Output::Stdout, data)?;
-        self.stdout_bytes += data.len() as u64;
+        self.wrote_stdout(data);
         Ok(())
+    }
+
+    /// Counts `data`, written to STDOUT, and reads the head in it while an access log wants it.
+    fn wrote_stdout(&mut self, data: &[u8]) {
+        if self.origin.access_log.is_some() && self.head.is_reading() {
+            self.head.feed(data);
+        }
+        self.stdout_bytes += data.len() as u64;
     }
 
     /// Writes `data` only if that needs no I/O (it fits the send buffer), and says whether it did.
@@ -279,7 +348,7 @@ impl<'a> Request<'a> {
     pub fn try_buffer_stdout(&mut self, data: &[u8]) -> io::Result<bool> {
         let buffered = data.is_empty() || self.exchange.try_buffer(Output::Stdout, data)?;
         if buffered {
-            self.stdout_bytes += data.len() as u64;
+            self.wrote_stdout(data);
         }
         Ok(buffered)
     }
@@ -381,6 +450,9 @@ fn body_truncated(received: u64, declared: u64) -> io::Error {
         format!("the request body ended after {received} of its {declared} bytes (CONTENT_LENGTH)"),
     )
 }
+
+/// The status logged for a request whose client left before it was answered (nginx's).
+const CLIENT_LEFT: u16 = 499;
 
 /// The response to a body over `max_body_bytes`.
 pub(crate) const TOO_LARGE: &[u8] =

@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::acceptor::{Acceptor, Served, Source};
+use super::access_log::AccessLog;
 use super::cgi;
 use super::config::ServerConfig;
 use super::context::{Context, Moment};
 use super::graceful;
 use super::lifecycle::{Lifecycle, NoHooks};
 use super::listener::{Bind, Inherited, Listener};
+use super::logging;
 use super::pool::Pool;
 use super::prefork;
 use super::request::{run_handler, Handler, ServerInfo, Transport};
@@ -52,6 +54,7 @@ impl Server {
 
     /// [`serve`](Self::serve), with `lifecycle`'s hooks around the worker threads and processes.
     pub fn serve_with(&self, handler: &dyn Handler, lifecycle: &dyn Lifecycle) -> io::Result<Served> {
+        logging::install_default(self.config.log_level);
         let (listener, on_fd0, transport) = match self.listener()? {
             Some(found) => found,
             None => {
@@ -71,7 +74,7 @@ impl Server {
         if result.is_ok() && self.is_reloading() {
             // Requests in flight are done; connections arriving meanwhile wait in the
             // listener's backlog for the new program.
-            eprintln!("fcgi: reloading: re-executing the program on the same listening socket");
+            log::info!("reloading: re-executing the program on the same listening socket");
             return Err(listener.reexec());
         }
         listener.remove_socket_file();
@@ -85,9 +88,10 @@ impl Server {
     /// accepting thread serves one request at a time. `processes` does not apply: a program
     /// that wants several forks itself.
     pub fn acceptor(&self) -> io::Result<Acceptor> {
+        logging::install_default(self.config.log_level);
         let Some((listener, on_fd0, transport)) = self.listener()? else {
             let (request, app_status) = cgi::request(self.config.max_body_bytes);
-            return Ok(Acceptor { source: Source::Cgi { request: Mutex::new(request), app_status } });
+            return Ok(Acceptor { source: Source::Cgi { request: Box::new(Mutex::new(request)), app_status } });
         };
         let listener = Arc::new(listener);
         let config = self.resolved_config(on_fd0);
@@ -96,7 +100,7 @@ impl Server {
         let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let graceful_timeout = config.graceful_timeout;
         let watch = wake_reader.try_clone()?;
-        let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, true)?;
+        let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, true)?;
         if let Some(timeout) = graceful_timeout {
             // The program's threads hold the requests: past the graceful timeout after a stop,
             // the requests still in flight are cut as `serve`'s are.
@@ -154,7 +158,7 @@ impl Server {
         let (wake_reader, wake_writer) = self.wake_pair()?;
         let watch = wake_reader.try_clone()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
-        let pool = Pool::new(self.context(config, transport), listener.clone(), wake_reader, workers > 1)?;
+        let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, workers > 1)?;
         let running = AtomicUsize::new(workers);
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -178,13 +182,23 @@ impl Server {
                 });
             }
         });
+        // Readers of multiplexed connections may still hold the pool (and its log) a moment.
+        pool.context().flush_logs();
         Ok(())
     }
 
-    fn context(&self, config: ServerConfig, transport: Transport) -> Context {
+    fn context(&self, config: ServerConfig, transport: Transport) -> io::Result<Context> {
         let info =
             ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
-        Context { config, stats: self.stats.clone(), info, silence: Moment::new(), stop: self.stop.clone() }
+        let access_log = AccessLog::open(config.access_logfile.as_deref(), &config.access_logformat)?;
+        Ok(Context {
+            config,
+            stats: self.stats.clone(),
+            info,
+            silence: Moment::new(),
+            stop: self.stop.clone(),
+            access_log,
+        })
     }
 
     /// For one serve: a read end of the server's wake-up socket (a new descriptor of it, emptied

@@ -6,7 +6,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::access_log::AccessFormat;
 use super::config::ServerConfig;
+use super::logging::ParseLevelError;
 
 /// What a setting's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub enum Kind {
     Seconds,
     /// Yes or no.
     Flag,
+    /// Words: a path, a format, a level name.
+    Text,
 }
 
 /// One setting.
@@ -168,6 +172,33 @@ pub const SETTINGS: &[Setting] = &[
         env: Ok("FCGI_COMPAT_GRACEFUL_TIMEOUT"),
     },
     Setting {
+        name: "log_level",
+        kind: Kind::Text,
+        default: "info",
+        zero: "",
+        doc: "the least severe of the server's own messages logged: debug, info, warning or error",
+        c_setter: Ok("log_level"),
+        env: Ok("FCGI_COMPAT_LOG_LEVEL"),
+    },
+    Setting {
+        name: "access_logfile",
+        kind: Kind::Text,
+        default: "none (no access log)",
+        zero: "",
+        doc: "write one line per request to this file (`-`: stderr), buffered, flushed within a second and at exit",
+        c_setter: Ok("access_logfile"),
+        env: Ok("FCGI_COMPAT_ACCESS_LOGFILE"),
+    },
+    Setting {
+        name: "access_logformat",
+        kind: Kind::Text,
+        default: "gunicorn's: `%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\"`",
+        zero: "",
+        doc: "the access log's line, in gunicorn's atoms and ours (README: Seeing what it does)",
+        c_setter: Ok("access_logformat"),
+        env: Ok("FCGI_COMPAT_ACCESS_LOGFORMAT"),
+    },
+    Setting {
         name: "force_cgi",
         kind: Kind::Flag,
         default: "no (fd 0 decides)",
@@ -192,14 +223,28 @@ pub fn setting(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
 }
 
+/// A value `setting` takes, as text (for tests on every face and for examples).
+pub fn example(setting: &Setting) -> &'static str {
+    match (setting.kind, setting.name) {
+        (Kind::Count | Kind::Bytes, _) => "7",
+        (Kind::Seconds, _) => "7.5",
+        (Kind::Flag, "handle_signals") => "no",
+        (Kind::Flag, _) => "yes",
+        (Kind::Text, "log_level") => "debug",
+        (Kind::Text, "access_logformat") => "%(s)s %(D)s",
+        (Kind::Text, _) => "/tmp/fcgi-example.log",
+    }
+}
+
 /// A value a face hands over for a setting.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A count or a size.
     Number(u64),
     /// Seconds.
     Seconds(f64),
     Flag(bool),
+    Text(String),
 }
 
 /// A value a setting does not take.
@@ -226,6 +271,7 @@ impl Value {
                 "0" | "no" | "false" | "off" | "" => Some(Self::Flag(false)),
                 _ => None,
             },
+            Kind::Text => Some(Self::Text(text.to_owned())),
         }
     }
 }
@@ -237,8 +283,8 @@ impl ServerConfig {
     pub fn set(&mut self, name: &str, value: Value) -> Result<(), SettingError> {
         let setting = setting(name).ok_or_else(|| SettingError(format!("there is no setting {name:?}")))?;
         let refuse = || SettingError(format!("{name} does not take {value:?}"));
-        match (setting.kind, value) {
-            (Kind::Count | Kind::Bytes, Value::Number(n)) => {
+        match (setting.kind, &value) {
+            (Kind::Count | Kind::Bytes, &Value::Number(n)) => {
                 if n == 0 && setting.zero.is_empty() {
                     return Err(SettingError(format!("{name} must be above 0")));
                 }
@@ -257,7 +303,7 @@ impl ServerConfig {
                     _ => return Err(refuse()),
                 }
             }
-            (Kind::Seconds, Value::Seconds(seconds)) => {
+            (Kind::Seconds, &Value::Seconds(seconds)) => {
                 let timeout = match Duration::try_from_secs_f64(seconds) {
                     Ok(d) if d.is_zero() => None,
                     Ok(d) => Some(d),
@@ -276,9 +322,20 @@ impl ServerConfig {
                     _ => return Err(refuse()),
                 }
             }
-            (Kind::Flag, Value::Flag(yes)) => match name {
+            (Kind::Flag, &Value::Flag(yes)) => match name {
                 "force_cgi" => self.force_cgi = yes,
                 "handle_signals" => self.handle_signals = yes,
+                _ => return Err(refuse()),
+            },
+            (Kind::Text, Value::Text(text)) => match name {
+                "log_level" => {
+                    self.log_level = text.parse().map_err(|e: ParseLevelError| SettingError(e.to_string()))?
+                }
+                "access_logfile" => self.access_logfile = (!text.is_empty()).then(|| text.into()),
+                "access_logformat" => {
+                    self.access_logformat =
+                        AccessFormat::parse(text).map_err(|e| SettingError(format!("access_logformat: {e}")))?
+                }
                 _ => return Err(refuse()),
             },
             _ => return Err(refuse()),
@@ -305,7 +362,11 @@ pub fn markdown() -> String {
             Ok(env) => format!("`{env}`"),
             Err(why) => format!("— ({why})"),
         };
-        let zero = if s.zero.is_empty() { "refused" } else { s.zero };
+        let zero = match (s.kind, s.zero) {
+            (Kind::Text, _) => "—",
+            (_, "") => "refused",
+            (_, zero) => zero,
+        };
         out.push_str(&format!("| `{}` | {} | {} | {} | {} | {} |\n", s.name, s.default, zero, s.doc, c, env));
     }
     out
@@ -319,11 +380,7 @@ mod tests {
     fn every_setting_can_be_set_and_changes_the_config() {
         for s in SETTINGS {
             let mut config = ServerConfig::default();
-            let value = match s.kind {
-                Kind::Count | Kind::Bytes => Value::Number(7),
-                Kind::Seconds => Value::Seconds(7.5),
-                Kind::Flag => Value::Flag(!matches!(s.name, "handle_signals")),
-            };
+            let value = Value::parse(s.kind, example(s)).unwrap();
             config.set(s.name, value).unwrap_or_else(|e| panic!("{}: {e}", s.name));
             assert_ne!(format!("{config:?}"), format!("{:?}", ServerConfig::default()), "{} changed nothing", s.name);
         }

@@ -49,10 +49,10 @@ impl Stats {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Counts an accepted connection; returns how many are open now.
-    pub(crate) fn connection_opened(&self) -> usize {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::Relaxed) + 1
+    /// Counts an accepted connection; returns its number (from 1) and how many are open now.
+    pub(crate) fn connection_opened(&self) -> (u64, usize) {
+        let number = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        (number, self.open.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Counts a request that ended; returns how many have.
