@@ -33,7 +33,7 @@ from .harness.stream import Outcome, RequestStream
 
 THREADS = 4
 TIMEOUT = 30.0
-RELOADING = b"fcgi: reloading"
+RELOADING = b"reloading: re-executing"
 # The edits change the file's size as well as its text: Python trusts a cached .pyc whose
 # recorded source mtime (whole seconds) and size both match, and a test edits within a second.
 HELLO = (b"Hello, world!", b"Hello again, world!")
