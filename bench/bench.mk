@@ -5,6 +5,7 @@
 #   make bench BENCH_QUICK=1        # a smoke run: 1 round of 2 s, 128 MiB transfers (~2 min)
 #   make bench BENCH_ONLY=hello,codec BENCH_ROUNDS=5
 #   make bench-profile              # perf and py-spy on our Python and C hello targets under load
+#   make bench BENCH_BASELINE=a1f9d2f  # also that revision's build of ours, "<target> (base)"
 
 BENCH_QUICK ?=
 BENCH_IS_QUICK = $(filter-out 0 no false,$(BENCH_QUICK))
@@ -14,14 +15,24 @@ BENCH_THREADS ?= 4
 BENCH_CONNECTIONS ?= 32
 BENCH_ONLY ?=
 BENCH_PROFILE_SECONDS ?= 10
+BENCH_BASELINE ?=
 BENCH_CFLAGS ?= -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2
 BENCH_ARGS = --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) \
-	--connections $(BENCH_CONNECTIONS) $(if $(BENCH_IS_QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+	--connections $(BENCH_CONNECTIONS) $(if $(BENCH_IS_QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) \
+	$(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE_DIR))
 
-.PHONY: bench bench-deps bench-build bench-profile
+# The baseline: a detached git worktree of BENCH_BASELINE, named by its short commit id, so that
+# a second run against the same revision builds nothing new. Its Python face goes to a venv in it.
+ifneq ($(BENCH_BASELINE),)
+BENCH_BASELINE_COMMIT := $(shell git rev-parse --short --verify --quiet '$(BENCH_BASELINE)^{commit}')
+$(if $(BENCH_BASELINE_COMMIT),,$(error BENCH_BASELINE=$(BENCH_BASELINE) names no commit))
+BENCH_BASELINE_DIR := $(CURDIR)/target/bench/baseline-$(BENCH_BASELINE_COMMIT)
+endif
+
+.PHONY: bench bench-deps bench-build bench-baseline bench-profile
 
 ## Every workload against every target in one run; the table also lands in bench/results/.
-bench: bench-build
+bench: bench-build $(if $(BENCH_BASELINE),bench-baseline)
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 ## Our Python and C hello targets under wrk, profiled (bench/results/profile-*/report.txt).
@@ -32,12 +43,27 @@ bench-profile: bench-build
 bench-deps:
 	PYTHON=$(PYTHON) bash bench/install-deps.sh
 
+# Ours beyond the C examples and the Python face, built in release in the tree $(1) from its own
+# sources: the Rust echo example, the codec micro-benchmark and the Rust sink, the C API sink
+# (linked by rpath to the tree's own libfcgi_capi.so).
+define bench-build-ours
+cd $(1) && $(CARGO) build --release -p fcgi-core --example echo
+cd $(1) && $(CARGO) build --release --manifest-path bench/codec/Cargo.toml --target-dir target/bench/cargo
+mkdir -p $(1)/target/bench
+cd $(1) && $(CC) $(BENCH_CFLAGS) -Iinclude bench/apps/capi_sink.c -Ltarget/release \
+    -Wl,-rpath,$(1)/target/release -lfcgi_capi -pthread -o target/bench/capi_sink
+endef
+
 ## Everything in release mode: the Rust echo example, the C examples, the Python wheel, the
 ## codec micro-benchmark and the Rust sink, the libfcgi peer and the C API sink.
 bench-build: bench-deps c-examples python-install
-	$(CARGO) build --release -p fcgi-core --example echo
-	$(CARGO) build --release --manifest-path bench/codec/Cargo.toml --target-dir target/bench/cargo
-	mkdir -p target/bench
+	$(call bench-build-ours,$(CURDIR))
 	$(CC) $(BENCH_CFLAGS) bench/apps/libfcgi_app.c -lfcgi -pthread -o target/bench/libfcgi_app
-	$(CC) $(BENCH_CFLAGS) -Iinclude bench/apps/capi_sink.c -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release \
-	    -lfcgi_capi -pthread -o target/bench/capi_sink
+
+## The same of BENCH_BASELINE in target/bench/baseline-COMMIT, by that revision's own Makefile
+## (c-examples, python-install into its venv) and sources.
+bench-baseline:
+	[ -d $(BENCH_BASELINE_DIR) ] || git worktree add --detach $(BENCH_BASELINE_DIR) $(BENCH_BASELINE_COMMIT)
+	[ -x $(BENCH_BASELINE_DIR)/.venv/bin/python ] || $(PYTHON) -m venv --system-site-packages $(BENCH_BASELINE_DIR)/.venv
+	$(MAKE) -C $(BENCH_BASELINE_DIR) c-examples python-install PYTHON=$(BENCH_BASELINE_DIR)/.venv/bin/python BENCH_BASELINE=
+	$(call bench-build-ours,$(BENCH_BASELINE_DIR))

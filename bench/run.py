@@ -1,12 +1,14 @@
 """``make bench``: every workload against every target in one run, targets alternating, medians.
 
-``python3 bench/run.py [--rounds N] [--duration S] [--quick] [--only WORKLOAD,...] [--profile S]``
+``python3 bench/run.py [--rounds N] [--duration S] [--quick] [--only WORKLOAD,...] [--baseline DIR] [--profile S]``
 
 One nginx (one worker) fronts every target on its own loopback port; wrk drives it. Each round
 runs every workload against every target, the targets in a rotated order, so that whatever else
 the machine does lands on all of them alike; the table quotes the median of the rounds and each
-of our figures as a ratio to each peer's. The 1 GiB transfers (peak RSS) run once, after the
-rounds; the codec micro-benchmark last. Everything goes to bench/results/bench-DATE.json too.
+of our figures as a ratio to each peer's. ``--baseline DIR`` adds our targets once more, built
+in the tree DIR (another revision: ``make bench BENCH_BASELINE=REV``), as "<target> (base)" in
+the same rounds, and each of ours as a ratio to its base. The 1 GiB transfers (peak RSS) run once,
+after the rounds; the codec micro-benchmark last. Everything goes to bench/results/bench-DATE.json too.
 ``--profile S`` instead profiles our Python and C hello targets under load (py-spy, perf).
 See bench/README.md for the method.
 """
@@ -34,7 +36,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-BUILT = ROOT / "target"
 RESULTS = BENCH / "results"
 WRK_SCRIPT = BENCH / "wrk.lua"
 DJANGO_SITE = ROOT / "examples" / "django"
@@ -42,10 +43,11 @@ PYTHON = sys.executable
 MIB = 1 << 20
 HELLO = b"Hello, world!"
 
-# Ours, the peers, and nginx's own ceiling, in the order the table shows them.
+# Ours (those with a base when there is a baseline), the peers, and nginx's own ceiling.
 OURS = ("python", "capi", "rust")
 PEERS = ("flup", "uwsgi", "libfcgi", "nginx")
 MULTICORE = "python-2proc"
+BASE = "base"
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Settings:
     transfer_bytes: int
     codec_seconds: float
     only: set[str] | None
+    baseline: Path | None
 
 
 @dataclass
@@ -88,12 +91,40 @@ class Workload:
     transfer: str = ""
 
 
+@dataclass(frozen=True)
+class Build:
+    """One tree's build of ours: this one, or the baseline's (``--baseline DIR``)."""
+
+    root: Path
+    python: str
+    label: str = ""  # "" for this tree, BASE for the baseline: a suffix of its targets and apps
+
+    def binary(self, *parts: str) -> str:
+        path = self.root.joinpath("target", *parts)
+        if not path.exists():
+            sys.exit(f"bench: {path} is missing; `make bench` builds it")
+        return str(path)
+
+    def key(self, app: str) -> str:
+        """An app's key in this build (it names the app's socket and log)."""
+        return f"{app}-{self.label}" if self.label else app
+
+    def target_name(self, target: str) -> str:
+        return f"{target} ({self.label})" if self.label else target
+
+
 @dataclass
 class Target:
     name: str
-    kind: str  # "ours", "peer" or "ceiling"
+    kind: str  # "ours", BASE, "peer" or "ceiling"
     apps: dict[str, str]  # what a workload uses -> App key ("nginx" for the ceiling)
     note: str = ""
+    of: str = ""  # for a base: the target of ours it is another build of
+
+    def built_by(self, build: Build) -> Target:
+        """The same target, running another build's apps."""
+        apps = {uses: build.key(app) for uses, app in self.apps.items()}
+        return Target(build.target_name(self.name), build.label, apps, self.note, of=self.name)
 
 
 @dataclass
@@ -130,14 +161,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         transfer_bytes=args.transfer_bytes or ((128 if quick else 1024) * MIB),
         codec_seconds=0.2 if quick else 0.5,
         only=set(args.only.split(",")) if args.only else None,
+        baseline=args.baseline.resolve() if args.baseline else None,
     )
 
 
-def binary(*parts: str) -> str:
-    path = BUILT.joinpath(*parts)
-    if not path.exists():
-        sys.exit(f"bench: {path} is missing; `make bench` builds it")
-    return str(path)
+THIS_BUILD = Build(ROOT, PYTHON)
+
+
+def baseline_build(root: Path) -> Build:
+    """The baseline's tree: its binaries under target/, its Python face in its .venv."""
+    python = root / ".venv" / "bin" / "python"
+    if not python.exists():
+        sys.exit(f"bench: {python} is missing; `make bench BENCH_BASELINE=REV` builds it")
+    return Build(root, str(python), BASE)
 
 
 def script(name: str) -> str:
@@ -148,34 +184,44 @@ def script(name: str) -> str:
     return found
 
 
-def make_apps(s: Settings) -> dict[str, App]:
+def our_apps(s: Settings, build: Build) -> list[App]:
+    """Our apps in one build; the Python ones serve this tree's bench app and Django site."""
     n = str(s.threads)
-    ours_py = [PYTHON, "-m", "fcgi_wsgi", "--workers", n, "--bind", "unix:{sock}"]
+    py = [build.python, "-m", "fcgi_wsgi", "--workers", n, "--bind", "unix:{sock}"]
+    apps = [
+        App("py", [*py, "--processes", "1", "--chdir", str(BENCH / "apps"), "bench_app:app"]),
+        App("py2", [*py, "--processes", "2", "--chdir", str(BENCH / "apps"), "bench_app:app"]),
+        App("py-django", [*py, "--processes", "1", "--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]),
+        App("capi-hello", [build.binary("c-examples", "hello"), "--bind", "unix:{sock}"]),
+        App("capi-echo", [build.binary("c-examples", "echo"), "--bind", "unix:{sock}", "--workers", n]),
+        App("capi-sink", [build.binary("bench", "capi_sink"), "--bind", "unix:{sock}", "--threads", n]),
+        App("rust", [build.binary("release", "examples", "echo"), "--bind", "unix:{sock}", "--workers", n]),
+        App(
+            "rust-sink",
+            [build.binary("bench", "cargo", "release", "sink"), "--bind", "unix:{sock}", "--workers", n],
+        ),
+    ]
+    return [App(build.key(app.key), app.argv, app.cwd) for app in apps]
+
+
+def make_apps(s: Settings, builds: list[Build]) -> dict[str, App]:
+    n = str(s.threads)
     flup = [PYTHON, str(BENCH / "apps" / "flup_server.py")]
     uwsgi = [script("uwsgi"), "--fastcgi-socket", "{sock}", "--processes", "1", "--threads", n]
     uwsgi += ["--disable-logging", "--die-on-term", "--need-app"]
-    apps = [
-        App("py", [*ours_py, "--processes", "1", "--chdir", str(BENCH / "apps"), "bench_app:app"]),
-        App("py2", [*ours_py, "--processes", "2", "--chdir", str(BENCH / "apps"), "bench_app:app"]),
-        App("py-django", [*ours_py, "--processes", "1", "--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]),
-        App("capi-hello", [binary("c-examples", "hello"), "--bind", "unix:{sock}"]),
-        App("capi-echo", [binary("c-examples", "echo"), "--bind", "unix:{sock}", "--workers", n]),
-        App("capi-sink", [binary("bench", "capi_sink"), "--bind", "unix:{sock}", "--threads", n]),
-        App("rust", [binary("release", "examples", "echo"), "--bind", "unix:{sock}", "--workers", n]),
-        App("rust-sink", [binary("bench", "cargo", "release", "sink"), "--bind", "unix:{sock}", "--workers", n]),
+    libfcgi_app = THIS_BUILD.binary("bench", "libfcgi_app")
+    apps = [app for build in builds for app in our_apps(s, build)]
+    apps += [
         App("flup", [*flup, "bench_app:app", "{sock}", n], cwd=BENCH / "apps"),
         App("flup-django", [*flup, "demo_site.wsgi:application", "{sock}", n], cwd=DJANGO_SITE),
         App("uwsgi", [*uwsgi, "--chdir", str(BENCH / "apps"), "--module", "bench_app:app"]),
         App("uwsgi-django", [*uwsgi, "--chdir", str(DJANGO_SITE), "--module", "demo_site.wsgi:application"]),
-        App(
-            "libfcgi",
-            [script("spawn-fcgi"), "-n", "-s", "{sock}", "-M", "0600", "--", binary("bench", "libfcgi_app"), n],
-        ),
+        App("libfcgi", [script("spawn-fcgi"), "-n", "-s", "{sock}", "-M", "0600", "--", libfcgi_app, n]),
     ]
     return {app.key: app for app in apps}
 
 
-TARGETS = [
+OUR_TARGETS = [
     Target("python", "ours", {"hello": "py", "routes": "py", "sink": "py", "django": "py-django"}, "fcgi_wsgi"),
     Target(
         "capi",
@@ -185,12 +231,23 @@ TARGETS = [
     ),
     Target("rust", "ours", {"hello": "rust", "routes": "rust", "sink": "rust-sink"}, "examples/echo.rs"),
     Target(MULTICORE, "ours", {"hello": "py2"}, "fcgi_wsgi --processes 2"),
+]
+PEER_TARGETS = [
     Target("flup", "peer", {"hello": "flup", "routes": "flup", "sink": "flup", "django": "flup-django"}),
     Target("uwsgi", "peer", {"hello": "uwsgi", "routes": "uwsgi", "sink": "uwsgi", "django": "uwsgi-django"}),
     Target("libfcgi", "peer", {"hello": "libfcgi", "routes": "libfcgi", "sink": "libfcgi"}, "under spawn-fcgi"),
     Target("nginx", "ceiling", {"hello": "nginx"}, "return 200"),
 ]
-TARGET = {t.name: t for t in TARGETS}
+
+
+def make_targets(base: Build | None) -> list[Target]:
+    """Every target in the order the table shows them: each of ours followed by its base."""
+    targets = []
+    for target in OUR_TARGETS:
+        targets.append(target)
+        if base and target.name in OURS:
+            targets.append(target.built_by(base))
+    return targets + PEER_TARGETS
 
 
 def make_workloads() -> list[Workload]:
@@ -486,13 +543,15 @@ def measure_wrk(s: Settings, workload: Workload, port: int, pid: int | None) -> 
     seconds = raw["duration_us"] / 1e6
     errors = raw["status"] + raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
     answered = raw["requests"] > 0
+    ok = raw["requests"] - raw["status"]
     return {
-        "req_s": (raw["requests"] - raw["status"]) / seconds,
+        "req_s": ok / seconds,
         "p50_ms": raw["p50_us"] / 1000 if answered else None,
         "p99_ms": raw["p99_us"] / 1000 if answered else None,
         "mb_s": raw["bytes"] / seconds / 1e6,
         "rss_mib": peak,
         "cpu_pct": None if cpu is None else 100 * cpu / seconds,
+        "cpu_us": cpu * 1e6 / ok if cpu is not None and ok else None,
         "errors": errors,
         "wrk": raw,
     }
@@ -527,6 +586,7 @@ def measure_transfer(s: Settings, workload: Workload, port: int, pid: int) -> di
         "mb_s": n / seconds / 1e6 if ok and seconds else None,
         "rss_mib": memory.peak_kib / 1024,
         "cpu_pct": 100 * memory.cpu / seconds if seconds else None,
+        "cpu_us": None,
         "errors": 0 if ok else 1,
         "seconds": seconds,
         "error": None if ok else f"status {status}: {out.stderr.decode(errors='replace')[-200:]}",
@@ -534,7 +594,7 @@ def measure_transfer(s: Settings, workload: Workload, port: int, pid: int) -> di
 
 
 def codec(s: Settings) -> list[dict]:
-    argv = [binary("bench", "cargo", "release", "codec"), "--seconds", str(s.codec_seconds), "--rounds", "3"]
+    argv = [THIS_BUILD.binary("bench", "cargo", "release", "codec"), "--seconds", str(s.codec_seconds), "--rounds", "3"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
@@ -542,8 +602,12 @@ def codec(s: Settings) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # Reporting
 
-METRICS = ("req_s", "p50_ms", "p99_ms", "mb_s", "rss_mib", "cpu_pct")
-HEADINGS = ("req/s", "p50 ms", "p99 ms", "MB/s", "RSS MiB", "app CPU%")
+METRICS = ("req_s", "p50_ms", "p99_ms", "mb_s", "rss_mib", "cpu_pct", "cpu_us")
+HEADINGS = ("req/s", "p50 ms", "p99 ms", "MB/s", "RSS MiB", "app CPU%", "CPU µs/req")
+WIDTHS = tuple(max(10, len(h) + 2) for h in HEADINGS)
+# The figures shown as ratios: CPU% is not one (a faster target uses more of it for more requests).
+RATIO_METRICS = tuple(m for m in METRICS if m != "cpu_pct")
+TARGET_WIDTH = 24
 
 
 def median(values: list) -> float | None:
@@ -568,19 +632,30 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, dict]]:
     return table
 
 
-def ratios(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict[str, dict]]]:
-    """workload -> ours -> peer -> metric -> ours / peer."""
+def comparisons(targets: list[Target]) -> list[tuple[str, str]]:
+    """The ratio rows, as (target, the target it is divided by), in the table's order: each of ours
+    by its base, then by each peer; each base by each peer."""
+    peers = [t.name for t in targets if t.name in PEERS]
+    bases = {t.of: t.name for t in targets if t.of}
+    pairs = []
+    for target in targets:
+        if target.name in OURS or target.of:
+            pairs += [(target.name, bases[target.name])] if target.name in bases else []
+            pairs += [(target.name, peer) for peer in peers]
+    return pairs
+
+
+def ratios(table: dict[str, dict[str, dict]], targets: list[Target]) -> dict[str, dict[str, dict[str, dict]]]:
+    """workload -> target -> the target it is divided by -> metric -> ratio."""
     out: dict[str, dict[str, dict[str, dict]]] = {}
     for workload, rows in table.items():
-        for ours in OURS:
-            for peer in PEERS:
-                if ours not in rows or peer not in rows:
-                    continue
+        for a, b in comparisons(targets):
+            if a in rows and b in rows:
                 pair = {}
-                for m in METRICS[:-1]:
-                    a, b = rows[ours][m], rows[peer][m]
-                    pair[m] = a / b if a is not None and b else None
-                out.setdefault(workload, {}).setdefault(ours, {})[peer] = pair
+                for m in RATIO_METRICS:
+                    x, y = rows[a][m], rows[b][m]
+                    pair[m] = x / y if x is not None and y else None
+                out.setdefault(workload, {}).setdefault(a, {})[b] = pair
     return out
 
 
@@ -600,37 +675,44 @@ def fmt(value: float | None, metric: str) -> str:
     return f"{value:,.1f}"
 
 
-def render(table, ratio_table, workloads: list[Workload], codec_rows: list[dict], meta: dict) -> str:
+def ratio_cells(pair: dict) -> str:
+    return "".join(f"{times(pair[m]) if m in pair else '':>{w}}" for m, w in zip(METRICS, WIDTHS))
+
+
+def render(
+    table, ratio_table, targets: list[Target], workloads: list[Workload], codec_rows: list[dict], meta: dict
+) -> str:
     lines = []
     load = meta["load_before"], meta["load_after"]
     lines.append(
         f"fcgi bench: {meta['rounds']} round(s) x {meta['duration']:g}s, medians; {meta['cpus']} CPUs; "
         f"load average {load[0][0]:.2f} before, {load[1][0]:.2f} after; {meta['started']}"
     )
-    lines.append("ratios are ours / peer for each figure: above 1 is better for req/s and MB/s, below 1 for the rest")
-    head = f"{'workload':<16} {'target':<18}" + "".join(f"{h:>10}" for h in HEADINGS) + f"{'errors':>8}"
+    lines.append(f"ours: {meta['commits']['ours']}")
+    if "base" in meta["commits"]:
+        lines.append(f"base: {meta['commits']['base']}")
+    lines.append("ratios are a / b for each figure: above 1 is better for req/s and MB/s, below 1 for the rest")
+    head = f"{'workload':<16} {'target':<{TARGET_WIDTH}}"
+    head += "".join(f"{h:>{w}}" for h, w in zip(HEADINGS, WIDTHS)) + f"{'errors':>8}"
     lines += ["", head, "-" * len(head)]
     for workload in workloads:
         rows = table.get(workload.name)
         if not rows:
             continue
-        for target in TARGETS:
+        for target in targets:
             row = rows.get(target.name)
             if row is None:
                 continue
-            cells = "".join(f"{fmt(row[m], m):>10}" for m in METRICS)
+            cells = "".join(f"{fmt(row[m], m):>{w}}" for m, w in zip(METRICS, WIDTHS))
             name = target.name + (f" (in {row['measured_in']})" if "measured_in" in row else "")
-            lines.append(f"{workload.name:<16} {name:<18}{cells}{row['errors']:>8}")
-        for ours, peers in ratio_table.get(workload.name, {}).items():
-            for peer, pair in peers.items():
-                cells = "".join(f"{times(pair[m]):>10}" for m in METRICS[:-1])
-                lines.append(f"{'':<16} {ours + ' / ' + peer:<18}{cells}")
+            lines.append(f"{workload.name:<16} {name:<{TARGET_WIDTH}}{cells}{row['errors']:>8}")
+        for a, divisors in ratio_table.get(workload.name, {}).items():
+            for b, pair in divisors.items():
+                lines.append(f"{'':<16} {a + ' / ' + b:<{TARGET_WIDTH}}{ratio_cells(pair)}")
         if workload.name == "hello" and MULTICORE in rows and "python" in rows:
             one, two = rows["python"], rows[MULTICORE]
-            cells = "".join(
-                f"{(f'{two[m] / one[m]:.2f}x' if two[m] is not None and one[m] else '-'):>10}" for m in METRICS[:-1]
-            )
-            lines.append(f"{'':<16} {'processes 2 / 1':<18}{cells}")
+            pair = {m: two[m] / one[m] if two[m] is not None and one[m] else None for m in RATIO_METRICS}
+            lines.append(f"{'':<16} {'processes 2 / 1':<{TARGET_WIDTH}}{ratio_cells(pair)}")
         lines.append("")
     if codec_rows:
         lines.append("codec (fcgi_core::protocol, no sockets; one copy in or out, as a socket would make)")
@@ -638,7 +720,7 @@ def render(table, ratio_table, workloads: list[Workload], codec_rows: list[dict]
         for row in codec_rows:
             lines.append(f"{row['case']:<34}{row['mb_per_s']:>12,.0f}{row['ops_per_s']:>14,.0f}  {row['unit']}")
         lines.append("")
-    notes = [f"{t.name}: {t.note}" for t in TARGETS if t.note]
+    notes = [f"{t.name}: {t.note}" for t in targets if t.note and not t.of]
     lines.append("targets: " + "; ".join(notes))
     return "\n".join(lines)
 
@@ -660,6 +742,19 @@ def versions() -> dict:
     return found
 
 
+def commit(root: Path) -> str:
+    """The tree's commit and subject, and whether tracked files changed since."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return ""
+
+    head = git("log", "-1", "--format=%h %s") or "?"
+    return head + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 # ---------------------------------------------------------------------------------------------
 # The run
 
@@ -668,7 +763,9 @@ class Bench:
     def __init__(self, s: Settings):
         self.s = s
         self.run_dir = Path(tempfile.mkdtemp(prefix="fcgi-bench-"))
-        self.templates = make_apps(s)
+        self.base = baseline_build(s.baseline) if s.baseline else None
+        self.targets = make_targets(self.base)
+        self.templates = make_apps(s, [THIS_BUILD, self.base] if self.base else [THIS_BUILD])
         self.apps: dict[str, App] = {}
         self.sites: list[Site] = []
         self.nginx: subprocess.Popen | None = None
@@ -676,7 +773,7 @@ class Bench:
     def plan(self, workloads: list[Workload], transfers: list[Workload]) -> list[tuple[Workload, Target, Site]]:
         plan = []
         for workload in workloads + transfers:
-            for target in TARGETS:
+            for target in self.targets:
                 app = target.apps.get(workload.uses)
                 # hello-keepconn takes nginx's ceiling from hello: kept upstream connections change
                 # nothing for nginx's own answer. The multi-core line is for hello alone.
@@ -737,6 +834,8 @@ def run(s: Settings) -> int:
         "kernel": platform.release(),
         "load_before": os.getloadavg(),
         "versions": versions(),
+        "commits": {"ours": commit(ROOT), **({"base": commit(bench.base.root)} if bench.base else {})},
+        "baseline": str(bench.base.root) if bench.base else None,
     }
     once = sum(1 for w, _, _ in plan if w.transfer)
     print(
@@ -779,8 +878,8 @@ def run(s: Settings) -> int:
     codec_rows = codec(s) if s.only is None or "codec" in s.only else []
     meta["load_after"] = os.getloadavg()
     table = summarize(runs)
-    ratio_table = ratios(table)
-    text = render(table, ratio_table, workloads + transfers, codec_rows, meta)
+    ratio_table = ratios(table, bench.targets)
+    text = render(table, ratio_table, bench.targets, workloads + transfers, codec_rows, meta)
     if failed:
         text += "\nleft out (wrong answer before timing): " + "; ".join(f"{t} {w}: {p}" for (w, t), p in failed.items())
     print()
@@ -789,7 +888,7 @@ def run(s: Settings) -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     result = {
         "meta": meta,
-        "targets": {t.name: {"kind": t.kind, "apps": t.apps, "note": t.note} for t in TARGETS},
+        "targets": {t.name: {"kind": t.kind, "apps": t.apps, "note": t.note} for t in bench.targets},
         "workloads": {w.name: {"title": w.title, "path": w.path, "body_bytes": w.body_bytes} for w in workloads},
         "medians": table,
         "ratios": ratio_table,
@@ -805,7 +904,8 @@ def run(s: Settings) -> int:
     else:
         shutil.rmtree(bench.run_dir, ignore_errors=True)
         print(f"\nbench: wrote {path.relative_to(ROOT)}")
-    return 1 if any(TARGET[t].kind == "ours" for _, t in failed) else 0
+    kinds = {t.name: t.kind for t in bench.targets}
+    return 1 if any(kinds[t] == "ours" for _, t in failed) else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -923,6 +1023,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transfer-bytes", type=int, help="size of the peak-RSS upload and download")
     parser.add_argument(
         "--only", help="comma-separated workloads: hello, hello-keepconn, 1MiB, upload-10MiB, django, transfers, codec"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also our targets built in the tree DIR, as '<target> (base)' (make bench BENCH_BASELINE=REV)",
     )
     parser.add_argument("--profile", type=float, metavar="SECONDS", help="profile our hello targets instead")
     args = parser.parse_args(argv)
