@@ -111,6 +111,36 @@ fn hello_c_serves_fastcgi_and_cgi() {
 }
 
 #[test]
+fn the_log_callback_gets_the_servers_messages_and_access_records_at_their_levels() {
+    let built = built();
+    let dir = temp_dir();
+    let address = Address::Unix(dir.join("echo.sock"));
+    let args = ["--log-callback", "TAG", "--max-body-bytes", "10", "--access-logformat", "%(m)s %(U)s %(s)s"];
+    let mut app = App::start_at(dir, address, Command::new(built.program("echo")), &args);
+    assert_eq!(app.connect().request_response(1, "POST", "/echo", b"twenty bytes of body").status(), 413);
+    assert_eq!(app.connect().get(1, "/status/404", false).status(), 404);
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+    let stderr = app.stderr();
+    // `TAG LEVEL LOGGER MESSAGE`: a warning (2) of the server's own, then info (3) access records.
+    assert!(stderr.contains("TAG 2 fcgi.error refused a 20-byte body: the limit is 10\n"), "{stderr}");
+    assert!(stderr.contains("TAG 3 fcgi.access POST /echo 413\nTAG 3 fcgi.access GET /status/404 404\n"), "{stderr}");
+}
+
+#[test]
+fn the_log_level_leaves_out_what_is_less_severe() {
+    let built = built();
+    let dir = temp_dir();
+    let address = Address::Unix(dir.join("echo.sock"));
+    let args = ["--log-level", "error", "--max-body-bytes", "10"];
+    let mut app = App::start_at(dir, address, Command::new(built.program("echo")), &args);
+    assert_eq!(app.connect().request_response(1, "POST", "/echo", b"twenty bytes of body").status(), 413);
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+    assert!(!app.stderr().contains("refused"), "{}", app.stderr());
+}
+
+#[test]
 fn threaded_c_serves_requests_on_several_threads_at_once() {
     let built = built();
     let dir = temp_dir();

@@ -1,5 +1,6 @@
 """A small real Django site for the end-to-end tests: no database, DEBUG off."""
 
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -34,3 +35,8 @@ LOGGING = {
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
     "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR"}},
 }
+# The server's access records come to the logger fcgi_wsgi.access when it has a handler: routed
+# here like Django's own, to the file DEMO_ACCESS_LOG names (if set).
+if os.environ.get("DEMO_ACCESS_LOG"):
+    LOGGING["handlers"]["access"] = {"class": "logging.FileHandler", "filename": os.environ["DEMO_ACCESS_LOG"]}
+    LOGGING["loggers"]["fcgi_wsgi.access"] = {"handlers": ["access"], "level": "INFO", "propagate": False}
