@@ -16,7 +16,9 @@ from fcgi_client import request
 
 DJANGO_SITE = Path(__file__).resolve().parents[2] / "examples" / "django"
 #: gunicorn's error-log line: `[2026-12-04 18:56:08 +0000] [1234] [WARNING] message`.
-ERROR_LINE = rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[%d\] \[WARNING\] refused a 2000-byte body: the limit is 1000"
+ERROR_LINE = (
+    rb"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[%d\] \[WARNING\] refused a 2000-byte body: the limit is 1000"
+)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -63,4 +65,5 @@ def test_djangos_logging_receives_the_access_records(tmp_path):
         time.sleep(0.05)
     # The default format: Apache's combined log format, one record per request.
     requests = [re.search(r'"(GET \S+ HTTP/1.1)" (\d{3}) ', line).groups() for line in lines]
-    assert requests == [("GET / HTTP/1.1", "200"), ("GET /no/such/page/ HTTP/1.1", "404"), ("GET /boom/ HTTP/1.1", "500")]
+    expected = [("GET / HTTP/1.1", "200"), ("GET /no/such/page/ HTTP/1.1", "404"), ("GET /boom/ HTTP/1.1", "500")]
+    assert requests == expected
