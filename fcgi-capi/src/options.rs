@@ -86,10 +86,7 @@ pub unsafe extern "C" fn fcgi_options_set_access_logfile(
     ffi_boundary!({
         let options = try_mut!(options);
         // SAFETY: the caller's contract, passed on.
-        match unsafe { text(path) } {
-            Ok(path) => set(options, "access_logfile", Value::Text(path.unwrap_or_default())),
-            Err(e) => e,
-        }
+        unsafe { set_text(options, "access_logfile", path, Some("")) }
     })
 }
 
@@ -103,12 +100,23 @@ pub unsafe extern "C" fn fcgi_options_set_access_logformat(
     ffi_boundary!({
         let options = try_mut!(options);
         // SAFETY: the caller's contract, passed on.
-        match unsafe { text(format) } {
-            Ok(Some(format)) => set(options, "access_logformat", Value::Text(format)),
-            Ok(None) => FCGI_ERR_NULL,
-            Err(e) => e,
-        }
+        unsafe { set_text(options, "access_logformat", format, None) }
     })
+}
+
+/// Sets the text setting `name` to the C string `value`; NULL means `null` (FCGI_ERR_NULL if
+/// `None`).
+///
+/// # Safety
+/// `value` is NULL or a NUL-terminated string, read only during this call.
+unsafe fn set_text(options: &mut fcgi_options, name: &str, value: *const c_char, null: Option<&str>) -> fcgi_result {
+    // SAFETY: the caller's contract, passed on.
+    match (unsafe { text(value) }, null) {
+        (Ok(Some(value)), _) => set(options, name, Value::Text(value)),
+        (Ok(None), Some(null)) => set(options, name, Value::Text(null.to_owned())),
+        (Ok(None), None) => FCGI_ERR_NULL,
+        (Err(e), _) => e,
+    }
 }
 
 /// A C string as UTF-8 text; `None` for NULL; FCGI_ERR_INVALID_ARG if it is not UTF-8.
