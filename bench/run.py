@@ -47,6 +47,7 @@ HELLO = b"Hello, world!"
 OURS = ("python", "capi", "rust")
 PEERS = ("flup", "uwsgi", "libfcgi", "nginx")
 MULTICORE = "python-2proc"
+ACCESS_LOG = "python-accesslog"
 BASE = "base"
 
 
@@ -188,9 +189,12 @@ def our_apps(s: Settings, build: Build) -> list[App]:
     """Our apps in one build; the Python ones serve this tree's bench app and Django site."""
     n = str(s.threads)
     py = [build.python, "-m", "fcgi_wsgi", "--workers", n, "--bind", "unix:{sock}"]
+    bench_app = ["--chdir", str(BENCH / "apps"), "bench_app:app"]
     apps = [
-        App("py", [*py, "--processes", "1", "--chdir", str(BENCH / "apps"), "bench_app:app"]),
-        App("py2", [*py, "--processes", "2", "--chdir", str(BENCH / "apps"), "bench_app:app"]),
+        App("py", [*py, "--processes", "1", *bench_app]),
+        App("py2", [*py, "--processes", "2", *bench_app]),
+        # Each request's line to a file beside the socket: the access log's cost.
+        App("py-access", [*py, "--processes", "1", "--access-logfile", "{sock}.access.log", *bench_app]),
         App("py-django", [*py, "--processes", "1", "--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]),
         App("capi-hello", [build.binary("c-examples", "hello"), "--bind", "unix:{sock}"]),
         App("capi-echo", [build.binary("c-examples", "echo"), "--bind", "unix:{sock}", "--workers", n]),
@@ -231,6 +235,7 @@ OUR_TARGETS = [
     ),
     Target("rust", "ours", {"hello": "rust", "routes": "rust", "sink": "rust-sink"}, "examples/echo.rs"),
     Target(MULTICORE, "ours", {"hello": "py2"}, "fcgi_wsgi --processes 2"),
+    Target(ACCESS_LOG, "ours", {"hello": "py-access"}, "fcgi_wsgi --access-logfile FILE"),
 ]
 PEER_TARGETS = [
     Target("flup", "peer", {"hello": "flup", "routes": "flup", "sink": "flup", "django": "flup-django"}),
@@ -709,10 +714,11 @@ def render(
         for a, divisors in ratio_table.get(workload.name, {}).items():
             for b, pair in divisors.items():
                 lines.append(f"{'':<16} {a + ' / ' + b:<{TARGET_WIDTH}}{ratio_cells(pair)}")
-        if workload.name == "hello" and MULTICORE in rows and "python" in rows:
-            one, two = rows["python"], rows[MULTICORE]
-            pair = {m: two[m] / one[m] if two[m] is not None and one[m] else None for m in RATIO_METRICS}
-            lines.append(f"{'':<16} {'processes 2 / 1':<{TARGET_WIDTH}}{ratio_cells(pair)}")
+        for variant, label in ((MULTICORE, "processes 2 / 1"), (ACCESS_LOG, "access log on / off")):
+            if workload.name == "hello" and variant in rows and "python" in rows:
+                one, two = rows["python"], rows[variant]
+                pair = {m: two[m] / one[m] if two[m] is not None and one[m] else None for m in RATIO_METRICS}
+                lines.append(f"{'':<16} {label:<{TARGET_WIDTH}}{ratio_cells(pair)}")
         lines.append("")
     if codec_rows:
         lines.append("codec (fcgi_core::protocol, no sockets; one copy in or out, as a socket would make)")
@@ -777,7 +783,7 @@ class Bench:
                 app = target.apps.get(workload.uses)
                 # hello-keepconn takes nginx's ceiling from hello: kept upstream connections change
                 # nothing for nginx's own answer. The multi-core line is for hello alone.
-                if app is None or (workload.keep_conn and target.name in ("nginx", MULTICORE)):
+                if app is None or (workload.keep_conn and target.name in ("nginx", MULTICORE, ACCESS_LOG)):
                     continue
                 mode = "keep" if workload.keep_conn else "stream" if workload.transfer else "plain"
                 site = Site(app, f"{app}.{workload.name}", "plain" if app == "nginx" else mode)
