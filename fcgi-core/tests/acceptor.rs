@@ -121,9 +121,16 @@ fn a_signal_interrupts_accept_interruptible_and_not_accept() {
             acceptor.accept_interruptible()
         });
         let thread = rx.recv().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        // SAFETY: the thread is alive: it is joined below, after the signal.
-        unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+        // A signal that lands before the thread waits interrupts nothing (as with libfcgi's
+        // FCGI_FAIL_ACCEPT_ON_INTR): signal until the wait ends, so a loaded machine cannot
+        // make the test wait for ever.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !waiting.is_finished() {
+            assert!(Instant::now() < deadline, "accept_interruptible was not interrupted");
+            // SAFETY: the thread is alive: it has not finished, and is joined below.
+            unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(matches!(waiting.join().unwrap(), Accepted::Interrupted));
 
         // accept() waits on through a signal.
