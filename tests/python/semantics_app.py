@@ -89,7 +89,7 @@ def app(environ, start_response):
     query = environ.get("QUERY_STRING", "")
     if path == "/environ":
         report = {k: v for k, v in environ.items() if isinstance(v, str)}
-        report["types"] = sorted({type(v).__name__ for k, v in environ.items() if not k.startswith("wsgi.")})
+        report["types"] = sorted({type(v).__name__ for k, v in environ.items() if not k.startswith(("wsgi.", "fcgi."))})
         for key in ("wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
             report[key] = environ[key]
         report["wsgi.version"] = list(environ["wsgi.version"])
