@@ -44,14 +44,9 @@ fn is_on(value: Option<&[u8]>) -> bool {
     value.is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
 }
 
-/// The CONTENT_LENGTH param as a number, if present and valid.
-pub fn content_length(params: &Params) -> Option<u64> {
-    std::str::from_utf8(params.get(b"CONTENT_LENGTH")?).ok()?.trim().parse().ok()
-}
-
-/// The FCGI_DATA_LENGTH param (a Filter's file size) as a number, if present and valid.
-fn data_length(params: &Params) -> Option<u64> {
-    std::str::from_utf8(params.get(b"FCGI_DATA_LENGTH")?).ok()?.trim().parse().ok()
+/// A length param (CONTENT_LENGTH, a Filter's FCGI_DATA_LENGTH) as a number, if present and valid.
+fn length_param(params: &Params, name: &[u8]) -> Option<u64> {
+    std::str::from_utf8(params.get(name)?).ok()?.trim().parse().ok()
 }
 
 /// `FCGI_ROLE` as libfcgi spells it in every request's environment.
@@ -93,11 +88,11 @@ pub fn build<'py>(
     let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
     environ.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
-    let body = InputStream::new(live.clone(), Input::Stdin, content_length(params));
+    let body = InputStream::new(live.clone(), Input::Stdin, length_param(params, b"CONTENT_LENGTH"));
     environ.set_item(intern!(py, "wsgi.input"), body)?;
     // Only a Filter has a data stream: for other roles reading one would wait for records that
     // never come, so they get a stream that is empty from the start.
-    let data_length = if role == Role::Filter { data_length(params) } else { Some(0) };
+    let data_length = if role == Role::Filter { length_param(params, b"FCGI_DATA_LENGTH") } else { Some(0) };
     environ.set_item(intern!(py, "fcgi.data"), InputStream::new(live.clone(), Input::Data, data_length))?;
     environ.set_item(intern!(py, "wsgi.errors"), ErrorStream::new(live.clone()))?;
     environ.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
