@@ -1,9 +1,10 @@
-//! The WSGI environ of one request: the params as native strings decoded as latin-1, then the
-//! `wsgi.*` keys.
+//! The WSGI environ of one request: the params as native strings decoded as latin-1, the role
+//! (`FCGI_ROLE`, as libfcgi adds it), then the `wsgi.*` keys and the Filter's data stream
+//! (`fcgi.data`).
 
 use std::sync::Arc;
 
-use fcgi_core::{Params, ServerInfo, Transport};
+use fcgi_core::{Input, Params, Role, ServerInfo, Transport};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{intern, Bound};
@@ -43,15 +44,27 @@ fn is_on(value: Option<&[u8]>) -> bool {
     value.is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
 }
 
-/// The CONTENT_LENGTH param as a number, if present and valid.
-pub fn content_length(params: &Params) -> Option<u64> {
-    std::str::from_utf8(params.get(b"CONTENT_LENGTH")?).ok()?.trim().parse().ok()
+/// A length param (CONTENT_LENGTH, a Filter's FCGI_DATA_LENGTH) as a number, if present and valid.
+fn length_param(params: &Params, name: &[u8]) -> Option<u64> {
+    std::str::from_utf8(params.get(name)?).ok()?.trim().parse().ok()
 }
 
-/// Builds the environ for `params`.
+/// `FCGI_ROLE` as libfcgi spells it in every request's environment.
+fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
+    match role {
+        Role::Responder => intern!(py, "RESPONDER"),
+        Role::Authorizer => intern!(py, "AUTHORIZER"),
+        Role::Filter => intern!(py, "FILTER"),
+        // The core answers other roles with UNKNOWN_ROLE before any handler runs.
+        Role::Unknown(_) => intern!(py, "UNKNOWN"),
+    }
+}
+
+/// Builds the environ for a request of `role` with `params`.
 pub fn build<'py>(
     py: Python<'py>,
     params: &Params,
+    role: Role,
     info: ServerInfo,
     live: &Arc<LiveRequest>,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -69,11 +82,18 @@ pub fn build<'py>(
     if !path_info {
         environ.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
     }
+    // Set after the params: the role of BEGIN_REQUEST is the truth, whatever a param says.
+    environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
     let https = is_on(params.get(b"HTTPS")) || params.get(b"REQUEST_SCHEME") == Some(b"https");
     let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
     environ.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
-    environ.set_item(intern!(py, "wsgi.input"), InputStream::new(live.clone(), content_length(params)))?;
+    let body = InputStream::new(live.clone(), Input::Stdin, length_param(params, b"CONTENT_LENGTH"));
+    environ.set_item(intern!(py, "wsgi.input"), body)?;
+    // Only a Filter has a data stream: for other roles reading one would wait for records that
+    // never come, so they get a stream that is empty from the start.
+    let data_length = if role == Role::Filter { length_param(params, b"FCGI_DATA_LENGTH") } else { Some(0) };
+    environ.set_item(intern!(py, "fcgi.data"), InputStream::new(live.clone(), Input::Data, data_length))?;
     environ.set_item(intern!(py, "wsgi.errors"), ErrorStream::new(live.clone()))?;
     environ.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
     environ.set_item(intern!(py, "wsgi.multiprocess"), info.transport != Transport::Bound)?;

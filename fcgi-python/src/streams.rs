@@ -1,4 +1,4 @@
-//! `wsgi.input` and `wsgi.errors`.
+//! `wsgi.input` (and the Filter's `fcgi.data`) and `wsgi.errors`.
 
 use std::os::raw::{c_char, c_int};
 use std::sync::Arc;
@@ -9,11 +9,12 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::error::to_py;
+use crate::error::{to_py, RequestBodyIncomplete};
 use crate::live_request::LiveRequest;
 
 /// `wsgi.input`: the request body, streamed from the connection as the app reads it, ending at
-/// CONTENT_LENGTH (or at the end of the body when the web server sends none).
+/// CONTENT_LENGTH (or at the end of the body when the web server sends none). The same type is
+/// `fcgi.data`, a Filter's data stream (the file to filter), ending at FCGI_DATA_LENGTH.
 ///
 /// Memory: the body is never buffered here beyond the chunk being read (one FastCGI record, at
 /// most 64 KiB). What a call returns is copied once, straight from those chunks into the `bytes`
@@ -23,35 +24,52 @@ use crate::live_request::LiveRequest;
 #[pyclass(module = "fcgi_wsgi")]
 pub struct InputStream {
     live: Arc<LiveRequest>,
+    /// STDIN for `wsgi.input`, DATA for `fcgi.data`.
+    input: Input,
     /// What is left of the last chunk taken off the connection (its memory, not a copy).
     pending: Bytes,
-    /// Body bytes not yet taken from the connection; `None` without CONTENT_LENGTH.
+    /// The length the web server declared (CONTENT_LENGTH, FCGI_DATA_LENGTH), if any.
+    declared: Option<u64>,
+    /// Bytes of the stream not yet taken from the connection; `None` without a declared length.
     remaining: Option<u64>,
     eof: bool,
 }
 
 impl InputStream {
-    pub fn new(live: Arc<LiveRequest>, content_length: Option<u64>) -> Self {
-        Self { live, pending: Bytes::new(), remaining: content_length, eof: content_length == Some(0) }
+    /// A reader of `input` that stops after `declared` bytes, if given (`Some(0)`: empty at once,
+    /// without ever reading the connection).
+    pub fn new(live: Arc<LiveRequest>, input: Input, declared: Option<u64>) -> Self {
+        Self { live, input, pending: Bytes::new(), declared, remaining: declared, eof: declared == Some(0) }
     }
 
-    /// Takes the next chunk off the connection (without the GIL). A body that ends before
-    /// CONTENT_LENGTH is an error, raised again by every later read that needs more of it.
+    /// Takes the next chunk off the connection (without the GIL). A stream that ends before its
+    /// declared length is an error, raised again by every later read that needs more of it.
     fn fill(&mut self, py: Python<'_>) -> PyResult<()> {
-        let live = &self.live;
-        let chunk = py.detach(|| live.with(|request| request.read_chunk(Input::Stdin))).map_err(to_py)?;
+        let (live, input) = (&self.live, self.input);
+        let chunk = py.detach(|| live.with(|request| request.read_chunk(input))).map_err(to_py)?;
         match chunk {
             Some(mut chunk) => {
                 if let Some(remaining) = self.remaining.as_mut() {
-                    // Never hand out bytes past CONTENT_LENGTH.
+                    // Never hand out bytes past the declared length.
                     chunk.truncate(usize::try_from(*remaining).unwrap_or(usize::MAX));
                     *remaining -= chunk.len() as u64;
                     self.eof = *remaining == 0;
                 }
                 self.pending = chunk;
             }
-            // A body that ends short of CONTENT_LENGTH is the core's error (RequestBodyIncomplete).
-            None => self.eof = true,
+            None => match (self.declared, self.remaining) {
+                // The core itself fails a body that ends short of CONTENT_LENGTH; the data
+                // stream's length is only a param, checked here.
+                (Some(declared), Some(remaining)) if remaining > 0 => {
+                    let name = if self.input == Input::Data { "data stream" } else { "request body" };
+                    let length = if self.input == Input::Data { "FCGI_DATA_LENGTH" } else { "CONTENT_LENGTH" };
+                    return Err(RequestBodyIncomplete::new_err(format!(
+                        "the {name} ended after {} of its {declared} bytes ({length})",
+                        declared - remaining
+                    )));
+                }
+                _ => self.eof = true,
+            },
         }
         Ok(())
     }

@@ -29,9 +29,9 @@ pub struct WsgiHandler {
 
 impl Handler for WsgiHandler {
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()> {
-        let info = request.server_info();
+        let (info, role) = (request.server_info(), request.role());
         let params = request.params().clone();
-        publish(request, |live| Python::attach(|py| self.call(py, live, &params, info)))
+        publish(request, |live| Python::attach(|py| self.call(py, live, &params, role, info)))
     }
 }
 
@@ -78,9 +78,10 @@ impl WsgiHandler {
         py: Python<'_>,
         live: &Arc<LiveRequest>,
         params: &fcgi_core::Params,
+        role: fcgi_core::Role,
         info: fcgi_core::ServerInfo,
     ) -> io::Result<()> {
-        let environ = environ::build(py, params, info, live).map_err(|e| io::Error::other(e.to_string()))?;
+        let environ = environ::build(py, params, role, info, live).map_err(|e| io::Error::other(e.to_string()))?;
         let start_response =
             Bound::new(py, StartResponse::new(live.clone())).map_err(|e| io::Error::other(e.to_string()))?;
         let outcome = match self.load(py).and_then(|app| app.call1((&environ, &start_response))) {

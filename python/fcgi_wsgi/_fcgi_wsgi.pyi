@@ -10,10 +10,12 @@ class RequestBodyIncomplete(OSError):
     """The body ended before CONTENT_LENGTH: "the request body ended after N of M bytes"."""
 
 class InputStream:
-    """``wsgi.input``. What a call returns is copied once from the connection into the ``bytes``
-    it returns, which grows in place; nothing else is buffered beyond one chunk (64 KiB). So a line
-    costs its length once: on a body without newlines, ``readline()`` costs the whole body (pass
-    ``size`` to bound it). Reads raise ``RequestBodyIncomplete`` when the body ends early."""
+    """``wsgi.input``, and ``fcgi.data`` (a Filter's data stream, ending at FCGI_DATA_LENGTH;
+    empty for other roles). What a call returns is copied once from the connection into the
+    ``bytes`` it returns, which grows in place; nothing else is buffered beyond one chunk (64 KiB).
+    So a line costs its length once: on a body without newlines, ``readline()`` costs the whole
+    body (pass ``size`` to bound it). Reads raise ``RequestBodyIncomplete`` when the stream ends
+    before its declared length."""
 
     def read(self, size: int | None = -1) -> bytes: ...
     def readline(self, size: int | None = -1) -> bytes: ...

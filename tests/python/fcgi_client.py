@@ -7,8 +7,8 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
-RESPONDER = 1
+BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR, DATA = 1, 2, 3, 4, 5, 6, 7, 8
+RESPONDER, AUTHORIZER, FILTER = 1, 2, 3
 
 
 def record(kind: int, request_id: int, content: bytes = b"") -> bytes:
@@ -114,10 +114,19 @@ def default_params(uri: str = "/", method: str = "GET", body: bytes = b"") -> di
     }
 
 
-def request_records(request_id: int, params: dict[str, bytes | str], stdin: bytes, keep_conn: bool = False) -> bytes:
-    """BEGIN_REQUEST (Responder), the params and the body of one request, each stream ended."""
-    wire = record(BEGIN_REQUEST, request_id, struct.pack(">HB5x", RESPONDER, int(keep_conn)))
-    return wire + stream(PARAMS, request_id, pairs(params)) + stream(STDIN, request_id, stdin)
+def request_records(
+    request_id: int,
+    params: dict[str, bytes | str],
+    stdin: bytes,
+    keep_conn: bool = False,
+    role: int = RESPONDER,
+    data: bytes | None = None,
+) -> bytes:
+    """BEGIN_REQUEST, the params and the body of one request, each stream ended; with `data`,
+    a Filter's data stream after the body (as the spec orders them)."""
+    wire = record(BEGIN_REQUEST, request_id, struct.pack(">HB5x", role, int(keep_conn)))
+    wire += stream(PARAMS, request_id, pairs(params)) + stream(STDIN, request_id, stdin)
+    return wire if data is None else wire + stream(DATA, request_id, data)
 
 
 def request(
@@ -125,14 +134,19 @@ def request(
     uri: str = "/",
     method: str = "GET",
     body: bytes = b"",
-    params: dict[str, bytes | str] | None = None,
+    params: dict[str, bytes | str | None] | None = None,
     stdin: bytes | None = None,
+    role: int = RESPONDER,
+    data: bytes | None = None,
 ) -> Response:
-    """One request over a fresh connection to the Unix socket at ``address``."""
+    """One request over a fresh connection to the Unix socket at ``address``. A param given as
+    None is left out."""
     all_params = default_params(uri, method, body)
     all_params.update(params or {})
+    all_params = {name: value for name, value in all_params.items() if value is not None}
+    wire = request_records(1, all_params, body if stdin is None else stdin, role=role, data=data)
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(30)
         sock.connect(address)
-        sock.sendall(request_records(1, all_params, body if stdin is None else stdin))
+        sock.sendall(wire)
         return read_response(sock)

@@ -71,6 +71,15 @@ def timed_against_ticker(report_path, action):
             json.dump(seen, report)
 
 
+def sha256_in_pieces(stream, piece=65536):
+    """Reads `stream` to its end in pieces of `piece` bytes: its length and SHA-256."""
+    sha, length = hashlib.sha256(), 0
+    while chunk := stream.read(piece):
+        sha.update(chunk)
+        length += len(chunk)
+    return {"length": length, "sha256": sha.hexdigest()}
+
+
 def digest(start_response, data):
     return as_json(start_response, {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
 
@@ -80,14 +89,16 @@ def app(environ, start_response):
     query = environ.get("QUERY_STRING", "")
     if path == "/environ":
         report = {k: v for k, v in environ.items() if isinstance(v, str)}
-        report["types"] = sorted({type(v).__name__ for k, v in environ.items() if not k.startswith("wsgi.")})
+        report["types"] = sorted({type(v).__name__ for k, v in environ.items() if not k.startswith(("wsgi.", "fcgi."))})
         for key in ("wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
             report[key] = environ[key]
         report["wsgi.version"] = list(environ["wsgi.version"])
         report["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))
         return as_json(start_response, report)
+    # The input routes read `wsgi.input`, or with ?data the Filter's data stream.
+    stream_key = "fcgi.data" if query == "data" else "wsgi.input"
     if path == "/input":
-        stream = environ["wsgi.input"]
+        stream = environ[stream_key]
         seen = {
             "read3": stream.read(3).decode(),
             "readline": stream.readline().decode(),
@@ -97,19 +108,40 @@ def app(environ, start_response):
         }
         return as_json(start_response, seen)
     if path == "/input_iter":
-        return as_json(start_response, [line.decode() for line in environ["wsgi.input"]])
+        return as_json(start_response, [line.decode() for line in environ[stream_key]])
     if path == "/input_all":
-        return as_json(start_response, {"body": environ["wsgi.input"].read().decode()})
+        return as_json(start_response, {"body": environ[stream_key].read().decode()})
     if path == "/readline_digest":
         return digest(start_response, environ["wsgi.input"].readline())
     if path == "/iter_digest":
         return digest(start_response, b"".join(line for line in environ["wsgi.input"]))
     if path == "/input_caught":
         try:
-            body = environ["wsgi.input"].read()
+            body = environ[stream_key].read()
         except OSError as error:
             return as_json(start_response, {"error": type(error).__name__, "message": str(error)})
         return as_json(start_response, {"body": body.decode()})
+    if path == "/role":
+        seen = {"role": environ["FCGI_ROLE"], "data": environ["fcgi.data"].read().decode()}
+        seen["body"] = environ["wsgi.input"].read().decode()
+        return as_json(start_response, seen)
+    if path == "/filter":
+        # As a Filter reads: the body first (the protocol sends it first), then the file in pieces.
+        body, data = sha256_in_pieces(environ["wsgi.input"]), sha256_in_pieces(environ["fcgi.data"])
+        return as_json(start_response, {"body": body, "data": data, "data_length": environ.get("FCGI_DATA_LENGTH")})
+    if path == "/filter_data_first":
+        data = environ["fcgi.data"].read()
+        body = environ["wsgi.input"].read()
+        return as_json(start_response, {"data": data.decode(), "body": body.decode()})
+    if path == "/authorize":
+        # An authorizer: 200 and Variable-* headers allow; any other answer goes to the client.
+        if environ.get("HTTP_COOKIE") == "user=alice":
+            start_response("200 OK", [("Variable-REMOTE_USER", "alice"), ("Variable-PLAN", "gold")])
+            return []
+        start_response(
+            "401 Unauthorized", [("WWW-Authenticate", 'Cookie realm="test"'), ("Content-Type", "text/plain")]
+        )
+        return [b"log in first\n"]
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [b"x" * (int(query) << 20)]

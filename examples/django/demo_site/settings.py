@@ -24,7 +24,12 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.csrf"]},
     }
 ]
-DATABASES = {}
+# The users (django.contrib.auth), for the login page and the authorizer (authorizer.py): SQLite
+# in a folder of its own, which the web server's user must be able to write (a login records its
+# time). `manage.py migrate` creates it.
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR.parent / "var" / "db.sqlite3"}}
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/whoami/"
 USE_TZ = True
 # Uploads above 2.5 MB spool to temporary files: memory stays flat.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -102,6 +102,23 @@ FcgidMaxProcessesPerClass 8
 {initial_env}{docroot_site(docroot, f"fcgid-script {extension}")}"""
 
 
+def authorizer_site(folder: Path, authorizer: Path, handler: str) -> str:
+    """`folder` (inside an fcgid_site's docroot) guarded by the FastCGI authorizer `authorizer`,
+    which mod_fcgid runs; its scripts run through `handler` (e.g. `cgi-script .sh`).
+
+    FcgidAccessChecker, not FcgidAuthorizer: on Apache 2.4 mod_fcgid's authorizer hook runs only
+    after an authentication module has named a user (`Require valid-user`), while the access
+    checker runs for every request. Both speak the FastCGI Authorizer role; the app sees
+    FCGI_APACHE_ROLE=ACCESS_CHECKER instead of AUTHORIZER.
+    """
+    return f"""\
+<Directory "{folder}">
+    FcgidAccessChecker "{authorizer}"
+    AddHandler {handler}
+</Directory>
+"""
+
+
 def cgi_site(docroot: Path, env: dict[str, str] | None = None) -> str:
     """mod_cgi: the very same program as `*.cgi`, one process per request.
 

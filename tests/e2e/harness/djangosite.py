@@ -29,6 +29,8 @@ from .net import free_port
 SOURCE = REPO / "examples/django"
 NAME = "django"
 """The site's name among the apps (`--app django`)."""
+USER = ("alice", "fcgi-e2e-not-secret")
+"""The site's one user, and the password that logs it in."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,23 @@ class Site:
 
 
 def install(workroot: Path) -> Site:
-    """Build and unpack fcgi_wsgi, install Django, copy the site: all readable by www-data."""
+    """Build and unpack fcgi_wsgi, install Django, copy the site: all readable by www-data. The
+    site's database gets its tables and the user `USER`, and belongs to www-data, which writes
+    to it when someone logs in."""
     packages = (pythonpath.fcgi_wsgi(REPO, workroot), pythonpath.django(workroot))
     folder = Path(tempfile.mkdtemp(prefix="django-site-", dir=workroot))
     folder.chmod(0o755)
-    shutil.copytree(SOURCE, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    return Site(folder, packages)
+    shutil.copytree(SOURCE, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "var"))
+    site = Site(folder, packages)
+    (folder / "var").mkdir()
+    manage = pythonpath.command(packages, str(folder / "manage.py"))
+    pythonpath.run([*manage, "migrate", "--noinput"])
+    name, password = USER
+    superuser = ["createsuperuser", "--noinput", "--username", name, "--email", f"{name}@example.org"]
+    pythonpath.run(["/usr/bin/env", f"DJANGO_SUPERUSER_PASSWORD={password}", *manage, *superuser])
+    for path in [folder / "var", *(folder / "var").iterdir()]:
+        shutil.chown(path, "www-data", "www-data")
+    return site
 
 
 SiteFrontBuilder = Callable[[Site, Path], AbstractContextManager[Front]]

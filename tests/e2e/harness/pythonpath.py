@@ -38,7 +38,9 @@ def command(folders: Sequence[Path], *args: str) -> tuple[str, ...]:
     return ("/usr/bin/env", "PYTHONPATH=" + os.pathsep.join(map(str, folders)), PYTHON, *args)
 
 
-def _run(argv: list[str], cwd: Path | None = None) -> str:
+def run(argv: Sequence[str], cwd: Path | None = None) -> str:
+    """Runs `argv`; its output, or a RuntimeError that shows it."""
+    argv = list(argv)
     try:
         done = subprocess.run(argv, check=False, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
@@ -69,7 +71,7 @@ def fcgi_wsgi(repo: Path, workroot: Path) -> Path:
         raise RuntimeError("maturin is not installed: `pip install maturin` (the version pyproject.toml wants)")
     wheels = _new_folder(workroot, "wheels")
     # --compatibility linux: no manylinux audit, the wheel only has to run on this machine.
-    _run(["maturin", "build", "--release", "--compatibility", "linux", "-o", str(wheels)], cwd=repo)
+    run(["maturin", "build", "--release", "--compatibility", "linux", "-o", str(wheels)], cwd=repo)
     built = sorted(wheels.glob("fcgi_wsgi-*.whl"))
     if len(built) != 1:
         raise RuntimeError(f"maturin build left {[p.name for p in built]} in {wheels}, not one wheel")
@@ -82,10 +84,10 @@ def fcgi_wsgi(repo: Path, workroot: Path) -> Path:
 @functools.cache
 def django(workroot: Path) -> Path:
     """A folder holding Django (and its dependencies) for `PYTHON`, whatever runs the tests."""
-    version = _run([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
+    version = run([PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"]).strip()
     folder = _new_folder(workroot, "django")
     # Wheels for PYTHON's version, not the running one's (pip resolves for --python-version).
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check"]
     target = ["--target", str(folder), "--python-version", version, "--only-binary=:all:", DJANGO]
-    _run([*pip, "--root-user-action=ignore", *target])
+    run([*pip, "--root-user-action=ignore", *target])
     return _world_readable(folder)
