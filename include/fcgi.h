@@ -198,6 +198,12 @@ void fcgi_options_free(fcgi_options *options);
 fcgi_result fcgi_options_set_bind(fcgi_options *options, const char *address);
 
 /**
+ * Logs a request (once, with its request line and thread) that runs past `slow_ms`
+ * milliseconds, and counts it; the request goes on. 0 (the default) turns this off.
+ */
+fcgi_result fcgi_options_set_slow_request_timeout(fcgi_options *options, uint32_t slow_ms);
+
+/**
  * Sets the least severe of the server's own messages that is logged (default
  * FCGI_LOG_INFO); see `fcgi_log_set_callback` for where they go.
  */

@@ -5,6 +5,7 @@
  *   echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
  *        [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
  *        [--access-logfile PATH] [--access-logformat FMT] [--log-level LEVEL] [--log-callback TAG]
+ *        [--slow-request-timeout SECS]
  *
  * Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
@@ -372,7 +373,7 @@ static int usage(const char *message) {
             "echo: %s\nusage: echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N]\n"
             "            [--max-body-bytes N] [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS]\n"
             "            [--max-connections N] [--cgi] [--access-logfile PATH] [--access-logformat FMT]\n"
-            "            [--log-level LEVEL] [--log-callback TAG]\n",
+            "            [--log-level LEVEL] [--log-callback TAG] [--slow-request-timeout SECS]\n",
             message);
     return 2;
 }
@@ -451,6 +452,8 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_graceful_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--max-connections") == 0 && numeric) {
             rc = fcgi_options_set_max_conns(options, (size_t)n);
+        } else if (strcmp(arg, "--slow-request-timeout") == 0 && milliseconds(value) >= 0) {
+            rc = fcgi_options_set_slow_request_timeout(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--access-logfile") == 0) {
             rc = fcgi_options_set_access_logfile(options, value);
         } else if (strcmp(arg, "--access-logformat") == 0) {

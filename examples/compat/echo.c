@@ -434,6 +434,7 @@ static const struct {
     {"--write-timeout", "FCGI_COMPAT_WRITE_TIMEOUT", SECONDS},
     {"--head-timeout", "FCGI_COMPAT_HEAD_TIMEOUT", SECONDS},
     {"--graceful-timeout", "FCGI_COMPAT_GRACEFUL_TIMEOUT", SECONDS},
+    {"--slow-request-timeout", "FCGI_COMPAT_SLOW_REQUEST_TIMEOUT", SECONDS},
     {"--log-level", "FCGI_COMPAT_LOG_LEVEL", TEXT},
     {"--access-logfile", "FCGI_COMPAT_ACCESS_LOGFILE", TEXT},
     {"--access-logformat", "FCGI_COMPAT_ACCESS_LOGFORMAT", TEXT},

@@ -68,6 +68,16 @@ pub unsafe extern "C" fn fcgi_options_set_bind(options: *mut fcgi_options, addre
     })
 }
 
+/// Logs a request (once, with its request line and thread) that runs past `slow_ms`
+/// milliseconds, and counts it; the request goes on. 0 (the default) turns this off.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_slow_request_timeout(
+    options: *mut fcgi_options,
+    slow_ms: u32,
+) -> fcgi_result {
+    ffi_boundary!({ set(try_mut!(options), "slow_request_timeout", milliseconds(slow_ms)) })
+}
+
 /// Sets the least severe of the server's own messages that is logged (default
 /// FCGI_LOG_INFO); see `fcgi_log_set_callback` for where they go.
 #[no_mangle]

@@ -141,6 +141,29 @@ fn the_log_level_leaves_out_what_is_less_severe() {
 }
 
 #[test]
+fn a_slow_request_is_logged_once_with_its_request_line_while_it_runs() {
+    let built = built();
+    let dir = temp_dir();
+    let address = Address::Unix(dir.join("echo.sock"));
+    let args = ["--slow-request-timeout", "0.2", "--workers", "2"];
+    let mut app = App::start_at(dir, address, Command::new(built.program("echo")), &args);
+    assert_eq!(app.connect().get(1, "/slow?ms=900", false).status(), 200);
+    assert_eq!(app.connect().get(1, "/hello", false).status(), 200);
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+    let stderr = app.stderr();
+    let records: Vec<&str> = stderr.lines().filter(|line| line.contains("[WARNING] slow request: ")).collect();
+    assert_eq!(records.len(), 1, "{stderr}");
+    let seconds: f64 = records[0]
+        .split("GET /slow?ms=900 has run for ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}", records[0]));
+    assert!((0.2..0.9).contains(&seconds), "logged while it ran: {}", records[0]);
+}
+
+#[test]
 fn threaded_c_serves_requests_on_several_threads_at_once() {
     let built = built();
     let dir = temp_dir();

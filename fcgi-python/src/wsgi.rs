@@ -51,6 +51,20 @@ impl Lifecycle for WsgiHandler {
         .map_err(|e| io::Error::other(format!("os.fork() failed: {e}")))
     }
 
+    /// The stack of the Python thread `thread` (its `threading.get_ident()`, which is its
+    /// pthread_self), as `traceback.format_stack` prints it, taken without stopping it.
+    fn stack_of(&self, thread: u64) -> Option<String> {
+        Python::attach(|py| -> PyResult<Option<String>> {
+            let frames = py.import("sys")?.call_method0("_current_frames")?;
+            let Some(frame) = frames.call_method1("get", (thread,)).ok().filter(|f| !f.is_none()) else {
+                return Ok(None);
+            };
+            let lines = py.import("traceback")?.call_method1("format_stack", (frame,))?;
+            Ok(Some(lines.extract::<Vec<String>>()?.concat()))
+        })
+        .unwrap_or_else(|e| Some(format!("(no stack: {e})")))
+    }
+
     fn after_fork(&self) {
         Python::attach(|py| {
             if let Err(e) = self.load(py) {

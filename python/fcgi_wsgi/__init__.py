@@ -120,6 +120,7 @@ def serve_wsgi(
     max_params_bytes: int | None = None,
     max_param_bytes: int | None = None,
     max_params: int | None = None,
+    slow_request_timeout: float | None = None,
     log_level: str | None = None,
     access_logfile: str | None = None,
     access_logformat: str | None = None,
@@ -167,7 +168,8 @@ def serve_wsgi(
     one line per request to a file (``"-"``: stderr), buffered and flushed within a second;
     ``access_logformat`` takes gunicorn's atoms (README: Seeing what it does). Access records also
     go to the logger ``fcgi_wsgi.access`` when it (or ``fcgi_wsgi``) has handlers, as Django's
-    ``LOGGING`` or ``logging.config`` give it.
+    ``LOGGING`` or ``logging.config`` give it. ``slow_request_timeout``: a request running past it
+    (seconds) is logged once as a warning with the stack of the thread serving it; it goes on.
     """
     given = {
         "workers": workers,
@@ -185,6 +187,7 @@ def serve_wsgi(
         "max_params_bytes": max_params_bytes,
         "max_param_bytes": max_param_bytes,
         "max_params": max_params,
+        "slow_request_timeout": slow_request_timeout,
         "log_level": log_level,
         "access_logfile": access_logfile,
         "access_logformat": access_logformat,

@@ -55,6 +55,7 @@ class Settings(TypedDict, total=False):
     idle_timeout: float
     head_timeout: float
     graceful_timeout: float
+    slow_request_timeout: float
     log_level: str
     access_logfile: str
     access_logformat: str

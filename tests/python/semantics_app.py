@@ -84,9 +84,17 @@ def digest(start_response, data):
     return as_json(start_response, {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
 
 
+def waits_on_a_slow_backend(seconds):
+    """A view stuck in a call: the slow-request log must name this function."""
+    time.sleep(seconds)
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     query = environ.get("QUERY_STRING", "")
+    if path == "/slow_view":
+        waits_on_a_slow_backend(float(query or "1"))
+        return as_json(start_response, {"slept": float(query or "1")})
     if path == "/environ":
         report = {k: v for k, v in environ.items() if isinstance(v, str)}
         report["types"] = sorted({type(v).__name__ for k, v in environ.items() if not k.startswith(("wsgi.", "fcgi."))})

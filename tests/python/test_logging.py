@@ -67,3 +67,17 @@ def test_djangos_logging_receives_the_access_records(tmp_path):
     requests = [re.search(r'"(GET \S+ HTTP/1.1)" (\d{3}) ', line).groups() for line in lines]
     expected = [("GET / HTTP/1.1", "200"), ("GET /no/such/page/ HTTP/1.1", "404"), ("GET /boom/ HTTP/1.1", "500")]
     assert requests == expected
+
+
+def test_a_slow_request_is_logged_once_with_the_stack_of_its_thread(tmp_path):
+    process, address, log = start(tmp_path, "--slow-request-timeout", "0.3", "--workers", "2")
+    assert request(address, "/slow_view?1.2").status == 200
+    assert request(address, "/environ").status == 200
+    stop(process)
+    said = log.read_text()
+    records = [line for line in said.splitlines() if "[WARNING] slow request:" in line]
+    # One record, while it ran (past 0.3 s, before its 1.2 s were up), with the function it sleeps in.
+    assert len(records) == 1, said
+    seconds = float(re.search(r"GET /slow_view\?1.2 has run for ([\d.]+) s", records[0]).group(1))
+    assert 0.3 <= seconds < 1.2, records
+    assert "in waits_on_a_slow_backend\n    time.sleep(seconds)" in said, said

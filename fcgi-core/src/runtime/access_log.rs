@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::clock;
 use super::logging::ACCESS_TARGET;
 use super::signals;
+use super::thread_id;
 use crate::protocol::{Params, ResponseHead};
 
 /// gunicorn's default line (Apache's combined format).
@@ -258,7 +259,7 @@ impl AccessRecord<'_> {
                 },
                 Atom::RequestId => push(out, self.request_id),
                 Atom::Connection => push(out, self.connection),
-                Atom::Worker => push(out, thread_id()),
+                Atom::Worker => push(out, thread_id::current().1),
                 Atom::BytesIn => push(out, self.bytes_in),
             }
         }
@@ -302,15 +303,6 @@ fn push_escaped(out: &mut String, bytes: &[u8]) {
             push(out, format_args!("\\x{byte:02x}"));
         }
     }
-}
-
-/// The calling thread's id as the kernel knows it (what `top -H` and py-spy show).
-fn thread_id() -> i64 {
-    thread_local! {
-        // SAFETY: gettid(2) has no arguments and cannot fail.
-        static TID: i64 = i64::from(unsafe { libc::gettid() });
-    }
-    TID.with(|tid| *tid)
 }
 
 /// Where lines go.

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
     /// them: it restarts one that dies and stops them all on a stop signal.
     pub processes: usize,
+    /// A request running past this is logged (once) with what its thread is doing.
+    pub slow_request_timeout: Option<Duration>,
     /// The least severe of the server's own messages that is logged.
     pub log_level: Level,
     /// Where the access log goes (`-`: stderr); `None`: only to a logger that asks for it.
@@ -72,6 +74,7 @@ impl Default for ServerConfig {
             connection: ConnectionConfig::default(),
             handle_signals: true,
             processes: 1,
+            slow_request_timeout: None,
             log_level: Level::Info,
             access_logfile: None,
             access_logformat: AccessFormat::default(),

@@ -9,6 +9,7 @@ use super::access_log::{AccessLog, AccessRecord};
 use super::config::ServerConfig;
 use super::request::{Origin, ServerInfo};
 use super::signals;
+use super::slow_log::Board;
 use super::stats::Stats;
 use super::stop::StopHandle;
 use crate::protocol::ParamsError;
@@ -24,6 +25,8 @@ pub(crate) struct Context {
     pub(super) stop: StopHandle,
     /// Where each request's line goes, if anywhere.
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    /// The requests being served, when the slow-request log watches them.
+    pub(crate) board: Option<Arc<Board>>,
 }
 
 /// A moment noted by any thread, cheaply: milliseconds since a base instant, 0 for never.
@@ -63,7 +66,7 @@ impl Context {
 
     /// The origin of request `id` on connection number `connection`.
     pub(crate) fn origin(&self, id: u16, connection: u64) -> Origin {
-        Origin { id, connection, access_log: self.access_log.clone() }
+        Origin { id, connection, access_log: self.access_log.clone(), board: self.board.clone() }
     }
 
     /// Logs request `id` of connection `connection`, refused for `error` before it had params.

@@ -27,6 +27,12 @@ pub trait Lifecycle: Sync {
     /// Runs in each worker process right after the fork, before it serves (a face loads a
     /// lazily loaded app here, so each process has its own).
     fn after_fork(&self) {}
+
+    /// What the face can say of the thread `thread` (its pthread_self(3)) while it serves a
+    /// slow request, for the slow-request log: Python gives the thread's stack.
+    fn stack_of(&self, _thread: u64) -> Option<String> {
+        None
+    }
 }
 
 /// No hooks: threads run as they are and processes fork with fork(2) ([`Server::serve`](super::Server::serve)).

@@ -23,9 +23,11 @@ pub mod request;
 pub mod server;
 pub mod settings;
 pub mod signals;
+mod slow_log;
 mod socket_io;
 mod stats;
 mod stop;
+mod thread_id;
 
 pub use acceptor::{Accepted, Acceptor, Served};
 pub use access_log::{AccessFormat, DEFAULT_FORMAT as DEFAULT_ACCESS_FORMAT};

@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes};
 
 use super::access_log::{AccessLog, AccessRecord};
 use super::error::{Error, ErrorKind};
+use super::slow_log::{Board, Seat};
 pub use crate::protocol::{Input, Output};
 use crate::protocol::{Params, ResponseHead, Role};
 
@@ -88,12 +89,16 @@ pub(crate) struct Origin {
     /// The connection's number in this process.
     pub connection: u64,
     pub access_log: Option<Arc<AccessLog>>,
+    /// Where the requests being served are watched for the slow-request log.
+    pub board: Option<Arc<Board>>,
 }
 
 /// One request being served. It ends with [`finish`](Self::finish), or when dropped.
 pub struct Request<'a> {
     origin: Origin,
     started: Instant,
+    /// The request's place among those the slow-request log watches.
+    seat: Option<Seat>,
     /// The response's CGI head, read as it is written (only while an access log wants it).
     head: ResponseHead,
     /// The status to log when the response says none: 499 when the client left first.
@@ -129,9 +134,11 @@ impl<'a> Request<'a> {
         let content_length =
             params.get(b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
         let head = ResponseHead::new(origin.access_log.as_ref().is_some_and(|log| log.wants_response_headers()));
+        let started = Instant::now();
         Self {
+            seat: origin.board.as_ref().map(|board| board.seat(&params, started)),
             origin,
-            started: Instant::now(),
+            started,
             head,
             fallback_status: None,
             content_length,
@@ -178,6 +185,9 @@ impl<'a> Request<'a> {
     /// (see `Exchange::claim`).
     pub(crate) fn claim(&mut self) -> bool {
         let claimed = self.exchange.claim();
+        if let Some(seat) = &self.seat {
+            seat.taken_here();
+        }
         if !claimed {
             // Answered 503 by the connection's reader meanwhile.
             self.ended = true;
@@ -187,8 +197,10 @@ impl<'a> Request<'a> {
         claimed
     }
 
-    /// Logs the access record of this request, once.
+    /// Logs the access record of this request, once, and takes it off the board of requests
+    /// being served: it has ended.
     fn log_access(&mut self) {
+        self.seat = None;
         let Some(log) = self.origin.access_log.take() else { return };
         log.log(&AccessRecord {
             params: Some(&self.params),

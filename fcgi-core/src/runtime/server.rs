@@ -20,6 +20,7 @@ use super::pool::Pool;
 use super::prefork;
 use super::request::{run_handler, Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
+use super::slow_log;
 use super::stats::Stats;
 use super::stop::{StopHandle, Wake};
 use crate::protocol::Capabilities;
@@ -101,6 +102,15 @@ impl Server {
         let graceful_timeout = config.graceful_timeout;
         let watch = wake_reader.try_clone()?;
         let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, true)?;
+        let ctx = pool.context();
+        if let (Some(board), Some(timeout)) = (&ctx.board, ctx.config.slow_request_timeout) {
+            // Until the acceptor (and with it the board) is gone.
+            let (board, stats) = (Arc::downgrade(board), ctx.stats.clone());
+            std::thread::Builder::new().name("fcgi-slow-log".into()).spawn(move || {
+                signals::block_on_this_thread();
+                slow_log::watch(board, timeout, &stats, &NoHooks, &|| false);
+            })?;
+        }
         if let Some(timeout) = graceful_timeout {
             // The program's threads hold the requests: past the graceful timeout after a stop,
             // the requests still in flight are cut as `serve`'s are.
@@ -174,6 +184,15 @@ impl Server {
                     }
                 });
             }
+            let ctx = pool.context();
+            if let (Some(board), Some(timeout)) = (&ctx.board, ctx.config.slow_request_timeout) {
+                let (board, running) = (Arc::downgrade(board), &running);
+                scope.spawn(move || {
+                    signals::block_on_this_thread();
+                    let done = || running.load(Ordering::SeqCst) == 0;
+                    slow_log::watch(board, timeout, &ctx.stats, lifecycle, &done);
+                });
+            }
             if let Some(timeout) = graceful_timeout {
                 let (pool, running, watch) = (&pool, &running, &watch);
                 scope.spawn(move || {
@@ -191,6 +210,7 @@ impl Server {
         let info =
             ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
         let access_log = AccessLog::open(config.access_logfile.as_deref(), &config.access_logformat)?;
+        let board = config.slow_request_timeout.map(|_| Arc::default());
         Ok(Context {
             config,
             stats: self.stats.clone(),
@@ -198,6 +218,7 @@ impl Server {
             silence: Moment::new(),
             stop: self.stop.clone(),
             access_log,
+            board,
         })
     }
 

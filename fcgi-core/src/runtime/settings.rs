@@ -199,6 +199,15 @@ pub const SETTINGS: &[Setting] = &[
         env: Ok("FCGI_COMPAT_ACCESS_LOGFORMAT"),
     },
     Setting {
+        name: "slow_request_timeout",
+        kind: Kind::Seconds,
+        default: "off",
+        zero: "off",
+        doc: "a request running past this is logged once, with its thread's stack (Python), and counted; it goes on",
+        c_setter: Ok("slow_request_timeout"),
+        env: Ok("FCGI_COMPAT_SLOW_REQUEST_TIMEOUT"),
+    },
+    Setting {
         name: "force_cgi",
         kind: Kind::Flag,
         default: "no (fd 0 decides)",
@@ -319,6 +328,7 @@ impl ServerConfig {
                     "idle_timeout" => self.idle_timeout = timeout,
                     "head_timeout" => self.head_timeout = timeout,
                     "graceful_timeout" => self.graceful_timeout = timeout,
+                    "slow_request_timeout" => self.slow_request_timeout = timeout,
                     _ => return Err(refuse()),
                 }
             }

@@ -10,6 +10,7 @@ pub struct Stats {
     requests: AtomicU64,
     open: AtomicUsize,
     in_flight: AtomicUsize,
+    slow: AtomicU64,
 }
 
 /// Counts one request in flight for as long as it lives (held by the request's exchange).
@@ -58,6 +59,16 @@ impl Stats {
     /// Counts a request that ended; returns how many have.
     pub(crate) fn request_ended(&self) -> u64 {
         self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Requests that ran past the slow-request timeout so far.
+    pub fn slow_requests(&self) -> u64 {
+        self.slow.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request that ran past the slow-request timeout.
+    pub(crate) fn slow_request(&self) {
+        self.slow.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn connection_closed(&self) {
