@@ -110,18 +110,25 @@ fn hello_c_serves_fastcgi_and_cgi() {
     assert_eq!(body(&output.stdout), b"Hello, world!");
 }
 
-#[test]
-fn the_log_callback_gets_the_servers_messages_and_access_records_at_their_levels() {
-    let built = built();
+/// Runs echo.c with `args`, makes `requests` (method, URI, body; each must get `status`), stops
+/// it; its stderr.
+fn echo_stderr(args: &[&str], requests: &[(&str, &str, &[u8], u16)]) -> String {
     let dir = temp_dir();
     let address = Address::Unix(dir.join("echo.sock"));
+    let mut app = App::start_at(dir, address, Command::new(built().program("echo")), args);
+    for (method, uri, body, status) in requests {
+        assert_eq!(app.connect().request_response(1, method, uri, body).status(), *status, "{method} {uri}");
+    }
+    let exit = app.terminate();
+    assert!(exit.success(), "{exit:?}: {}", app.stderr());
+    app.stderr()
+}
+
+#[test]
+fn the_log_callback_gets_the_servers_messages_and_access_records_at_their_levels() {
     let args = ["--log-callback", "TAG", "--max-body-bytes", "10", "--access-logformat", "%(m)s %(U)s %(s)s"];
-    let mut app = App::start_at(dir, address, Command::new(built.program("echo")), &args);
-    assert_eq!(app.connect().request_response(1, "POST", "/echo", b"twenty bytes of body").status(), 413);
-    assert_eq!(app.connect().get(1, "/status/404", false).status(), 404);
-    let status = app.terminate();
-    assert!(status.success(), "{status:?}: {}", app.stderr());
-    let stderr = app.stderr();
+    let stderr =
+        echo_stderr(&args, &[("POST", "/echo", b"twenty bytes of body", 413), ("GET", "/status/404", b"", 404)]);
     // `TAG LEVEL LOGGER MESSAGE`: a warning (2) of the server's own, then info (3) access records.
     assert!(stderr.contains("TAG 2 fcgi.error refused a 20-byte body: the limit is 10\n"), "{stderr}");
     assert!(stderr.contains("TAG 3 fcgi.access POST /echo 413\nTAG 3 fcgi.access GET /status/404 404\n"), "{stderr}");
@@ -129,29 +136,15 @@ fn the_log_callback_gets_the_servers_messages_and_access_records_at_their_levels
 
 #[test]
 fn the_log_level_leaves_out_what_is_less_severe() {
-    let built = built();
-    let dir = temp_dir();
-    let address = Address::Unix(dir.join("echo.sock"));
     let args = ["--log-level", "error", "--max-body-bytes", "10"];
-    let mut app = App::start_at(dir, address, Command::new(built.program("echo")), &args);
-    assert_eq!(app.connect().request_response(1, "POST", "/echo", b"twenty bytes of body").status(), 413);
-    let status = app.terminate();
-    assert!(status.success(), "{status:?}: {}", app.stderr());
-    assert!(!app.stderr().contains("refused"), "{}", app.stderr());
+    let stderr = echo_stderr(&args, &[("POST", "/echo", b"twenty bytes of body", 413)]);
+    assert!(!stderr.contains("refused"), "{stderr}");
 }
 
 #[test]
 fn a_slow_request_is_logged_once_with_its_request_line_while_it_runs() {
-    let built = built();
-    let dir = temp_dir();
-    let address = Address::Unix(dir.join("echo.sock"));
     let args = ["--slow-request-timeout", "0.2", "--workers", "2"];
-    let mut app = App::start_at(dir, address, Command::new(built.program("echo")), &args);
-    assert_eq!(app.connect().get(1, "/slow?ms=900", false).status(), 200);
-    assert_eq!(app.connect().get(1, "/hello", false).status(), 200);
-    let status = app.terminate();
-    assert!(status.success(), "{status:?}: {}", app.stderr());
-    let stderr = app.stderr();
+    let stderr = echo_stderr(&args, &[("GET", "/slow?ms=900", b"", 200), ("GET", "/hello", b"", 200)]);
     let records: Vec<&str> = stderr.lines().filter(|line| line.contains("[WARNING] slow request: ")).collect();
     assert_eq!(records.len(), 1, "{stderr}");
     let seconds: f64 = records[0]
