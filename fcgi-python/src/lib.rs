@@ -94,7 +94,8 @@ fn settings() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'
         .collect()
 }
 
-/// `{"connections": N, "requests": M}` for the server running in this process, else `None`.
+/// `{"connections": N, "requests": M, "slow_requests": S}` for the server running in this
+/// process, else `None`.
 #[pyfunction]
 fn server_stats(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
     let Some(stats) = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
@@ -103,6 +104,7 @@ fn server_stats(py: Python<'_>) -> PyResult<Option<Bound<'_, PyDict>>> {
     let dict = PyDict::new(py);
     dict.set_item("connections", stats.connections())?;
     dict.set_item("requests", stats.requests())?;
+    dict.set_item("slow_requests", stats.slow_requests())?;
     Ok(Some(dict))
 }
 

@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 
+import fcgi_wsgi
+
 
 def as_json(start_response, value, status="200 OK"):
     body = json.dumps(value).encode()
@@ -92,6 +94,8 @@ def waits_on_a_slow_backend(seconds):
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     query = environ.get("QUERY_STRING", "")
+    if path == "/server_stats":
+        return as_json(start_response, fcgi_wsgi.server_stats())
     if path == "/slow_view":
         waits_on_a_slow_backend(float(query or "1"))
         return as_json(start_response, {"slept": float(query or "1")})
