@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 CAPI_VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 
 .PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean \
-	capi c-examples install-capi compat compat-examples install-compat
+	capi c-examples install-capi compat compat-examples install-compat dist
 
 all: build
 
@@ -97,6 +97,25 @@ install-compat: compat
 	ln -sf libfcgi_compat.so.0 $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so
 	install -m 644 include/compat/fcgiapp.h include/compat/fcgi_stdio.h include/compat/fastcgi.h $(DESTDIR)$(PREFIX)/include/fcgi-compat/
 	[ -n "$(DESTDIR)" ] || ldconfig
+
+## dist/: the sdist and one abi3 wheel (cp39-abi3, manylinux2014_x86_64) for every CPython 3.9+.
+## maturin links with zig against glibc 2.17; the tools live in their own venv, not in $(PYTHON).
+## The version is the workspace's, in Cargo.toml ([workspace.package]); pyproject.toml reads it.
+DIST_VENV ?= $(CURDIR)/target/dist-venv
+DIST_TOOLS = "maturin>=1.9.4,<2" ziglang auditwheel twine
+
+$(DIST_VENV)/bin/maturin:
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DIST_VENV)/bin/python -m pip install -q $(DIST_TOOLS)
+
+dist: $(DIST_VENV)/bin/maturin
+	rm -rf dist
+	$(DIST_VENV)/bin/maturin sdist --out dist
+	PATH=$(DIST_VENV)/bin:$$PATH $(DIST_VENV)/bin/maturin build --release --strip --zig \
+	    --compatibility manylinux2014 --interpreter $(DIST_VENV)/bin/python --out dist
+	$(DIST_VENV)/bin/auditwheel show dist/*.whl
+	$(DIST_VENV)/bin/twine check --strict dist/*
 
 ## demo/app.py served by fcgi_wsgi behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
 demo:
