@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 CAPI_VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 
 .PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean \
-	capi c-examples install-capi compat compat-examples install-compat dist
+	capi c-examples install-capi compat compat-examples install-compat dist packaging-test
 
 all: build
 
@@ -19,7 +19,7 @@ build:
 PYTHON_ECHO_APP = $(PYTHON) -m fcgi_wsgi --chdir $(CURDIR)/tests/apps wsgi_echo:app
 
 ## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, the Python face, end-to-end tests.
-test: deps lint rust-test fuzz-smoke-short python-test e2e
+test: deps lint rust-test fuzz-smoke-short python-test e2e packaging-test
 
 deps:
 	bash tests/install-deps.sh
@@ -116,6 +116,11 @@ dist: $(DIST_VENV)/bin/maturin
 	    --compatibility manylinux2014 --interpreter $(DIST_VENV)/bin/python --out dist
 	$(DIST_VENV)/bin/auditwheel show dist/*.whl
 	$(DIST_VENV)/bin/twine check --strict dist/*
+
+## The wheel in a fresh venv of each pyenv CPython 3.9-3.13 with no Rust on PATH, running
+## tests/python's PEP 3333 suite and Django page; and the sdist building a working wheel.
+packaging-test: dist
+	$(PYTHON) -m pytest -c tests/pytest.ini tests/packaging --durations=0
 
 ## demo/app.py served by fcgi_wsgi behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
 demo:
