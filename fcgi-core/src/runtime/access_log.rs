@@ -287,7 +287,7 @@ fn push_or_dash(out: &mut String, value: Option<impl fmt::Display>) {
 
 /// Appends `bytes`, with control characters, quotes, backslashes and bytes that are not
 /// UTF-8 as `\xHH`: a client must not be able to forge a line or a field.
-fn push_escaped(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_escaped(out: &mut String, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c.is_control() || c == '"' || c == '\\' {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::access_log::push_escaped;
 use super::lifecycle::Lifecycle;
 use super::stats::Stats;
 use super::thread_id;
@@ -40,12 +41,20 @@ pub(crate) struct Seat {
 impl Board {
     /// Seats a request with `params`, started at `started`, served by the calling thread.
     pub(crate) fn seat(self: &Arc<Self>, params: &Params, started: Instant) -> Seat {
-        let text = |name: &str| String::from_utf8_lossy(params.get(name.as_bytes()).unwrap_or(b"-")).into_owned();
-        let uri = params.get(b"REQUEST_URI").map(|_| text("REQUEST_URI")).unwrap_or_else(|| {
-            format!("{}{}", text("SCRIPT_NAME").trim_matches('-'), text("PATH_INFO").trim_matches('-'))
-        });
+        let param = |name: &[u8]| params.get(name).unwrap_or_default();
+        // Escaped as the access log escapes: a client must not write lines of its own.
+        let mut line = String::new();
+        push_escaped(&mut line, param(b"REQUEST_METHOD"));
+        line.push(' ');
+        match params.get(b"REQUEST_URI") {
+            Some(uri) => push_escaped(&mut line, uri),
+            None => {
+                push_escaped(&mut line, param(b"SCRIPT_NAME"));
+                push_escaped(&mut line, param(b"PATH_INFO"));
+            }
+        }
         let (thread, tid) = thread_id::current();
-        let entry = Entry { line: format!("{} {uri}", text("REQUEST_METHOD")), started, thread, tid, logged: false };
+        let entry = Entry { line, started, thread, tid, logged: false };
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(key, entry);
         Seat { board: self.clone(), key }
@@ -107,5 +116,24 @@ pub(crate) fn watch(
                 running.as_secs_f64()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seated_request_is_reported_once_with_its_line_escaped_and_leaves_when_it_ends() {
+        let board = Arc::new(Board::default());
+        let params =
+            Params::from_pairs([(&b"REQUEST_METHOD"[..], &b"GET"[..]), (b"REQUEST_URI", b"/a\n[ERROR] forged")]);
+        let seat = board.seat(&params, Instant::now());
+        let slow = board.newly_slow(Duration::ZERO);
+        assert_eq!(slow.len(), 1);
+        assert_eq!(slow[0].0, "GET /a\\x0a[ERROR] forged");
+        assert!(board.newly_slow(Duration::ZERO).is_empty(), "reported once");
+        drop(seat);
+        assert!(board.entries.lock().unwrap().is_empty());
     }
 }
