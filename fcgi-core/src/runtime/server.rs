@@ -20,7 +20,7 @@ use super::pool::Pool;
 use super::prefork;
 use super::request::{run_handler, Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
-use super::slow_log;
+use super::slow_log::{self, Board};
 use super::stats::Stats;
 use super::stop::{StopHandle, Wake};
 use crate::protocol::Capabilities;
@@ -103,12 +103,12 @@ impl Server {
         let watch = wake_reader.try_clone()?;
         let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, true)?;
         let ctx = pool.context();
-        if let (Some(board), Some(timeout)) = (&ctx.board, ctx.config.slow_request_timeout) {
+        if let Some(board) = &ctx.board {
             // Until the acceptor (and with it the board) is gone.
             let (board, stats) = (Arc::downgrade(board), ctx.stats.clone());
             std::thread::Builder::new().name("fcgi-slow-log".into()).spawn(move || {
                 signals::block_on_this_thread();
-                slow_log::watch(board, timeout, &stats, &NoHooks, &|| false);
+                slow_log::watch(board, &stats, &NoHooks, &|| false);
             })?;
         }
         if let Some(timeout) = graceful_timeout {
@@ -185,12 +185,12 @@ impl Server {
                 });
             }
             let ctx = pool.context();
-            if let (Some(board), Some(timeout)) = (&ctx.board, ctx.config.slow_request_timeout) {
+            if let Some(board) = &ctx.board {
                 let (board, running) = (Arc::downgrade(board), &running);
                 scope.spawn(move || {
                     signals::block_on_this_thread();
                     let done = || running.load(Ordering::SeqCst) == 0;
-                    slow_log::watch(board, timeout, &ctx.stats, lifecycle, &done);
+                    slow_log::watch(board, &ctx.stats, lifecycle, &done);
                 });
             }
             if let Some(timeout) = graceful_timeout {
@@ -210,7 +210,7 @@ impl Server {
         let info =
             ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
         let access_log = AccessLog::open(config.access_logfile.as_deref(), &config.access_logformat)?;
-        let board = config.slow_request_timeout.map(|_| Arc::default());
+        let board = config.slow_request_timeout.map(|timeout| Arc::new(Board::new(timeout)));
         Ok(Context {
             config,
             stats: self.stats.clone(),

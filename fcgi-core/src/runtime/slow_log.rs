@@ -14,9 +14,10 @@ use super::stats::Stats;
 use super::thread_id;
 use crate::protocol::Params;
 
-/// The requests being served, by a key of their own.
-#[derive(Default)]
+/// The requests being served, by a key of their own, and how long one may run before it is
+/// logged.
 pub(crate) struct Board {
+    timeout: Duration,
     entries: Mutex<HashMap<u64, Entry>>,
     next_key: AtomicU64,
 }
@@ -39,6 +40,11 @@ pub(crate) struct Seat {
 }
 
 impl Board {
+    /// An empty board whose requests are slow past `timeout`.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self { timeout, entries: Mutex::default(), next_key: AtomicU64::new(0) }
+    }
+
     /// Seats a request with `params`, started at `started`, served by the calling thread.
     pub(crate) fn seat(self: &Arc<Self>, params: &Params, started: Instant) -> Seat {
         let param = |name: &[u8]| params.get(name).unwrap_or_default();
@@ -60,9 +66,10 @@ impl Board {
         Seat { board: self.clone(), key }
     }
 
-    /// The requests past `timeout` not logged yet, marked logged: (line, running for, thread,
+    /// The requests past the timeout not logged yet, marked logged: (line, running for, thread,
     /// tid).
-    fn newly_slow(&self, timeout: Duration) -> Vec<(String, Duration, u64, i64)> {
+    fn newly_slow(&self) -> Vec<(String, Duration, u64, i64)> {
+        let timeout = self.timeout;
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .values_mut()
@@ -92,22 +99,18 @@ impl Drop for Seat {
     }
 }
 
-/// Watches `board` until `done` says serving is over: each request past `timeout` is logged
+/// Watches `board` until `done` says serving is over (or the board is gone): each request past
+/// the board's timeout is logged
 /// once, with `hooks`' account of its thread, and counted in `stats`.
-pub(crate) fn watch(
-    board: Weak<Board>,
-    timeout: Duration,
-    stats: &Stats,
-    hooks: &dyn Lifecycle,
-    done: &dyn Fn() -> bool,
-) {
+pub(crate) fn watch(board: Weak<Board>, stats: &Stats, hooks: &dyn Lifecycle, done: &dyn Fn() -> bool) {
+    let Some(timeout) = board.upgrade().map(|board| board.timeout) else { return };
     // Often enough that a request is logged soon after it passes the timeout, rarely enough to
     // cost nothing.
     let every = (timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
     while !done() {
         std::thread::sleep(every);
         let Some(board) = board.upgrade() else { return };
-        for (line, running, thread, tid) in board.newly_slow(timeout) {
+        for (line, running, thread, tid) in board.newly_slow() {
             stats.slow_request();
             let stack =
                 hooks.stack_of(thread).map(|stack| format!("; its stack:\n{}", stack.trim_end())).unwrap_or_default();
@@ -125,14 +128,14 @@ mod tests {
 
     #[test]
     fn a_seated_request_is_reported_once_with_its_line_escaped_and_leaves_when_it_ends() {
-        let board = Arc::new(Board::default());
+        let board = Arc::new(Board::new(Duration::ZERO));
         let params =
             Params::from_pairs([(&b"REQUEST_METHOD"[..], &b"GET"[..]), (b"REQUEST_URI", b"/a\n[ERROR] forged")]);
         let seat = board.seat(&params, Instant::now());
-        let slow = board.newly_slow(Duration::ZERO);
+        let slow = board.newly_slow();
         assert_eq!(slow.len(), 1);
         assert_eq!(slow[0].0, "GET /a\\x0a[ERROR] forged");
-        assert!(board.newly_slow(Duration::ZERO).is_empty(), "reported once");
+        assert!(board.newly_slow().is_empty(), "reported once");
         drop(seat);
         assert!(board.entries.lock().unwrap().is_empty());
     }
