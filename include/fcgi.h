@@ -223,6 +223,26 @@ fcgi_result fcgi_options_set_access_logfile(fcgi_options *options, const char *p
 fcgi_result fcgi_options_set_access_logformat(fcgi_options *options, const char *format);
 
 /**
+ * Answers requests for `path` (SCRIPT_NAME + PATH_INFO, e.g. `"/fcgi-status"`) with the
+ * status page, from the server itself, even while every thread is busy: plain text, or JSON,
+ * OpenMetrics or HTML by the query (`?json`, `?openmetrics`, `?html`; `&full` lists every
+ * thread). NULL or `""`: no status page (the default).
+ */
+fcgi_result fcgi_options_set_status_path(fcgi_options *options, const char *path);
+
+/**
+ * Answers requests for `path` with `pong`, from the server itself. NULL or `""`: none.
+ */
+fcgi_result fcgi_options_set_ping_path(fcgi_options *options, const char *path);
+
+/**
+ * The client addresses or networks (REMOTE_ADDR) that may see the status and ping pages,
+ * comma-separated (`"10.0.0.0/8,::1"`); others get a 404. Default: loopback.
+ * FCGI_ERR_INVALID_ARG for an entry that is not an address or a network.
+ */
+fcgi_result fcgi_options_set_status_allow(fcgi_options *options, const char *networks);
+
+/**
  * How many requests the program serves at once, as the web server learns it from
  * FCGI_GET_VALUES (FCGI_MAX_REQS, times the multiplexing factor): accept on this many threads
  * (each accepting thread serves one request at a time). 0 lets the core choose: 1 on an

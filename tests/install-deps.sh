@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the end-to-end tests drive: nginx, Apache (mod_fcgid, mod_cgi, mod_proxy_fcgi),
-# lighttpd, HAProxy (the one server that multiplexes FastCGI), curl; and pytest and ruff for the tests and their lint. Idempotent: does nothing
+# lighttpd, HAProxy (the one server that multiplexes FastCGI), curl, headless Chromium; and pytest and ruff for the tests and their lint. Idempotent: does nothing
 # when all is there.
 #
 # The tests run each web server in the foreground on their own port; the system services that
@@ -22,6 +22,7 @@ missing_packages() {
     command -v valgrind >/dev/null || echo valgrind
     command -v pkg-config >/dev/null || echo pkg-config
     [ -f /usr/include/fcgiapp.h ] || echo libfcgi-dev
+    command -v chromium >/dev/null || echo chromium   # test_status.py: the HTML status page, headless
 }
 
 install_packages() {

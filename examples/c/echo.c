@@ -5,7 +5,7 @@
  *   echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N] [--max-body-bytes N]
  *        [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
  *        [--access-logfile PATH] [--access-logformat FMT] [--log-level LEVEL] [--log-callback TAG]
- *        [--slow-request-timeout SECS]
+ *        [--slow-request-timeout SECS] [--status-path PATH] [--ping-path PATH] [--status-allow LIST]
  *
  * Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
@@ -373,7 +373,8 @@ static int usage(const char *message) {
             "echo: %s\nusage: echo [--bind ADDR] [--workers N] [--max-requests N] [--multiplex N]\n"
             "            [--max-body-bytes N] [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS]\n"
             "            [--max-connections N] [--cgi] [--access-logfile PATH] [--access-logformat FMT]\n"
-            "            [--log-level LEVEL] [--log-callback TAG] [--slow-request-timeout SECS]\n",
+            "            [--log-level LEVEL] [--log-callback TAG] [--slow-request-timeout SECS]\n"
+            "            [--status-path PATH] [--ping-path PATH] [--status-allow LIST]\n",
             message);
     return 2;
 }
@@ -458,6 +459,12 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_access_logfile(options, value);
         } else if (strcmp(arg, "--access-logformat") == 0) {
             rc = fcgi_options_set_access_logformat(options, value);
+        } else if (strcmp(arg, "--status-path") == 0) {
+            rc = fcgi_options_set_status_path(options, value);
+        } else if (strcmp(arg, "--ping-path") == 0) {
+            rc = fcgi_options_set_ping_path(options, value);
+        } else if (strcmp(arg, "--status-allow") == 0) {
+            rc = fcgi_options_set_status_allow(options, value);
         } else if (strcmp(arg, "--log-level") == 0 && log_level(value) != 0) {
             rc = fcgi_options_set_log_level(options, log_level(value));
         } else if (strcmp(arg, "--log-callback") == 0) {

@@ -114,6 +114,44 @@ pub unsafe extern "C" fn fcgi_options_set_access_logformat(
     })
 }
 
+/// Answers requests for `path` (SCRIPT_NAME + PATH_INFO, e.g. `"/fcgi-status"`) with the
+/// status page, from the server itself, even while every thread is busy: plain text, or JSON,
+/// OpenMetrics or HTML by the query (`?json`, `?openmetrics`, `?html`; `&full` lists every
+/// thread). NULL or `""`: no status page (the default).
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_status_path(options: *mut fcgi_options, path: *const c_char) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { set_text(options, "status_path", path, Some("")) }
+    })
+}
+
+/// Answers requests for `path` with `pong`, from the server itself. NULL or `""`: none.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_ping_path(options: *mut fcgi_options, path: *const c_char) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { set_text(options, "ping_path", path, Some("")) }
+    })
+}
+
+/// The client addresses or networks (REMOTE_ADDR) that may see the status and ping pages,
+/// comma-separated (`"10.0.0.0/8,::1"`); others get a 404. Default: loopback.
+/// FCGI_ERR_INVALID_ARG for an entry that is not an address or a network.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_status_allow(
+    options: *mut fcgi_options,
+    networks: *const c_char,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { set_text(options, "status_allow", networks, None) }
+    })
+}
+
 /// Sets the text setting `name` to the C string `value`; NULL means `null` (FCGI_ERR_NULL if
 /// `None`).
 ///

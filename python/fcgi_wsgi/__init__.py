@@ -124,6 +124,9 @@ def serve_wsgi(
     log_level: str | None = None,
     access_logfile: str | None = None,
     access_logformat: str | None = None,
+    status_path: str | None = None,
+    ping_path: str | None = None,
+    status_allow: str | None = None,
     handle_signals: bool = True,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
@@ -170,6 +173,12 @@ def serve_wsgi(
     go to the logger ``fcgi_wsgi.access`` when it (or ``fcgi_wsgi``) has handlers, as Django's
     ``LOGGING`` or ``logging.config`` give it. ``slow_request_timeout``: a request running past it
     (seconds) is logged once as a warning with the stack of the thread serving it; it goes on.
+
+    Status: a request for ``status_path`` (e.g. ``"/fcgi-status"``, matched against SCRIPT_NAME +
+    PATH_INFO) is answered by the server itself with its status page, even while every worker is
+    busy: plain text, ``?json``, ``?openmetrics`` or ``?html``, and ``&full`` for every worker
+    thread of every process. ``ping_path`` answers ``pong``. Only clients in ``status_allow``
+    (comma-separated addresses or networks; default loopback) see them; others get a 404.
     """
     given = {
         "workers": workers,
@@ -191,6 +200,9 @@ def serve_wsgi(
         "log_level": log_level,
         "access_logfile": access_logfile,
         "access_logformat": access_logformat,
+        "status_path": status_path,
+        "ping_path": ping_path,
+        "status_allow": status_allow,
         "handle_signals": handle_signals,
     }
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))

@@ -59,6 +59,9 @@ class Settings(TypedDict, total=False):
     log_level: str
     access_logfile: str
     access_logformat: str
+    status_path: str
+    ping_path: str
+    status_allow: str
     force_cgi: bool
     handle_signals: bool
 

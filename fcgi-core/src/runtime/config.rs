@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::access_log::AccessFormat;
+use super::allow_list::AllowList;
 use super::listener::Bind;
 use super::logging::Level;
 use crate::protocol::ConnectionConfig;
@@ -55,6 +56,12 @@ pub struct ServerConfig {
     pub access_logfile: Option<PathBuf>,
     /// The access log's line.
     pub access_logformat: AccessFormat,
+    /// The path (SCRIPT_NAME + PATH_INFO) the server answers with its status page itself.
+    pub status_path: Option<String>,
+    /// The path the server answers with `pong` itself.
+    pub ping_path: Option<String>,
+    /// Who may see the status and ping pages (REMOTE_ADDR).
+    pub status_allow: AllowList,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +85,9 @@ impl Default for ServerConfig {
             log_level: Level::Info,
             access_logfile: None,
             access_logformat: AccessFormat::default(),
+            status_path: None,
+            ping_path: None,
+            status_allow: AllowList::loopback(),
         }
     }
 }

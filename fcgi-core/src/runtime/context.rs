@@ -9,7 +9,6 @@ use super::access_log::{AccessLog, AccessRecord};
 use super::config::ServerConfig;
 use super::request::{Origin, ServerInfo};
 use super::signals;
-use super::slow_log::Board;
 use super::stats::Stats;
 use super::stop::StopHandle;
 use crate::protocol::ParamsError;
@@ -25,8 +24,6 @@ pub(crate) struct Context {
     pub(super) stop: StopHandle,
     /// Where each request's line goes, if anywhere.
     pub(crate) access_log: Option<Arc<AccessLog>>,
-    /// The requests being served, when the slow-request log watches them.
-    pub(crate) board: Option<Arc<Board>>,
 }
 
 /// A moment noted by any thread, cheaply: milliseconds since a base instant, 0 for never.
@@ -66,7 +63,14 @@ impl Context {
 
     /// The origin of request `id` on connection number `connection`.
     pub(crate) fn origin(&self, id: u16, connection: u64) -> Origin {
-        Origin { id, connection, access_log: self.access_log.clone(), board: self.board.clone() }
+        let counted = self.config.status_path.is_some().then(|| self.stats.clone());
+        Origin { id, connection, access_log: self.access_log.clone(), counted }
+    }
+
+    /// Whether the scoreboard keeps each request's line: the status page or the slow-request
+    /// log shows it.
+    pub(crate) fn shows_requests(&self) -> bool {
+        self.config.status_path.is_some() || self.config.slow_request_timeout.is_some()
     }
 
     /// Logs request `id` of connection `connection`, refused for `error` before it had params.

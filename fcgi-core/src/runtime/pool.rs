@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::{log_rate_limited, FcgiConnection, Opened};
 use super::context::Context;
+use super::front_desk::FrontDesk;
 use super::listener::Listener;
 use super::poller::{Alarm, Bell, Poller, Token};
 use super::request::Request;
@@ -43,6 +44,10 @@ const DRAIN_AT_MOST: usize = 1024;
 /// How long the listening thread may be away from the epoll set (serving) before the alarm
 /// calls a standing-by thread in to listen meanwhile.
 const STANDBY_ALARM: Duration = Duration::from_micros(500);
+
+/// How often the front desk looks whether every worker is busy (and samples the accept queue),
+/// and the longest it listens at a time.
+const FRONT_DESK_NAP: Duration = Duration::from_millis(50);
 
 /// Connections over the connection limit that may wait in the poller for their request (to
 /// answer it OVERLOADED) at once: a new one closes the oldest, so a flood of silent connections
@@ -73,6 +78,8 @@ struct Interrupted;
 enum Ready {
     /// A request of a multiplexed connection, offered by its reader.
     Request(Request<'static>),
+    /// A request the front desk read while every worker was busy.
+    Waiting(Request<'static>),
     /// A kept connection whose next request has already been read (in part).
     Connection(FcgiConnection),
 }
@@ -107,6 +114,8 @@ pub(crate) struct Pool {
     accept_run: AtomicUsize,
     /// From the stop on: the connections still to serve.
     draining: Mutex<Option<VecDeque<FcgiConnection>>>,
+    /// The pages the server answers itself (status, ping), if any.
+    desk: Option<FrontDesk>,
     /// Read end of the wake-up socket, written once at the stop and never drained, so that it
     /// wakes every waiting thread (kept open here).
     _wake: UnixStream,
@@ -132,7 +141,9 @@ impl Pool {
             .idle_timeout
             .map_or(SWEEP_AT_MOST_EVERY, |t| t / 4)
             .clamp(Duration::from_millis(10), SWEEP_AT_MOST_EVERY);
+        let desk = FrontDesk::new(&ctx.config, listener.as_raw_fd());
         Ok(Arc::new(Self {
+            desk,
             ctx,
             listener,
             poller,
@@ -173,22 +184,22 @@ impl Pool {
     pub(crate) fn next_or_interrupted(self: &Arc<Self>, interruptible: bool) -> Next {
         loop {
             if let Some(ready) = lock(&self.ready).pop_front() {
-                match ready {
-                    Ready::Request(mut request) => {
-                        if request.claim() {
-                            return Next::Request(request);
-                        }
-                        continue;
+                let request = match ready {
+                    Ready::Request(mut request) => request.claim().then_some(request),
+                    Ready::Waiting(request) => {
+                        self.ctx.stats.waiting(false);
+                        Some(request)
                     }
-                    Ready::Connection(conn) => match self.open(conn) {
-                        Some(request) => return Next::Request(request),
-                        None => continue,
-                    },
+                    Ready::Connection(conn) => self.open(conn),
+                };
+                match request.and_then(|request| self.deliver(request)) {
+                    Some(next) => return next,
+                    None => continue,
                 }
             }
             if self.ctx.is_stopping() {
-                if let Some(request) = self.next_draining() {
-                    return Next::Request(request);
+                if let Some(next) = self.next_draining().and_then(|request| self.deliver(request)) {
+                    return next;
                 }
                 if self.readers.load(Ordering::SeqCst) == 0 && lock(&self.ready).is_empty() {
                     return Next::Stopped;
@@ -205,8 +216,8 @@ impl Pool {
             if self.accept_run.load(Ordering::Relaxed) > 0 {
                 self.accept_run.fetch_sub(1, Ordering::Relaxed);
                 match self.accept() {
-                    Some(conn) => match self.open(conn) {
-                        Some(request) => return Next::Request(request),
+                    Some(conn) => match self.open(conn).and_then(|request| self.deliver(request)) {
+                        Some(next) => return next,
                         None => continue,
                     },
                     None => self.accept_run.store(0, Ordering::Relaxed),
@@ -240,10 +251,67 @@ impl Pool {
                 }
                 Some(Token::Wake | Token::Alarm) | None => continue,
             };
-            if let Some(request) = self.open(conn) {
-                return Next::Request(request);
+            if let Some(next) = self.open(conn).and_then(|request| self.deliver(request)) {
+                return next;
             }
         }
+    }
+
+    /// Hands `request` to the calling thread, which serves it from now on (on its slot of the
+    /// scoreboard); `None` if the front desk answered it instead.
+    fn deliver(&self, mut request: Request<'static>) -> Option<Next> {
+        if self.desk.as_ref().is_some_and(|desk| desk.answers(&mut request, &self.ctx)) {
+            return None;
+        }
+        request.take_seat(&self.ctx);
+        Some(Next::Request(request))
+    }
+
+    /// Whether the server answers pages itself (a thread then keeps the front desk).
+    pub(crate) fn has_front_desk(&self) -> bool {
+        self.desk.is_some()
+    }
+
+    /// One round of the front desk, if the server has one (false when it has not, or at the
+    /// stop): if every worker of every process is busy, listens in their place for a moment,
+    /// answers the desk's pages and queues any other request for the next free worker;
+    /// otherwise naps. Either way, samples the listener's accept queue.
+    pub(crate) fn front_desk_round(self: &Arc<Self>) -> bool {
+        let Some(desk) = &self.desk else { return false };
+        if self.ctx.is_stopping() {
+            return false;
+        }
+        desk.sample(&self.ctx);
+        let board = self.ctx.stats.scoreboard();
+        let capacity = self.ctx.info.workers as u64 * board.running_processes() as u64;
+        if board.sum(|block| &block.active) < capacity {
+            std::thread::sleep(FRONT_DESK_NAP);
+            return true;
+        }
+        let conn = match self.poller.wait_one(Some(FRONT_DESK_NAP)) {
+            Ok(Some(Token::Listener)) => self.accept(),
+            Ok(Some(Token::Connection(fd))) => lock(&self.parked).remove(&fd).map(|(conn, _)| conn),
+            Ok(Some(Token::Bell)) => {
+                // Work queued for the workers, none of whom listens: each looks at the queue
+                // before it listens again.
+                self.bell.clear();
+                None
+            }
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => {
+                log::error!("front desk: {e}");
+                std::thread::sleep(FRONT_DESK_NAP);
+                None
+            }
+        };
+        let Some(mut request) = conn.and_then(|conn| self.open(conn)) else { return true };
+        if !desk.answers(&mut request, &self.ctx) {
+            self.ctx.stats.waiting(true);
+            lock(&self.ready).push_back(Ready::Waiting(request));
+            self.bell.ring();
+        }
+        true
     }
 
     /// Waits in the epoll set for one ready thing; sets the alarm when this thread was the
@@ -434,6 +502,7 @@ impl Pool {
             };
             let (number, open) = ctx.stats.connection_opened();
             if open > ctx.config.max_connections {
+                ctx.stats.connection_refused();
                 log_overloaded(ctx.config.max_connections);
                 return Some(FcgiConnection::overloaded(socket, ctx, number));
             }

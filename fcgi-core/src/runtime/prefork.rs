@@ -55,7 +55,11 @@ pub(crate) fn supervise(
 ) -> io::Result<()> {
     let (mut wake, wake_writer) = server.wake_pair()?;
     let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
-    let mut workers: HashMap<i32, Instant> = HashMap::new();
+    // Each worker process by pid: when it started, and its block of the scoreboard.
+    let mut workers: HashMap<i32, (Instant, usize)> = HashMap::new();
+    let board = server.stats().scoreboard().clone();
+    // The supervisor serves nothing: the scoreboard shows the worker processes only.
+    board.leave_process(0);
     // The workers of the generation before a reload, finishing their requests.
     let mut draining = draining_from_env();
     let reload_at_once = listener.as_raw_fd() != 0;
@@ -67,11 +71,15 @@ pub(crate) fn supervise(
             return Err(reload(listener, signals, workers.keys().chain(&draining).copied().collect()));
         }
         while !stopping && workers.len() < config.processes && Instant::now() >= restart_after {
+            let index = (0..config.processes)
+                .find(|i| workers.values().all(|(_, taken)| taken != i))
+                .expect("fewer workers than processes");
             let pid = lifecycle.fork()?;
             if pid == 0 {
                 // The worker: serve with its own threads and signal handlers, then exit
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
+                server.stats().enter_process(index);
                 lifecycle.after_fork();
                 let served = server.renew_wake_after_fork().and_then(|()| {
                     server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
@@ -81,7 +89,7 @@ pub(crate) fn supervise(
                 }
                 std::process::exit(i32::from(served.is_err()));
             }
-            workers.insert(pid, Instant::now());
+            workers.insert(pid, (Instant::now(), index));
         }
         if stopping && !passed_on {
             // The draining workers were told at the reload; telling them again costs nothing.
@@ -96,7 +104,8 @@ pub(crate) fn supervise(
                 }
                 continue;
             }
-            let Some(started) = workers.remove(&pid) else { continue };
+            let Some((started, index)) = workers.remove(&pid) else { continue };
+            board.leave_process(index);
             if !stopping && started.elapsed() < MIN_LIFETIME {
                 restart_after = Instant::now() + MIN_LIFETIME;
             }

@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 
-use super::access_log::{AccessLog, AccessRecord};
+use super::access_log::{self, AccessLog, AccessRecord};
+use super::context::Context;
 use super::error::{Error, ErrorKind};
-use super::slow_log::{Board, Seat};
+use super::scoreboard::Seat;
+use super::stats::Stats;
 pub use crate::protocol::{Input, Output};
 use crate::protocol::{Params, ResponseHead, Role};
 
@@ -89,15 +91,16 @@ pub(crate) struct Origin {
     /// The connection's number in this process.
     pub connection: u64,
     pub access_log: Option<Arc<AccessLog>>,
-    /// Where the requests being served are watched for the slow-request log.
-    pub board: Option<Arc<Board>>,
+    /// Where responses are counted by status and bytes, for the status page (the head is
+    /// read for it).
+    pub counted: Option<Arc<Stats>>,
 }
 
 /// One request being served. It ends with [`finish`](Self::finish), or when dropped.
 pub struct Request<'a> {
     origin: Origin,
     started: Instant,
-    /// The request's place among those the slow-request log watches.
+    /// The request's place on the scoreboard, from when a thread takes it to serve it.
     seat: Option<Seat>,
     /// The response's CGI head, read as it is written (only while an access log wants it).
     head: ResponseHead,
@@ -134,11 +137,10 @@ impl<'a> Request<'a> {
         let content_length =
             params.get(b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
         let head = ResponseHead::new(origin.access_log.as_ref().is_some_and(|log| log.wants_response_headers()));
-        let started = Instant::now();
         Self {
-            seat: origin.board.as_ref().map(|board| board.seat(&params, started)),
+            seat: None,
             origin,
-            started,
+            started: Instant::now(),
             head,
             fallback_status: None,
             content_length,
@@ -185,9 +187,6 @@ impl<'a> Request<'a> {
     /// (see `Exchange::claim`).
     pub(crate) fn claim(&mut self) -> bool {
         let claimed = self.exchange.claim();
-        if let Some(seat) = &self.seat {
-            seat.taken_here();
-        }
         if !claimed {
             // Answered 503 by the connection's reader meanwhile.
             self.ended = true;
@@ -197,10 +196,21 @@ impl<'a> Request<'a> {
         claimed
     }
 
-    /// Logs the access record of this request, once, and takes it off the board of requests
-    /// being served: it has ended.
+    /// The calling thread serves this request from now on: it goes on the thread's slot of the
+    /// scoreboard (with its request line, if the status page or the slow-request log shows it).
+    pub(crate) fn take_seat(&mut self, ctx: &Context) {
+        let line = ctx.shows_requests().then(|| access_log::request_line(&self.params));
+        let stats = &ctx.stats;
+        self.seat = Some(Seat::new(stats.scoreboard(), stats.process_index(), line.as_deref().map(str::as_bytes)));
+    }
+
+    /// Logs the access record of this request, once, and takes it off the scoreboard: it has
+    /// ended.
     fn log_access(&mut self) {
         self.seat = None;
+        if let Some(stats) = self.origin.counted.take() {
+            stats.response(self.head.status().or(self.fallback_status), self.stdin_bytes, self.stdout_bytes);
+        }
         let Some(log) = self.origin.access_log.take() else { return };
         log.log(&AccessRecord {
             params: Some(&self.params),
@@ -294,6 +304,9 @@ impl<'a> Request<'a> {
             match &chunk {
                 Some(chunk) => {
                     self.stdin_bytes += chunk.len() as u64;
+                    if let Some(seat) = &self.seat {
+                        seat.body_read(self.stdin_bytes);
+                    }
                     if let Some(limit) = self.info.max_body_bytes.filter(|limit| self.stdin_bytes > *limit) {
                         return Err(body_too_large(limit));
                     }
@@ -341,14 +354,21 @@ impl<'a> Request<'a> {
         if data.is_empty() {
             return Ok(());
         }
-        self.exchange.write(Output::Stdout, data)?;
+        if let Some(seat) = &self.seat {
+            seat.writing(true);
+        }
+        let written = self.exchange.write(Output::Stdout, data);
+        if let Some(seat) = &self.seat {
+            seat.writing(false);
+        }
+        written?;
         self.wrote_stdout(data);
         Ok(())
     }
 
     /// Counts `data`, written to STDOUT, and reads the head in it while an access log wants it.
     fn wrote_stdout(&mut self, data: &[u8]) {
-        if self.origin.access_log.is_some() && self.head.is_reading() {
+        if (self.origin.access_log.is_some() || self.origin.counted.is_some()) && self.head.is_reading() {
             self.head.feed(data);
         }
         self.stdout_bytes += data.len() as u64;

@@ -20,7 +20,7 @@ use super::pool::Pool;
 use super::prefork;
 use super::request::{run_handler, Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
-use super::slow_log::{self, Board};
+use super::slow_log;
 use super::stats::Stats;
 use super::stop::{StopHandle, Wake};
 use crate::protocol::Capabilities;
@@ -35,7 +35,11 @@ pub struct Server {
 impl Server {
     /// A server with `config`.
     pub fn new(config: ServerConfig) -> Self {
-        Self { config, stats: Arc::default(), stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
+        // A slot on the scoreboard for each worker thread; the C API's program threads are not
+        // counted in advance, so some room is left for them.
+        let slots = config.workers.unwrap_or(0).max(32);
+        let stats = Arc::new(Stats::new(config.processes, slots));
+        Self { config, stats, stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
     }
 
     /// The server's counters.
@@ -103,12 +107,21 @@ impl Server {
         let watch = wake_reader.try_clone()?;
         let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, true)?;
         let ctx = pool.context();
-        if let Some(board) = &ctx.board {
-            // Until the acceptor (and with it the board) is gone.
-            let (board, stats) = (Arc::downgrade(board), ctx.stats.clone());
+        if let Some(timeout) = ctx.config.slow_request_timeout {
+            // Until the acceptor (and with it the pool) is gone.
+            let watched = Arc::downgrade(&pool);
+            let stats = ctx.stats.clone();
             std::thread::Builder::new().name("fcgi-slow-log".into()).spawn(move || {
                 signals::block_on_this_thread();
-                slow_log::watch(board, &stats, &NoHooks, &|| false);
+                slow_log::watch(timeout, &stats, &NoHooks, &|| watched.strong_count() == 0);
+            })?;
+        }
+        if pool.has_front_desk() {
+            // Until the stop, or until the acceptor (and with it the pool) is gone.
+            let kept = Arc::downgrade(&pool);
+            std::thread::Builder::new().name("fcgi-front-desk".into()).spawn(move || {
+                signals::block_on_this_thread();
+                while kept.upgrade().is_some_and(|pool| pool.front_desk_round()) {}
             })?;
         }
         if let Some(timeout) = graceful_timeout {
@@ -174,6 +187,8 @@ impl Server {
             for _ in 0..workers {
                 scope.spawn(|| {
                     lifecycle.run_thread(&mut || {
+                        let stats = &pool.context().stats;
+                        stats.scoreboard().enroll(stats.process_index());
                         while let Some(request) = pool.next() {
                             run_handler(handler, request);
                         }
@@ -185,12 +200,19 @@ impl Server {
                 });
             }
             let ctx = pool.context();
-            if let Some(board) = &ctx.board {
-                let (board, running) = (Arc::downgrade(board), &running);
+            if let Some(timeout) = ctx.config.slow_request_timeout {
+                let running = &running;
                 scope.spawn(move || {
                     signals::block_on_this_thread();
                     let done = || running.load(Ordering::SeqCst) == 0;
-                    slow_log::watch(board, &ctx.stats, lifecycle, &done);
+                    slow_log::watch(timeout, &ctx.stats, lifecycle, &done);
+                });
+            }
+            if pool.has_front_desk() {
+                let (pool, running) = (&pool, &running);
+                scope.spawn(move || {
+                    signals::block_on_this_thread();
+                    while running.load(Ordering::SeqCst) > 0 && pool.front_desk_round() {}
                 });
             }
             if let Some(timeout) = graceful_timeout {
@@ -210,7 +232,6 @@ impl Server {
         let info =
             ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
         let access_log = AccessLog::open(config.access_logfile.as_deref(), &config.access_logformat)?;
-        let board = config.slow_request_timeout.map(|timeout| Arc::new(Board::new(timeout)));
         Ok(Context {
             config,
             stats: self.stats.clone(),
@@ -218,7 +239,6 @@ impl Server {
             silence: Moment::new(),
             stop: self.stop.clone(),
             access_log,
-            board,
         })
     }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::access_log::AccessFormat;
+use super::allow_list::AllowListError;
 use super::config::ServerConfig;
 use super::logging::ParseLevelError;
 
@@ -208,6 +209,33 @@ pub const SETTINGS: &[Setting] = &[
         env: Ok("FCGI_COMPAT_SLOW_REQUEST_TIMEOUT"),
     },
     Setting {
+        name: "status_path",
+        kind: Kind::Text,
+        default: "none (no status page)",
+        zero: "",
+        doc: "a request for this path (SCRIPT_NAME + PATH_INFO) gets the status page from the server itself, even while every worker is busy",
+        c_setter: Ok("status_path"),
+        env: Ok("FCGI_COMPAT_STATUS_PATH"),
+    },
+    Setting {
+        name: "ping_path",
+        kind: Kind::Text,
+        default: "none",
+        zero: "",
+        doc: "a request for this path gets `pong` from the server itself, even while every worker is busy",
+        c_setter: Ok("ping_path"),
+        env: Ok("FCGI_COMPAT_PING_PATH"),
+    },
+    Setting {
+        name: "status_allow",
+        kind: Kind::Text,
+        default: "loopback: `127.0.0.0/8,::1`",
+        zero: "",
+        doc: "client addresses or networks (REMOTE_ADDR) that may see the status and ping pages, comma-separated; others get 404",
+        c_setter: Ok("status_allow"),
+        env: Ok("FCGI_COMPAT_STATUS_ALLOW"),
+    },
+    Setting {
         name: "force_cgi",
         kind: Kind::Flag,
         default: "no (fd 0 decides)",
@@ -241,6 +269,8 @@ pub fn example(setting: &Setting) -> &'static str {
         (Kind::Flag, _) => "yes",
         (Kind::Text, "log_level") => "debug",
         (Kind::Text, "access_logformat") => "%(s)s %(D)s",
+        (Kind::Text, "status_path" | "ping_path") => "/fcgi-status",
+        (Kind::Text, "status_allow") => "10.0.0.0/8,::1",
         (Kind::Text, _) => "/tmp/fcgi-example.log",
     }
 }
@@ -342,6 +372,12 @@ impl ServerConfig {
                     self.log_level = text.parse().map_err(|e: ParseLevelError| SettingError(e.to_string()))?
                 }
                 "access_logfile" => self.access_logfile = (!text.is_empty()).then(|| text.into()),
+                "status_path" => self.status_path = (!text.is_empty()).then(|| text.clone()),
+                "ping_path" => self.ping_path = (!text.is_empty()).then(|| text.clone()),
+                "status_allow" => {
+                    self.status_allow =
+                        text.parse().map_err(|e: AllowListError| SettingError(format!("status_allow: {e}")))?
+                }
                 "access_logformat" => {
                     self.access_logformat =
                         AccessFormat::parse(text).map_err(|e| SettingError(format!("access_logformat: {e}")))?

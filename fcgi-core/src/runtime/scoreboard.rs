@@ -1,0 +1,537 @@
+//! The scoreboard: what every process and every worker thread of a server is doing, in one
+//! anonymous shared mapping made when the server is, before any fork, so that a thread of any
+//! process can report on all of them (the status page) and each process can watch its own
+//! requests (the slow-request log). PHP-FPM and uWSGI keep theirs the same way.
+//!
+//! Everything in it is an atomic, written without locks: server-wide totals, one block per
+//! process (its pid and the counts that are its own, such as the requests `max_requests`
+//! counts), and one slot per worker thread, which the thread claims when it first asks for a
+//! request and keeps for its life. A reader takes a consistent copy of a slot's request line
+//! through the slot's sequence counter.
+
+use std::alloc::Layout;
+use std::cell::RefCell;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use super::clock;
+use super::thread_id;
+
+/// Bytes of a request line (`GET /path?query`) a slot keeps; a longer one is cut.
+pub(crate) const LINE_BYTES: usize = 256;
+const LINE_WORDS: usize = LINE_BYTES / 8;
+
+/// Server-wide counts since the server started, summed over its processes.
+#[repr(C, align(64))]
+pub(crate) struct Totals {
+    /// When the server started, in Unix milliseconds.
+    pub started_unix_ms: AtomicU64,
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    /// Requests ended, by the first digit of their status (1xx to 5xx).
+    pub by_class: [AtomicU64; 5],
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub slow: AtomicU64,
+    /// Connections refused because the connection limit was reached.
+    pub limit_hits: AtomicU64,
+    /// The most requests served at once, and waiting at once, and queued on the listener.
+    pub max_active: AtomicU64,
+    pub max_waiting: AtomicU64,
+    pub max_listen_queue: AtomicU64,
+}
+
+/// One process's part.
+#[repr(C, align(64))]
+pub(crate) struct ProcessBlock {
+    /// 0 while no process holds the block.
+    pub pid: AtomicU32,
+    pub started_unix_ms: AtomicU64,
+    /// Connections this process accepted, and requests it ended (what `max_requests` counts).
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    pub open: AtomicU64,
+    /// Requests read and not ended: being served, or waiting for a thread.
+    pub in_flight: AtomicU64,
+    /// Requests a thread is serving.
+    pub active: AtomicU64,
+    /// Requests read while every worker was busy, waiting for one.
+    pub waiting: AtomicU64,
+    pub slow: AtomicU64,
+}
+
+/// What a worker thread is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkerState {
+    /// Waiting for a request. (A worker never waits for a request's head: one still on its
+    /// way waits in the poller, so there is no "reading" state.)
+    Idle = 0,
+    /// Running the application.
+    Running = 2,
+    /// Waiting for the web server to take the response.
+    Writing = 3,
+}
+
+impl WorkerState {
+    fn from_u32(value: u32) -> Self {
+        match value {
+            2 => Self::Running,
+            3 => Self::Writing,
+            _ => Self::Idle,
+        }
+    }
+
+    /// Whether a request is being served.
+    pub(crate) fn is_busy(self) -> bool {
+        matches!(self, Self::Running | Self::Writing)
+    }
+
+    /// The state's name, as the status page prints it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Writing => "writing",
+        }
+    }
+}
+
+/// One worker thread's slot.
+#[repr(C, align(64))]
+struct Slot {
+    /// The kernel id of the thread holding the slot; 0: free.
+    tid: AtomicU64,
+    /// pthread_self(3) of that thread (Python's thread ident).
+    pthread: AtomicU64,
+    state: AtomicU32,
+    /// Odd while the current request's fields are being written.
+    seq: AtomicU32,
+    served: AtomicU64,
+    /// When the current request started, in monotonic microseconds.
+    started_us: AtomicU64,
+    body_bytes: AtomicU64,
+    last_duration_us: AtomicU64,
+    /// `served` + 1 of the request the slow-request log reported, so it reports it once.
+    reported: AtomicU64,
+    line_len: AtomicU64,
+    line: [AtomicU64; LINE_WORDS],
+}
+
+/// A copy of one worker's slot, for the status page and the slow-request log.
+#[derive(Debug, Clone)]
+pub(crate) struct Worker {
+    pub pid: u32,
+    pub tid: u64,
+    pub pthread: u64,
+    pub state: WorkerState,
+    pub served: u64,
+    /// The current request's line, start (monotonic µs) and body bytes read so far.
+    pub line: String,
+    pub started_us: u64,
+    pub body_bytes: u64,
+    pub last_duration_us: u64,
+}
+
+/// The shared mapping.
+pub(crate) struct Scoreboard {
+    base: NonNull<u8>,
+    layout: Layout,
+    /// Made by mmap (else, when that failed, by the allocator: this process alone sees it).
+    shared: bool,
+    processes: usize,
+    slots_per_process: usize,
+}
+
+// SAFETY: the mapping holds only atomics, and stays mapped for as long as the Scoreboard lives.
+unsafe impl Send for Scoreboard {}
+// SAFETY: as above: every access to the mapping is an atomic operation.
+unsafe impl Sync for Scoreboard {}
+
+impl Scoreboard {
+    /// A zeroed board for `processes` processes of `slots_per_process` worker threads each.
+    pub(crate) fn new(processes: usize, slots_per_process: usize) -> Self {
+        let (processes, slots_per_process) = (processes.max(1), slots_per_process.max(1));
+        let size = size_of::<Totals>()
+            + processes * size_of::<ProcessBlock>()
+            + processes * slots_per_process * size_of::<Slot>();
+        let layout = Layout::from_size_align(size, 64).expect("a valid layout");
+        // SAFETY: an anonymous shared mapping of `size` bytes, zero-filled, fresh: nothing else
+        // refers to it.
+        let mapped = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        let (base, shared) = if mapped == libc::MAP_FAILED {
+            log::error!(
+                "cannot map the scoreboard ({}): the status page sees this process only",
+                io::Error::last_os_error()
+            );
+            // SAFETY: a non-zero size with a valid alignment.
+            let allocated = unsafe { std::alloc::alloc_zeroed(layout) };
+            (NonNull::new(allocated).unwrap_or_else(|| std::alloc::handle_alloc_error(layout)), false)
+        } else {
+            (NonNull::new(mapped.cast()).expect("mmap returned a mapping"), true)
+        };
+        let board = Self { base, layout, shared, processes, slots_per_process };
+        board.totals().started_unix_ms.store(clock::unix_millis(), Ordering::Relaxed);
+        board
+    }
+
+    /// The server-wide totals.
+    pub(crate) fn totals(&self) -> &Totals {
+        // SAFETY: the mapping starts with a Totals, aligned to 64, all atomics (zero is valid).
+        unsafe { &*self.base.as_ptr().cast::<Totals>() }
+    }
+
+    /// How many processes the board has room for.
+    pub(crate) fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// Process `index`'s block.
+    pub(crate) fn process(&self, index: usize) -> &ProcessBlock {
+        assert!(index < self.processes);
+        // SAFETY: the blocks follow the totals, in bounds by the assert, each aligned to 64.
+        unsafe { &*self.base.as_ptr().add(size_of::<Totals>()).cast::<ProcessBlock>().add(index) }
+    }
+
+    fn slot(&self, process: usize, index: usize) -> &Slot {
+        assert!(process < self.processes && index < self.slots_per_process);
+        let slots = size_of::<Totals>() + self.processes * size_of::<ProcessBlock>();
+        // SAFETY: the slots follow the blocks, in bounds by the assert, each aligned to 64.
+        unsafe { &*self.base.as_ptr().add(slots).cast::<Slot>().add(process * self.slots_per_process + index) }
+    }
+
+    /// Gives process block `index` to the calling process, as a fresh process: the counts of
+    /// one that held it before are gone, and so are its workers.
+    pub(crate) fn enter_process(&self, index: usize) {
+        let block = self.process(index);
+        for count in [
+            &block.connections,
+            &block.requests,
+            &block.open,
+            &block.in_flight,
+            &block.active,
+            &block.waiting,
+            &block.slow,
+        ] {
+            count.store(0, Ordering::Relaxed);
+        }
+        block.started_unix_ms.store(clock::unix_millis(), Ordering::Relaxed);
+        block.pid.store(std::process::id(), Ordering::Relaxed);
+        for slot in 0..self.slots_per_process {
+            self.slot(index, slot).tid.store(0, Ordering::Release);
+        }
+    }
+
+    /// Process block `index` is free again (its process ended).
+    pub(crate) fn leave_process(&self, index: usize) {
+        self.process(index).pid.store(0, Ordering::Relaxed);
+        for slot in 0..self.slots_per_process {
+            self.slot(index, slot).tid.store(0, Ordering::Release);
+        }
+    }
+
+    /// How many processes are running.
+    pub(crate) fn running_processes(&self) -> usize {
+        (0..self.processes).filter(|&i| self.process(i).pid.load(Ordering::Relaxed) != 0).count()
+    }
+
+    /// Sum of `count` over the processes that are running.
+    pub(crate) fn sum(&self, count: impl Fn(&ProcessBlock) -> &AtomicU64) -> u64 {
+        (0..self.processes)
+            .map(|i| self.process(i))
+            .filter(|block| block.pid.load(Ordering::Relaxed) != 0)
+            .map(|block| count(block).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Copies of the workers of process `index`.
+    pub(crate) fn workers(&self, index: usize) -> Vec<Worker> {
+        let pid = self.process(index).pid.load(Ordering::Relaxed);
+        (0..self.slots_per_process)
+            .map(|i| self.slot(index, i))
+            .filter_map(|slot| {
+                let tid = slot.tid.load(Ordering::Acquire);
+                (tid != 0).then(|| slot.copy(pid, tid))
+            })
+            .collect()
+    }
+
+    /// Gives the calling thread (a worker of process `process`) its slot now, so that the
+    /// status page lists it before its first request.
+    pub(crate) fn enroll(self: &Arc<Self>, process: usize) {
+        self.slot_for_request(process);
+    }
+
+    /// A slot for a request the calling thread takes in process `process`: the thread's own
+    /// (claimed on its first request, kept for its life), or, while that one still holds a
+    /// request the thread handed to another thread (the C API allows it), a free slot lent for
+    /// this request alone (`true`). `None` when every slot is taken: the request is still
+    /// served and counted, but not listed.
+    fn slot_for_request(self: &Arc<Self>, process: usize) -> Option<(usize, bool)> {
+        let pid = std::process::id();
+        let held = HELD.with(|held| {
+            held.borrow()
+                .as_ref()
+                .filter(|h| h.pid == pid && h.process == process && std::ptr::eq(h.board.as_ptr(), Arc::as_ptr(self)))
+                .map(|h| h.index)
+        });
+        if let Some(index) = held {
+            let busy = WorkerState::from_u32(self.slot(process, index).state.load(Ordering::Relaxed)).is_busy();
+            if !busy {
+                return Some((index, false));
+            }
+        }
+        let (pthread, tid) = thread_id::current();
+        let index = (0..self.slots_per_process).find(|&i| {
+            self.slot(process, i).tid.compare_exchange(0, tid as u64, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        })?;
+        let slot = self.slot(process, index);
+        slot.pthread.store(pthread, Ordering::Relaxed);
+        slot.served.store(0, Ordering::Relaxed);
+        slot.reported.store(0, Ordering::Relaxed);
+        slot.last_duration_us.store(0, Ordering::Relaxed);
+        slot.state.store(WorkerState::Idle as u32, Ordering::Relaxed);
+        if held.is_some() {
+            return Some((index, true));
+        }
+        // The thread's earlier slot (of another server or process) is given back here.
+        HELD.with(|held| *held.borrow_mut() = Some(Held { board: Arc::downgrade(self), process, index, pid }));
+        Some((index, false))
+    }
+
+    /// The requests of process `process` running since before `since_us` (monotonic µs) and
+    /// not reported yet, marked reported.
+    pub(crate) fn newly_slow(&self, process: usize, since_us: u64) -> Vec<Worker> {
+        let pid = self.process(process).pid.load(Ordering::Relaxed);
+        (0..self.slots_per_process)
+            .map(|i| self.slot(process, i))
+            .filter_map(|slot| {
+                let tid = slot.tid.load(Ordering::Acquire);
+                let state = WorkerState::from_u32(slot.state.load(Ordering::Relaxed));
+                if tid == 0 || !state.is_busy() {
+                    return None;
+                }
+                let worker = slot.copy(pid, tid);
+                let mark = worker.served + 1;
+                (worker.started_us <= since_us && slot.reported.swap(mark, Ordering::Relaxed) != mark).then_some(worker)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        if self.shared {
+            // SAFETY: the mapping made in `new`, of this size; nothing refers to it any more.
+            unsafe { libc::munmap(self.base.as_ptr().cast(), self.layout.size()) };
+        } else {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { std::alloc::dealloc(self.base.as_ptr(), self.layout) };
+        }
+    }
+}
+
+impl Slot {
+    /// A consistent copy, retried while the thread writes its request's fields.
+    fn copy(&self, pid: u32, tid: u64) -> Worker {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let len = (self.line_len.load(Ordering::Relaxed) as usize).min(LINE_BYTES);
+            let mut bytes = Vec::with_capacity(LINE_BYTES);
+            for word in &self.line[..len.div_ceil(8)] {
+                bytes.extend_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+            }
+            bytes.truncate(len);
+            let worker = Worker {
+                pid,
+                tid,
+                pthread: self.pthread.load(Ordering::Relaxed),
+                state: WorkerState::from_u32(self.state.load(Ordering::Relaxed)),
+                served: self.served.load(Ordering::Relaxed),
+                line: String::from_utf8_lossy(&bytes).into_owned(),
+                started_us: self.started_us.load(Ordering::Relaxed),
+                body_bytes: self.body_bytes.load(Ordering::Relaxed),
+                last_duration_us: self.last_duration_us.load(Ordering::Relaxed),
+            };
+            std::sync::atomic::fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return worker;
+            }
+        }
+    }
+}
+
+/// The slot the current thread holds, given back when the thread ends.
+struct Held {
+    board: Weak<Scoreboard>,
+    process: usize,
+    index: usize,
+    /// A forked child inherits the thread's record, not its slot.
+    pid: u32,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.pid == std::process::id() {
+            if let Some(board) = self.board.upgrade() {
+                board.slot(self.process, self.index).tid.store(0, Ordering::Release);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// A request being served, on its thread's slot: it counts as active until dropped.
+pub(crate) struct Seat {
+    board: Arc<Scoreboard>,
+    process: usize,
+    slot: Option<usize>,
+    /// The slot was lent for this request alone: it is freed at the end.
+    lent: bool,
+    started_us: u64,
+}
+
+impl Seat {
+    /// Seats a request (with its `line`, when something shows it), served by the calling
+    /// thread from now on, in process `process`.
+    pub(crate) fn new(board: &Arc<Scoreboard>, process: usize, line: Option<&[u8]>) -> Self {
+        let block = board.process(process);
+        block.active.fetch_add(1, Ordering::Relaxed);
+        let active = board.sum(|block| &block.active);
+        board.totals().max_active.fetch_max(active, Ordering::Relaxed);
+        let started_us = clock::monotonic_micros();
+        let (slot, lent) = board.slot_for_request(process).unzip();
+        if let Some(index) = slot {
+            let slot = board.slot(process, index);
+            let line = line.unwrap_or_default();
+            let len = line.len().min(LINE_BYTES);
+            slot.seq.fetch_add(1, Ordering::AcqRel);
+            for (word, chunk) in slot.line.iter().zip(line[..len].chunks(8)) {
+                let mut bytes = [0; 8];
+                bytes[..chunk.len()].copy_from_slice(chunk);
+                word.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+            }
+            slot.line_len.store(len as u64, Ordering::Relaxed);
+            slot.started_us.store(started_us, Ordering::Relaxed);
+            slot.body_bytes.store(0, Ordering::Relaxed);
+            slot.state.store(WorkerState::Running as u32, Ordering::Relaxed);
+            slot.seq.fetch_add(1, Ordering::Release);
+        }
+        Self { board: board.clone(), process, slot, lent: lent.unwrap_or(false), started_us }
+    }
+
+    /// The request is now waiting for the web server to take its response (`true`), or back
+    /// in the application (`false`).
+    pub(crate) fn writing(&self, writing: bool) {
+        if let Some(index) = self.slot {
+            let state = if writing { WorkerState::Writing } else { WorkerState::Running };
+            self.board.slot(self.process, index).state.store(state as u32, Ordering::Relaxed);
+        }
+    }
+
+    /// The request has read `bytes` of its body so far.
+    pub(crate) fn body_read(&self, bytes: u64) {
+        if let Some(index) = self.slot {
+            self.board.slot(self.process, index).body_bytes.store(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.board.process(self.process).active.fetch_sub(1, Ordering::Relaxed);
+        if let Some(index) = self.slot {
+            let slot = self.board.slot(self.process, index);
+            slot.last_duration_us.store(clock::monotonic_micros().saturating_sub(self.started_us), Ordering::Relaxed);
+            slot.served.fetch_add(1, Ordering::Relaxed);
+            slot.state.store(WorkerState::Idle as u32, Ordering::Relaxed);
+            if self.lent {
+                slot.tid.store(0, Ordering::Release);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seat_shows_on_its_threads_slot_and_leaves_it_idle_with_its_duration() {
+        let board = Arc::new(Scoreboard::new(2, 4));
+        board.enter_process(1);
+        let seat = Seat::new(&board, 1, Some(b"GET /a-rather-long-path?with=a&query=string"));
+        seat.body_read(12);
+        let workers = board.workers(1);
+        assert_eq!(workers.len(), 1);
+        assert_eq!(workers[0].line, "GET /a-rather-long-path?with=a&query=string");
+        assert_eq!((workers[0].state, workers[0].body_bytes), (WorkerState::Running, 12));
+        assert_eq!(board.sum(|b| &b.active), 1);
+        assert_eq!(board.newly_slow(1, u64::MAX).len(), 1);
+        assert!(board.newly_slow(1, u64::MAX).is_empty(), "reported once");
+        drop(seat);
+        let workers = board.workers(1);
+        assert_eq!((workers[0].state, workers[0].served), (WorkerState::Idle, 1));
+        assert_eq!(board.sum(|b| &b.active), 0);
+        assert!(board.workers(0).is_empty());
+    }
+
+    #[test]
+    fn a_thread_that_hands_requests_on_gets_a_slot_lent_for_each() {
+        let board = Arc::new(Scoreboard::new(1, 4));
+        board.enter_process(0);
+        let first = Seat::new(&board, 0, Some(b"GET /first"));
+        let second = Seat::new(&board, 0, Some(b"GET /second"));
+        let mut lines: Vec<_> = board.workers(0).into_iter().map(|w| w.line).collect();
+        lines.sort();
+        assert_eq!(lines, ["GET /first", "GET /second"]);
+        drop(second);
+        assert_eq!(board.workers(0).len(), 1, "the lent slot is free again");
+        drop(first);
+        assert_eq!(board.workers(0)[0].state, WorkerState::Idle, "the thread keeps its own");
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_the_slot() {
+        let board = Arc::new(Scoreboard::new(1, 1));
+        board.enter_process(0);
+        let line = vec![b'x'; LINE_BYTES + 10];
+        let _seat = Seat::new(&board, 0, Some(&line));
+        assert_eq!(board.workers(0)[0].line.len(), LINE_BYTES);
+    }
+
+    #[test]
+    fn the_board_is_shared_with_a_forked_child() {
+        let board = Arc::new(Scoreboard::new(2, 2));
+        // SAFETY: the child only touches the mapping and exits without unwinding.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            board.enter_process(1);
+            board.process(1).requests.store(7, Ordering::Relaxed);
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(board.process(1).pid.load(Ordering::Relaxed), pid as u32);
+        assert_eq!(board.sum(|b| &b.requests), 7);
+    }
+}
