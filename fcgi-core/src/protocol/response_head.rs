@@ -10,6 +10,10 @@ pub const MAX_HEAD_BYTES: usize = 32 << 10;
 /// Most header lines read from a head.
 const MAX_HEADERS: usize = 128;
 
+/// Header lines a head is first read with: most have a few, and the array is cleared before
+/// each read (4 KiB for all 128).
+const FEW_HEADERS: usize = 16;
+
 /// The head of one response, fed the response's first bytes.
 #[derive(Debug, Default)]
 pub struct ResponseHead {
@@ -100,8 +104,21 @@ impl ResponseHead {
 /// The status and length of the head at the start of `bytes`, if it is all there: `None` while
 /// it is not, a `None` status if it does not parse.
 fn parse(bytes: &[u8]) -> Option<(Option<u16>, usize)> {
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match httparse::parse_headers(bytes, &mut few) {
+        Err(httparse::Error::TooManyHeaders) => {}
+        parsed => return status_and_len(bytes, parsed),
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::parse_headers(bytes, &mut headers) {
+    let parsed = httparse::parse_headers(bytes, &mut headers);
+    status_and_len(bytes, parsed)
+}
+
+fn status_and_len(
+    bytes: &[u8],
+    parsed: httparse::Result<(usize, &[httparse::Header<'_>])>,
+) -> Option<(Option<u16>, usize)> {
+    match parsed {
         Ok(httparse::Status::Complete((len, headers))) => Some((Some(status_of(headers)), len)),
         Ok(httparse::Status::Partial) => None,
         // Not a head a web server takes: it answers 502 itself, so we cannot know the status.
@@ -168,6 +185,17 @@ mod tests {
         }
         assert_eq!(head.status(), None);
         assert!(!head.is_reading(), "it stopped looking");
+    }
+
+    #[test]
+    fn a_head_of_many_headers_is_read_whole() {
+        let mut bytes = b"Status: 204 No Content\r\n".to_vec();
+        for i in 0..(FEW_HEADERS * 2) {
+            bytes.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\nbody");
+        let head = read(&[&bytes]);
+        assert_eq!((head.status(), head.head_len()), (Some(204), Some(bytes.len() - 4)));
     }
 
     #[test]

@@ -285,26 +285,6 @@ fn push_or_dash(out: &mut String, value: Option<impl fmt::Display>) {
     }
 }
 
-/// `METHOD /path?query`, escaped as the log escapes: what the status page and the slow-request
-/// log show of a request.
-pub(crate) fn request_line(params: &Params) -> String {
-    let record = AccessRecord {
-        params: Some(params),
-        head: None,
-        status: None,
-        started: Instant::now(),
-        bytes_out: 0,
-        bytes_in: 0,
-        request_id: 0,
-        connection: 0,
-    };
-    let mut line = String::new();
-    record.push_param(&mut line, "REQUEST_METHOD");
-    line.push(' ');
-    record.push_uri(&mut line, true);
-    line
-}
-
 /// Appends `bytes`, with control characters, quotes, backslashes and bytes that are not
 /// UTF-8 as `\xHH`: a client must not be able to forge a line or a field.
 pub(crate) fn push_escaped(out: &mut String, bytes: &[u8]) {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 
-use super::access_log::{self, AccessLog, AccessRecord};
+use super::access_log::{AccessLog, AccessRecord};
 use super::context::Context;
 use super::error::{Error, ErrorKind};
 use super::scoreboard::Seat;
@@ -197,11 +197,24 @@ impl<'a> Request<'a> {
     }
 
     /// The calling thread serves this request from now on: it goes on the thread's slot of the
-    /// scoreboard (with its request line, if the status page or the slow-request log shows it).
+    /// scoreboard with its line (`GET /path?query`), if the status page or the slow-request log
+    /// shows the requests being served.
     pub(crate) fn take_seat(&mut self, ctx: &Context) {
-        let line = ctx.shows_requests().then(|| access_log::request_line(&self.params));
-        let stats = &ctx.stats;
-        self.seat = Some(Seat::new(stats.scoreboard(), stats.process_index(), line.as_deref().map(str::as_bytes)));
+        if !ctx.shows_requests() {
+            return;
+        }
+        let param = |name: &[u8]| self.params.get(name).unwrap_or_default();
+        let method = param(b"REQUEST_METHOD");
+        let seat = match self.params.get(b"REQUEST_URI") {
+            Some(uri) => Seat::new(ctx.stats.scoreboard(), ctx.stats.process_index(), &[method, b" ", uri]),
+            None => {
+                let query = param(b"QUERY_STRING");
+                let mark: &[u8] = if query.is_empty() { b"" } else { b"?" };
+                let line = [method, b" ", param(b"SCRIPT_NAME"), param(b"PATH_INFO"), mark, query];
+                Seat::new(ctx.stats.scoreboard(), ctx.stats.process_index(), &line)
+            }
+        };
+        self.seat = Some(seat);
     }
 
     /// Logs the access record of this request, once, and takes it off the scoreboard: it has

@@ -16,6 +16,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use super::access_log::push_escaped;
 use super::clock;
 use super::thread_id;
 
@@ -362,7 +363,12 @@ impl Slot {
                 pthread: self.pthread.load(Ordering::Relaxed),
                 state: WorkerState::from_u32(self.state.load(Ordering::Relaxed)),
                 served: self.served.load(Ordering::Relaxed),
-                line: String::from_utf8_lossy(&bytes).into_owned(),
+                line: {
+                    // Escaped as the access log escapes: a client must not forge log lines.
+                    let mut line = String::new();
+                    push_escaped(&mut line, &bytes);
+                    line
+                },
                 started_us: self.started_us.load(Ordering::Relaxed),
                 body_bytes: self.body_bytes.load(Ordering::Relaxed),
                 last_duration_us: self.last_duration_us.load(Ordering::Relaxed),
@@ -409,9 +415,9 @@ pub(crate) struct Seat {
 }
 
 impl Seat {
-    /// Seats a request (with its `line`, when something shows it), served by the calling
-    /// thread from now on, in process `process`.
-    pub(crate) fn new(board: &Arc<Scoreboard>, process: usize, line: Option<&[u8]>) -> Self {
+    /// Seats a request, served by the calling thread from now on, in process `process`; its
+    /// line is the concatenation of `line`'s parts, kept as sent (escaped when read).
+    pub(crate) fn new(board: &Arc<Scoreboard>, process: usize, line: &[&[u8]]) -> Self {
         let block = board.process(process);
         block.active.fetch_add(1, Ordering::Relaxed);
         let active = board.sum(|block| &block.active);
@@ -420,13 +426,18 @@ impl Seat {
         let (slot, lent) = board.slot_for_request(process).unzip();
         if let Some(index) = slot {
             let slot = board.slot(process, index);
-            let line = line.unwrap_or_default();
-            let len = line.len().min(LINE_BYTES);
+            let mut bytes = [0u8; LINE_BYTES];
+            let mut len = 0;
+            for part in line {
+                let take = part.len().min(LINE_BYTES - len);
+                bytes[len..len + take].copy_from_slice(&part[..take]);
+                len += take;
+            }
             slot.seq.fetch_add(1, Ordering::AcqRel);
-            for (word, chunk) in slot.line.iter().zip(line[..len].chunks(8)) {
-                let mut bytes = [0; 8];
-                bytes[..chunk.len()].copy_from_slice(chunk);
-                word.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+            for (word, chunk) in slot.line.iter().zip(bytes[..len].chunks(8)) {
+                let mut word_bytes = [0; 8];
+                word_bytes[..chunk.len()].copy_from_slice(chunk);
+                word.store(u64::from_ne_bytes(word_bytes), Ordering::Relaxed);
             }
             slot.line_len.store(len as u64, Ordering::Relaxed);
             slot.started_us.store(started_us, Ordering::Relaxed);
@@ -477,11 +488,11 @@ mod tests {
     fn a_seat_shows_on_its_threads_slot_and_leaves_it_idle_with_its_duration() {
         let board = Arc::new(Scoreboard::new(2, 4));
         board.enter_process(1);
-        let seat = Seat::new(&board, 1, Some(b"GET /a-rather-long-path?with=a&query=string"));
+        let seat = Seat::new(&board, 1, &[b"GET ", b"/a-rather-long-path?with=a&query=string\n[ERROR] forged"]);
         seat.body_read(12);
         let workers = board.workers(1);
         assert_eq!(workers.len(), 1);
-        assert_eq!(workers[0].line, "GET /a-rather-long-path?with=a&query=string");
+        assert_eq!(workers[0].line, "GET /a-rather-long-path?with=a&query=string\\x0a[ERROR] forged");
         assert_eq!((workers[0].state, workers[0].body_bytes), (WorkerState::Running, 12));
         assert_eq!(board.sum(|b| &b.active), 1);
         assert_eq!(board.newly_slow(1, u64::MAX).len(), 1);
@@ -497,8 +508,8 @@ mod tests {
     fn a_thread_that_hands_requests_on_gets_a_slot_lent_for_each() {
         let board = Arc::new(Scoreboard::new(1, 4));
         board.enter_process(0);
-        let first = Seat::new(&board, 0, Some(b"GET /first"));
-        let second = Seat::new(&board, 0, Some(b"GET /second"));
+        let first = Seat::new(&board, 0, &[b"GET /first"]);
+        let second = Seat::new(&board, 0, &[b"GET /second"]);
         let mut lines: Vec<_> = board.workers(0).into_iter().map(|w| w.line).collect();
         lines.sort();
         assert_eq!(lines, ["GET /first", "GET /second"]);
@@ -513,7 +524,7 @@ mod tests {
         let board = Arc::new(Scoreboard::new(1, 1));
         board.enter_process(0);
         let line = vec![b'x'; LINE_BYTES + 10];
-        let _seat = Seat::new(&board, 0, Some(&line));
+        let _seat = Seat::new(&board, 0, &[&line[..10], &line[10..]]);
         assert_eq!(board.workers(0)[0].line.len(), LINE_BYTES);
     }
 

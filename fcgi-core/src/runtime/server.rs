@@ -187,8 +187,10 @@ impl Server {
             for _ in 0..workers {
                 scope.spawn(|| {
                     lifecycle.run_thread(&mut || {
-                        let stats = &pool.context().stats;
-                        stats.scoreboard().enroll(stats.process_index());
+                        let ctx = pool.context();
+                        if ctx.shows_requests() {
+                            ctx.stats.scoreboard().enroll(ctx.stats.process_index());
+                        }
                         while let Some(request) = pool.next() {
                             run_handler(handler, request);
                         }
