@@ -52,9 +52,9 @@ THREAD_PER_REQUEST = ("c-echo", "compat-echo")
 
 
 @contextmanager
-def served(app: App, make_workdir, *flags: str) -> Iterator[Front]:
+def served(app: App, make_workdir, *flags: str, pages: tuple[str, ...] = ("--status-path", STATUS)) -> Iterator[Front]:
     workdir = make_workdir(f"status-{app.name}")
-    pages = ("--status-path", STATUS, "--ping-path", PING)
+    pages = (*pages, "--ping-path", PING)
     with FRONTS["nginx"](dataclasses.replace(app, argv=(*app.argv, *pages, *flags)), workdir) as front:
         yield front
 
@@ -131,6 +131,18 @@ def test_status_answers_while_every_worker_is_busy_with_exact_counts(status_app,
         assert page["waiting_requests"] == 0, page
         if status_app.name not in THREAD_PER_REQUEST:
             assert page["max_waiting_requests"] >= 1, page
+
+
+def test_ping_alone_answers_while_every_worker_is_busy(status_app, make_workdir) -> None:
+    """No status page, only ping: the server still knows when every worker is busy."""
+    with served(status_app, make_workdir, "--workers", str(WORKERS), pages=()) as front:
+        slow = Held(front, SLOW, WORKERS)
+        time.sleep(0.5)
+        ping = client.get(front, PING, timeout=10)
+        assert (ping.status, ping.body) == (200, b"pong\n"), ping
+        assert all(thread.is_alive() for thread in slow.threads), "answered while the slow requests ran"
+        assert client.get(front, STATUS).status == 404, "no status page: the app's own 404"
+        assert slow.join() == [200] * WORKERS
 
 
 def test_openmetrics_is_valid_and_the_counts_move(status_app, make_workdir) -> None:

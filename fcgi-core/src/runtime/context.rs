@@ -67,10 +67,12 @@ impl Context {
         Origin { id, connection, access_log: self.access_log.clone(), counted }
     }
 
-    /// Whether the scoreboard keeps each request's line: the status page or the slow-request
-    /// log shows it.
-    pub(crate) fn shows_requests(&self) -> bool {
-        self.config.status_path.is_some() || self.config.slow_request_timeout.is_some()
+    /// Whether requests are seated on the scoreboard: the status page or the slow-request log
+    /// shows them, or the front desk (ping too) must know when every worker is busy.
+    pub(crate) fn seats_requests(&self) -> bool {
+        self.config.status_path.is_some()
+            || self.config.ping_path.is_some()
+            || self.config.slow_request_timeout.is_some()
     }
 
     /// Logs request `id` of connection `connection`, refused for `error` before it had params.

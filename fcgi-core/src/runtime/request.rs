@@ -197,10 +197,10 @@ impl<'a> Request<'a> {
     }
 
     /// The calling thread serves this request from now on: it goes on the thread's slot of the
-    /// scoreboard with its line (`GET /path?query`), if the status page or the slow-request log
-    /// shows the requests being served.
+    /// scoreboard with its line (`GET /path?query`), if requests are seated (see
+    /// `Context::seats_requests`).
     pub(crate) fn take_seat(&mut self, ctx: &Context) {
-        if !ctx.shows_requests() {
+        if !ctx.seats_requests() {
             return;
         }
         let param = |name: &[u8]| self.params.get(name).unwrap_or_default();

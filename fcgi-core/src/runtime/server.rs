@@ -188,7 +188,7 @@ impl Server {
                 scope.spawn(|| {
                     lifecycle.run_thread(&mut || {
                         let ctx = pool.context();
-                        if ctx.shows_requests() {
+                        if ctx.seats_requests() {
                             ctx.stats.scoreboard().enroll(ctx.stats.process_index());
                         }
                         while let Some(request) = pool.next() {
