@@ -204,6 +204,21 @@ fcgi_result fcgi_options_set_bind(fcgi_options *options, const char *address);
 fcgi_result fcgi_options_set_slow_request_timeout(fcgi_options *options, uint32_t slow_ms);
 
 /**
+ * Ends a request still running `timeout_ms` milliseconds after it started: its next read or
+ * write fails with FCGI_ERR_TIMEOUT (`fcgi_request_is_aborted` says true), and if nothing was
+ * written the client gets a 504. One still running `fcgi_options_set_timeout_grace` later has
+ * its process replaced (re-executed on its socket once its other requests end, within the
+ * graceful timeout). 0 (the default) turns this off.
+ */
+fcgi_result fcgi_options_set_timeout(fcgi_options *options, uint32_t timeout_ms);
+
+/**
+ * How long (milliseconds, above 0; default 5000) a request past its timeout may take to end
+ * before its process is replaced.
+ */
+fcgi_result fcgi_options_set_timeout_grace(fcgi_options *options, uint32_t grace_ms);
+
+/**
  * Sets the least severe of the server's own messages that is logged (default
  * FCGI_LOG_INFO); see `fcgi_log_set_callback` for where they go.
  */

@@ -6,6 +6,7 @@
  *        [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
  *        [--access-logfile PATH] [--access-logformat FMT] [--log-level LEVEL] [--log-callback TAG]
  *        [--slow-request-timeout SECS] [--status-path PATH] [--ping-path PATH] [--status-allow LIST]
+ *        [--timeout SECS] [--timeout-grace SECS]
  *
  * Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
@@ -374,7 +375,8 @@ static int usage(const char *message) {
             "            [--max-body-bytes N] [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS]\n"
             "            [--max-connections N] [--cgi] [--access-logfile PATH] [--access-logformat FMT]\n"
             "            [--log-level LEVEL] [--log-callback TAG] [--slow-request-timeout SECS]\n"
-            "            [--status-path PATH] [--ping-path PATH] [--status-allow LIST]\n",
+            "            [--status-path PATH] [--ping-path PATH] [--status-allow LIST]\n"
+            "            [--timeout SECS] [--timeout-grace SECS]\n",
             message);
     return 2;
 }
@@ -459,6 +461,10 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_access_logfile(options, value);
         } else if (strcmp(arg, "--access-logformat") == 0) {
             rc = fcgi_options_set_access_logformat(options, value);
+        } else if (strcmp(arg, "--timeout") == 0 && milliseconds(value) >= 0) {
+            rc = fcgi_options_set_timeout(options, (uint32_t)milliseconds(value));
+        } else if (strcmp(arg, "--timeout-grace") == 0 && milliseconds(value) >= 0) {
+            rc = fcgi_options_set_timeout_grace(options, (uint32_t)milliseconds(value));
         } else if (strcmp(arg, "--status-path") == 0) {
             rc = fcgi_options_set_status_path(options, value);
         } else if (strcmp(arg, "--ping-path") == 0) {

@@ -438,6 +438,8 @@ static const struct {
     {"--log-level", "FCGI_COMPAT_LOG_LEVEL", TEXT},
     {"--access-logfile", "FCGI_COMPAT_ACCESS_LOGFILE", TEXT},
     {"--access-logformat", "FCGI_COMPAT_ACCESS_LOGFORMAT", TEXT},
+    {"--timeout", "FCGI_COMPAT_TIMEOUT", SECONDS},
+    {"--timeout-grace", "FCGI_COMPAT_TIMEOUT_GRACE", SECONDS},
     {"--status-path", "FCGI_COMPAT_STATUS_PATH", TEXT},
     {"--ping-path", "FCGI_COMPAT_PING_PATH", TEXT},
     {"--status-allow", "FCGI_COMPAT_STATUS_ALLOW", TEXT},

@@ -70,7 +70,7 @@ impl fcgi_result {
     pub(crate) fn from_io(e: &io::Error) -> Self {
         match ErrorKind::of(e) {
             ErrorKind::Aborted | ErrorKind::Disconnected => FCGI_ERR_ABORTED,
-            ErrorKind::TimedOut => FCGI_ERR_TIMEOUT,
+            ErrorKind::TimedOut | ErrorKind::RequestTimedOut => FCGI_ERR_TIMEOUT,
             ErrorKind::Protocol | ErrorKind::BodyTruncated => FCGI_ERR_PROTOCOL,
             ErrorKind::BodyTooLarge => FCGI_ERR_TOO_LARGE,
             ErrorKind::Io => FCGI_ERR_IO,

@@ -74,7 +74,7 @@ fn code_of(error: &io::Error) -> c_int {
         ErrorKind::Aborted => libc::ECONNABORTED,
         ErrorKind::Disconnected if error.kind() == io::ErrorKind::BrokenPipe => libc::EPIPE,
         ErrorKind::Disconnected => libc::ECONNRESET,
-        ErrorKind::TimedOut => libc::ETIMEDOUT,
+        ErrorKind::TimedOut | ErrorKind::RequestTimedOut => libc::ETIMEDOUT,
         ErrorKind::Protocol | ErrorKind::BodyTruncated => FCGX_PROTOCOL_ERROR,
         ErrorKind::BodyTooLarge => libc::EFBIG,
         ErrorKind::Io => libc::EIO,

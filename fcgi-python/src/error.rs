@@ -28,12 +28,22 @@ create_exception!(
     "The request body ended before CONTENT_LENGTH; the client gets a 400 if the app does not catch it."
 );
 
+create_exception!(
+    fcgi_wsgi,
+    RequestTimeout,
+    pyo3::exceptions::PyBaseException,
+    "The request ran past the server's timeout: raised in the thread serving it, so that the \
+     view unwinds (finally blocks run) and the client gets a 504. A BaseException, as \
+     KeyboardInterrupt is, so that a broad `except Exception` does not swallow it."
+);
+
 /// The Python exception for a core I/O error.
 pub fn to_py(e: io::Error) -> PyErr {
     match ErrorKind::of(&e) {
         ErrorKind::Aborted | ErrorKind::Disconnected => ClientDisconnected::new_err(e.to_string()),
         ErrorKind::BodyTooLarge => RequestTooLarge::new_err(e.to_string()),
         ErrorKind::BodyTruncated => RequestBodyIncomplete::new_err(e.to_string()),
+        ErrorKind::RequestTimedOut => RequestTimeout::new_err(e.to_string()),
         ErrorKind::TimedOut | ErrorKind::Protocol | ErrorKind::Io => PyOSError::new_err(e.to_string()),
     }
 }

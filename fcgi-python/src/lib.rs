@@ -52,9 +52,10 @@ fn serve(
         return Err(PyValueError::new_err("serve() needs an app or a loader"));
     }
     logging::attach(py, config.log_level)?;
+    let interruptible = config.timeout.is_some();
     let server = Server::new(config);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
-    let handler = wsgi::WsgiHandler { app: app.map(OnceLock::from).unwrap_or_default(), loader, report };
+    let handler = wsgi::WsgiHandler { app: app.map(OnceLock::from).unwrap_or_default(), loader, report, interruptible };
     let served = py.detach(|| server.serve_with(&handler, &handler));
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
     logging::detach();
@@ -134,6 +135,7 @@ fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::FileWrapper>()?;
     m.add("ClientDisconnected", m.py().get_type::<error::ClientDisconnected>())?;
     m.add("RequestTooLarge", m.py().get_type::<error::RequestTooLarge>())?;
+    m.add("RequestTimeout", m.py().get_type::<error::RequestTimeout>())?;
     m.add("RequestBodyIncomplete", m.py().get_type::<error::RequestBodyIncomplete>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

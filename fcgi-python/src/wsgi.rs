@@ -1,7 +1,7 @@
 //! The handler that runs a WSGI app for each request, holding the GIL only while Python runs.
 
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use fcgi_core::{Handler, Lifecycle, Request};
 use pyo3::intern;
@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::environ;
-use crate::error::{ClientDisconnected, RequestBodyIncomplete, RequestTooLarge};
+use crate::error::{ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::response::StartResponse;
 use fcgi_core::runtime::is_disconnect;
@@ -25,6 +25,25 @@ pub struct WsgiHandler {
     /// `report(environ, exc) -> bytes`: logs a failure and returns the 500 page's body
     /// (the traceback in debug mode, a short message otherwise).
     pub report: Py<PyAny>,
+    /// The server has a request timeout: app calls may be interrupted (`RequestTimeout`).
+    pub interruptible: bool,
+}
+
+/// The threads (their `threading.get_ident()`) inside an app call now. Changed and read only
+/// under the GIL, so that the watchdog interrupts a thread only while the request that timed
+/// out is still in its app call, never the next request on the same thread.
+static IN_APP: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+fn in_app() -> MutexGuard<'static, Vec<u64>> {
+    IN_APP.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Raises `exception` (a class; null clears what is pending) in the Python thread `thread`,
+/// at its next bytecode.
+fn set_async_exception(_py: Python<'_>, thread: u64, exception: *mut pyo3::ffi::PyObject) {
+    // SAFETY: called with the GIL held (the `Python` token); `exception` is null or a live
+    // exception class. An unknown thread id is not an error: it sets nothing.
+    unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread as std::os::raw::c_long, exception) };
 }
 
 impl Handler for WsgiHandler {
@@ -65,6 +84,16 @@ impl Lifecycle for WsgiHandler {
         .unwrap_or_else(|e| Some(format!("(no stack: {e})")))
     }
 
+    /// Raises `RequestTimeout` in the Python thread `thread` if it is still in the app call of
+    /// the request that timed out.
+    fn interrupt(&self, thread: u64, still_running: &dyn Fn() -> bool) {
+        Python::attach(|py| {
+            if in_app().contains(&thread) && still_running() {
+                set_async_exception(py, thread, py.get_type::<RequestTimeout>().as_ptr());
+            }
+        });
+    }
+
     fn after_fork(&self) {
         Python::attach(|py| {
             if let Err(e) = self.load(py) {
@@ -98,6 +127,10 @@ impl WsgiHandler {
         let environ = environ::build(py, params, role, info, live).map_err(|e| io::Error::other(e.to_string()))?;
         let start_response =
             Bound::new(py, StartResponse::new(live.clone())).map_err(|e| io::Error::other(e.to_string()))?;
+        let thread = self.interruptible.then(fcgi_core::runtime::thread_ident);
+        if let Some(thread) = thread {
+            in_app().push(thread);
+        }
         let outcome = match self.load(py).and_then(|app| app.call1((&environ, &start_response))) {
             Ok(result) => {
                 let sent = send_body(py, start_response.get(), &result);
@@ -109,6 +142,11 @@ impl WsgiHandler {
             }
             Err(e) => Err(e),
         };
+        if let Some(thread) = thread {
+            in_app().retain(|t| *t != thread);
+            // An interrupt that came as the app returned must not fire in the next request.
+            set_async_exception(py, thread, std::ptr::null_mut());
+        }
         match outcome {
             Ok(()) => Ok(()),
             Err(e) => self.fail(py, live, &environ, start_response.get(), e),
@@ -127,6 +165,11 @@ impl WsgiHandler {
     ) -> io::Result<()> {
         if error.is_instance_of::<ClientDisconnected>(py) {
             return Err(Error::io(ErrorKind::Disconnected, "the web server went away"));
+        }
+        if error.is_instance_of::<RequestTimeout>(py) {
+            // Its traceback says where the app was; the core answers 504 if nothing went out.
+            let _ = self.report.bind(py).call1((environ, error.value(py)));
+            return Err(Error::io(ErrorKind::RequestTimedOut, "the request ran past its timeout"));
         }
         if error.is_instance_of::<RequestTooLarge>(py) && !start_response.headers_sent() {
             // The core answers 413 for a failed request whose body passed the limit.

@@ -25,6 +25,7 @@ from ._fcgi_wsgi import (
     FileWrapper,
     InputStream,
     RequestBodyIncomplete,
+    RequestTimeout,
     RequestTooLarge,
     StartResponse,
     __version__,
@@ -41,6 +42,7 @@ __all__ = [
     "FileWrapper",
     "InputStream",
     "RequestBodyIncomplete",
+    "RequestTimeout",
     "RequestTooLarge",
     "StartResponse",
     "__version__",
@@ -121,6 +123,8 @@ def serve_wsgi(
     max_param_bytes: int | None = None,
     max_params: int | None = None,
     slow_request_timeout: float | None = None,
+    timeout: float | None = None,
+    timeout_grace: float | None = None,
     log_level: str | None = None,
     access_logfile: str | None = None,
     access_logformat: str | None = None,
@@ -174,6 +178,14 @@ def serve_wsgi(
     ``LOGGING`` or ``logging.config`` give it. ``slow_request_timeout``: a request running past it
     (seconds) is logged once as a warning with the stack of the thread serving it; it goes on.
 
+    ``timeout`` (seconds, default off): a request running past it is ended. ``RequestTimeout`` (a
+    ``BaseException``, so a broad ``except Exception`` does not swallow it) is raised in the thread
+    serving it, so the view unwinds and ``finally`` blocks run; the client gets a 504 if nothing
+    was sent. A thread still in the request ``timeout_grace`` seconds later (default 5) is stuck
+    where Python cannot reach it (a C call, ``time.sleep``): its stack is logged and its process is
+    replaced once its other requests end (within ``graceful_timeout``): a new worker process
+    first with ``processes``, else a re-execution on the same socket.
+
     Status: a request for ``status_path`` (e.g. ``"/fcgi-status"``, matched against SCRIPT_NAME +
     PATH_INFO) is answered by the server itself with its status page, even while every worker is
     busy: plain text, ``?json``, ``?openmetrics`` or ``?html``, and ``&full`` for every worker
@@ -197,6 +209,8 @@ def serve_wsgi(
         "max_param_bytes": max_param_bytes,
         "max_params": max_params,
         "slow_request_timeout": slow_request_timeout,
+        "timeout": timeout,
+        "timeout_grace": timeout_grace,
         "log_level": log_level,
         "access_logfile": access_logfile,
         "access_logformat": access_logformat,

@@ -5,6 +5,7 @@ __version__: str
 
 class ClientDisconnected(OSError): ...
 class RequestTooLarge(OSError): ...
+class RequestTimeout(BaseException): ...
 
 class RequestBodyIncomplete(OSError):
     """The body ended before CONTENT_LENGTH: "the request body ended after N of M bytes"."""
@@ -56,6 +57,8 @@ class Settings(TypedDict, total=False):
     head_timeout: float
     graceful_timeout: float
     slow_request_timeout: float
+    timeout: float
+    timeout_grace: float
     log_level: str
     access_logfile: str
     access_logformat: str

@@ -24,6 +24,7 @@ ROUTES = (
     "fail",
     "imported",
     "sha256",
+    "spin",
 )
 # The process that imported this module: with pre-forked processes, each imports it after the fork
 # unless the app is preloaded.
@@ -67,6 +68,19 @@ def fail_after(n):
     """N bytes of `f`, then a failure: the response is cut short (`/fail?after=N`)."""
     yield b"f" * n
     raise RuntimeError("the app failed on purpose after its response began")
+
+
+def spin(seconds, mark):
+    """Runs Python code for `seconds` (a view stuck in a loop); `finally` writes `mark` (a path),
+    so a test sees the view unwound (`/spin?s=N&mark=PATH`)."""
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pass
+    finally:
+        if mark:
+            with open(mark, "w") as f:
+                f.write("unwound\n")
 
 
 def sha256_of_input(environ):
@@ -113,6 +127,9 @@ def app(environ, start_response):
         ms = int(query(environ, "ms", "100"))
         time.sleep(ms / 1000)
         return respond(start_response, "200 OK", f"slept {ms}\n".encode())
+    if name == "spin":
+        spin(float(query(environ, "s", "1")), query(environ, "mark"))
+        return respond(start_response, "200 OK", b"spun\n")
     if name == "pid":
         return respond(start_response, "200 OK", f"{os.getpid()}\n".encode())
     if name == "imported":

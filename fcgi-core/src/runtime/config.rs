@@ -50,6 +50,10 @@ pub struct ServerConfig {
     pub processes: usize,
     /// A request running past this is logged (once) with what its thread is doing.
     pub slow_request_timeout: Option<Duration>,
+    /// A request running past this is ended (see the `timeout` setting).
+    pub timeout: Option<Duration>,
+    /// How long a timed-out request may take to end before its process is replaced.
+    pub timeout_grace: Duration,
     /// The least severe of the server's own messages that is logged.
     pub log_level: Level,
     /// Where the access log goes (`-`: stderr); `None`: only to a logger that asks for it.
@@ -82,6 +86,8 @@ impl Default for ServerConfig {
             handle_signals: true,
             processes: 1,
             slow_request_timeout: None,
+            timeout: None,
+            timeout_grace: Duration::from_secs(5),
             log_level: Level::Info,
             access_logfile: None,
             access_logformat: AccessFormat::default(),

@@ -68,11 +68,14 @@ impl Context {
     }
 
     /// Whether requests are seated on the scoreboard: the status page or the slow-request log
-    /// shows them, or the front desk (ping too) must know when every worker is busy.
+    /// shows them, the watchdog times them, or the front desk (ping too) must know when every
+    /// worker is busy.
     pub(crate) fn seats_requests(&self) -> bool {
-        self.config.status_path.is_some()
-            || self.config.ping_path.is_some()
-            || self.config.slow_request_timeout.is_some()
+        let config = &self.config;
+        config.status_path.is_some()
+            || config.ping_path.is_some()
+            || config.slow_request_timeout.is_some()
+            || config.timeout.is_some()
     }
 
     /// Logs request `id` of connection `connection`, refused for `error` before it had params.

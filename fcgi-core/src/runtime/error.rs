@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Disconnected,
     /// A read or write waited past its timeout.
     TimedOut,
+    /// The request ran past the server's request timeout (`timeout`): it is being ended.
+    RequestTimedOut,
     /// The body passed `max_body_bytes`.
     BodyTooLarge,
     /// The body ended before CONTENT_LENGTH bytes.
@@ -55,7 +57,7 @@ impl ErrorKind {
         match self {
             Self::Aborted => io::ErrorKind::ConnectionAborted,
             Self::Disconnected => io::ErrorKind::UnexpectedEof,
-            Self::TimedOut => io::ErrorKind::TimedOut,
+            Self::TimedOut | Self::RequestTimedOut => io::ErrorKind::TimedOut,
             Self::BodyTooLarge => io::ErrorKind::FileTooLarge,
             Self::BodyTruncated | Self::Protocol => io::ErrorKind::InvalidData,
             Self::Io => io::ErrorKind::Other,

@@ -33,6 +33,12 @@ pub trait Lifecycle: Sync {
     fn stack_of(&self, _thread: u64) -> Option<String> {
         None
     }
+
+    /// Interrupts the thread `thread` (its pthread_self(3)), which serves a request that ran
+    /// past the request timeout, if the face can (Python raises `RequestTimeout` in it), and
+    /// only while `still_running` says the request runs (asked where the answer cannot change
+    /// meanwhile: under Python's GIL). Without it, the request ends at its next read or write.
+    fn interrupt(&self, _thread: u64, _still_running: &dyn Fn() -> bool) {}
 }
 
 /// No hooks: threads run as they are and processes fork with fork(2) ([`Server::serve`](super::Server::serve)).

@@ -33,6 +33,7 @@ mod stats;
 mod status_page;
 mod stop;
 mod thread_id;
+mod watchdog;
 
 pub use acceptor::{Accepted, Acceptor, Served};
 pub use access_log::{AccessFormat, DEFAULT_FORMAT as DEFAULT_ACCESS_FORMAT};
@@ -43,3 +44,4 @@ pub use request::{is_disconnect, Handler, Input, InputReader, Output, OutputWrit
 pub use server::Server;
 pub use stats::Stats;
 pub use stop::StopHandle;
+pub use thread_id::thread_ident;

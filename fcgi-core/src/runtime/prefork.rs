@@ -22,6 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,10 +71,14 @@ pub(crate) fn supervise(
         if stopping && reload_at_once && server.is_reloading() {
             return Err(reload(listener, signals, workers.keys().chain(&draining).copied().collect()));
         }
-        while !stopping && workers.len() < config.processes && Instant::now() >= restart_after {
-            let index = (0..config.processes)
-                .find(|i| workers.values().all(|(_, taken)| taken != i))
-                .expect("fewer workers than processes");
+        // A worker stuck on a request that timed out is retiring: another takes its place
+        // before it ends, so capacity never drops.
+        let retiring =
+            workers.values().filter(|(_, index)| board.process(*index).retiring.load(Ordering::Relaxed) != 0).count();
+        while !stopping && workers.len() - retiring < config.processes && Instant::now() >= restart_after {
+            let Some(index) = (0..board.processes()).find(|i| workers.values().all(|(_, taken)| taken != i)) else {
+                break;
+            };
             let pid = lifecycle.fork()?;
             if pid == 0 {
                 // The worker: serve with its own threads and signal handlers, then exit

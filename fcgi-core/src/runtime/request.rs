@@ -161,8 +161,14 @@ impl<'a> Request<'a> {
     /// disconnect is not: nobody is left to answer) and, if no response byte was written yet,
     /// answered with a 500 page (413 if the body passed `max_body_bytes`), with app status 1.
     /// Then the web server gets the ends of the streams and END_REQUEST, and the connection
-    /// goes on to its next request. Dropping a request finishes it with `Ok(())`.
+    /// goes on to its next request. Dropping a request finishes it with `Ok(())`. A request that
+    /// ran past the request timeout with nothing written gets a 504 page instead.
     pub fn finish(mut self, outcome: io::Result<()>) {
+        // A handler that stopped at the timeout (its abort check said so) answered nothing.
+        let outcome = match outcome {
+            Ok(()) if self.stdout_bytes == 0 && self.is_timed_out() => self.check_timeout(),
+            outcome => outcome,
+        };
         if let Err(e) = outcome {
             if is_disconnect(&e) {
                 self.fallback_status = Some(CLIENT_LEFT);
@@ -239,14 +245,22 @@ impl<'a> Request<'a> {
 
     /// Logs `failure`; answers with an error page if nothing was written yet.
     fn fail(&mut self, failure: &str) {
-        log::error!("the handler failed: {failure}");
+        let timed_out = self.is_timed_out();
+        if !timed_out {
+            log::error!("the handler failed: {failure}");
+        }
         if self.stdout_bytes == 0 {
-            let page = if self.info.max_body_bytes.is_some_and(|limit| self.stdin_bytes > limit) {
+            let page = if timed_out {
+                GATEWAY_TIMEOUT
+            } else if self.info.max_body_bytes.is_some_and(|limit| self.stdin_bytes > limit) {
                 TOO_LARGE
             } else {
                 INTERNAL_ERROR
             };
-            let _ = self.write_stdout(page);
+            // The server's own page: written even past the timeout.
+            if self.exchange.write(Output::Stdout, page).is_ok() {
+                self.wrote_stdout(page);
+            }
         }
         if self.app_status == 0 {
             self.app_status = 1;
@@ -312,6 +326,7 @@ impl<'a> Request<'a> {
     /// CONTENT_LENGTH: a body that ends short of CONTENT_LENGTH is an error, not a short body
     /// the application could take for whole.
     fn receive(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        self.check_timeout()?;
         let chunk = self.exchange.read(input)?;
         if input == Input::Stdin {
             match &chunk {
@@ -367,6 +382,7 @@ impl<'a> Request<'a> {
         if data.is_empty() {
             return Ok(());
         }
+        self.check_timeout()?;
         if let Some(seat) = &self.seat {
             seat.writing(true);
         }
@@ -391,6 +407,7 @@ impl<'a> Request<'a> {
     /// A caller that must not block, such as one holding Python's GIL, tries this first and
     /// calls [`write_stdout`](Self::write_stdout) without its lock when it says no.
     pub fn try_buffer_stdout(&mut self, data: &[u8]) -> io::Result<bool> {
+        self.check_timeout()?;
         let buffered = data.is_empty() || self.exchange.try_buffer(Output::Stdout, data)?;
         if buffered {
             self.wrote_stdout(data);
@@ -400,6 +417,7 @@ impl<'a> Request<'a> {
 
     /// [`try_buffer_stdout`](Self::try_buffer_stdout) for the error log.
     pub fn try_buffer_stderr(&mut self, data: &[u8]) -> io::Result<bool> {
+        self.check_timeout()?;
         let buffered = data.is_empty() || self.exchange.try_buffer(Output::Stderr, data)?;
         self.stderr_used |= buffered && !data.is_empty();
         Ok(buffered)
@@ -410,6 +428,7 @@ impl<'a> Request<'a> {
         if data.is_empty() {
             return Ok(());
         }
+        self.check_timeout()?;
         self.stderr_used = true;
         self.exchange.write(Output::Stderr, data)
     }
@@ -426,6 +445,7 @@ impl<'a> Request<'a> {
 
     /// Sends buffered output now (a streamed response wants its first bytes out).
     pub fn flush(&mut self) -> io::Result<()> {
+        self.check_timeout()?;
         self.exchange.flush()
     }
 
@@ -444,10 +464,23 @@ impl<'a> Request<'a> {
         self.app_status
     }
 
-    /// Whether the web server abandoned this request: a long-running handler checks it and
-    /// stops early. Writes after an abort fail.
+    /// Whether the web server abandoned this request, or it ran past the request timeout: a
+    /// long-running handler checks it and stops early. Writes after an abort fail.
     pub fn is_aborted(&mut self) -> bool {
-        self.exchange.is_aborted()
+        self.is_timed_out() || self.exchange.is_aborted()
+    }
+
+    /// Whether this request ran past the request timeout (`timeout`): its reads and writes
+    /// fail from then on, and if nothing was written the client gets a 504.
+    pub fn is_timed_out(&self) -> bool {
+        self.seat.as_ref().is_some_and(Seat::is_cut)
+    }
+
+    fn check_timeout(&self) -> io::Result<()> {
+        if self.is_timed_out() {
+            return Err(Error::io(ErrorKind::RequestTimedOut, "the request ran past its timeout"));
+        }
+        Ok(())
     }
 }
 
@@ -502,6 +535,10 @@ const CLIENT_LEFT: u16 = 499;
 /// The response to a body over `max_body_bytes`.
 pub(crate) const TOO_LARGE: &[u8] =
     b"Status: 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\nContent Too Large\r\n";
+
+/// The response to a request that ran past the request timeout before writing anything.
+const GATEWAY_TIMEOUT: &[u8] =
+    b"Status: 504 Gateway Timeout\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nGateway Timeout\n";
 
 /// The response sent when a handler fails before writing anything.
 pub(crate) const INTERNAL_ERROR: &[u8] =

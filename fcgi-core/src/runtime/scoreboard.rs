@@ -36,6 +36,8 @@ pub(crate) struct Totals {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub slow: AtomicU64,
+    /// Requests ended because they ran past the request timeout.
+    pub timed_out: AtomicU64,
     /// Connections refused because the connection limit was reached.
     pub limit_hits: AtomicU64,
     /// The most requests served at once, and waiting at once, and queued on the listener.
@@ -61,6 +63,9 @@ pub(crate) struct ProcessBlock {
     /// Requests read while every worker was busy, waiting for one.
     pub waiting: AtomicU64,
     pub slow: AtomicU64,
+    /// Set when a request of this process is stuck past its timeout: the supervisor starts a
+    /// process in its place while it finishes its other requests and ends.
+    pub retiring: AtomicU32,
 }
 
 /// What a worker thread is doing.
@@ -116,6 +121,8 @@ struct Slot {
     last_duration_us: AtomicU64,
     /// `served` + 1 of the request the slow-request log reported, so it reports it once.
     reported: AtomicU64,
+    /// `served` + 1 of the request that ran past the request timeout: it is being ended.
+    cut: AtomicU64,
     line_len: AtomicU64,
     line: [AtomicU64; LINE_WORDS],
 }
@@ -227,6 +234,7 @@ impl Scoreboard {
             count.store(0, Ordering::Relaxed);
         }
         block.started_unix_ms.store(clock::unix_millis(), Ordering::Relaxed);
+        block.retiring.store(0, Ordering::Relaxed);
         block.pid.store(std::process::id(), Ordering::Relaxed);
         for slot in 0..self.slots_per_process {
             self.slot(index, slot).tid.store(0, Ordering::Release);
@@ -300,6 +308,7 @@ impl Scoreboard {
         slot.pthread.store(pthread, Ordering::Relaxed);
         slot.served.store(0, Ordering::Relaxed);
         slot.reported.store(0, Ordering::Relaxed);
+        slot.cut.store(0, Ordering::Relaxed);
         slot.last_duration_us.store(0, Ordering::Relaxed);
         slot.state.store(WorkerState::Idle as u32, Ordering::Relaxed);
         if held.is_some() {
@@ -311,23 +320,46 @@ impl Scoreboard {
     }
 
     /// The requests of process `process` running since before `since_us` (monotonic µs) and
-    /// not reported yet, marked reported.
-    pub(crate) fn newly_slow(&self, process: usize, since_us: u64) -> Vec<Worker> {
+    /// not marked with `mark` yet, marked now: each is returned once per mark.
+    pub(crate) fn newly_past(&self, process: usize, since_us: u64, mark: Mark) -> Vec<Worker> {
         let pid = self.process(process).pid.load(Ordering::Relaxed);
         (0..self.slots_per_process)
             .map(|i| self.slot(process, i))
             .filter_map(|slot| {
                 let tid = slot.tid.load(Ordering::Acquire);
-                let state = WorkerState::from_u32(slot.state.load(Ordering::Relaxed));
-                if tid == 0 || !state.is_busy() {
+                if tid == 0 || !WorkerState::from_u32(slot.state.load(Ordering::Relaxed)).is_busy() {
                     return None;
                 }
                 let worker = slot.copy(pid, tid);
-                let mark = worker.served + 1;
-                (worker.started_us <= since_us && slot.reported.swap(mark, Ordering::Relaxed) != mark).then_some(worker)
+                let this_request = worker.served + 1;
+                let marks = match mark {
+                    Mark::Reported => &slot.reported,
+                    Mark::Cut => &slot.cut,
+                };
+                (worker.started_us <= since_us && marks.swap(this_request, Ordering::Relaxed) != this_request)
+                    .then_some(worker)
             })
             .collect()
     }
+
+    /// Whether the request `worker` was serving (a copy taken earlier) still runs.
+    pub(crate) fn still_serving(&self, process: usize, worker: &Worker) -> bool {
+        (0..self.slots_per_process).map(|i| self.slot(process, i)).any(|slot| {
+            slot.tid.load(Ordering::Acquire) == worker.tid
+                && slot.served.load(Ordering::Relaxed) == worker.served
+                && slot.started_us.load(Ordering::Relaxed) == worker.started_us
+                && WorkerState::from_u32(slot.state.load(Ordering::Relaxed)).is_busy()
+        })
+    }
+}
+
+/// What a watcher marks a request with, so that it acts on it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// The slow-request log reported it.
+    Reported,
+    /// It ran past the request timeout and is being ended.
+    Cut,
 }
 
 impl Drop for Scoreboard {
@@ -409,6 +441,8 @@ pub(crate) struct Seat {
     board: Arc<Scoreboard>,
     process: usize,
     slot: Option<usize>,
+    /// `served` + 1 of this request on its slot: how the watchers mark it.
+    mark: u64,
     /// The slot was lent for this request alone: it is freed at the end.
     lent: bool,
     started_us: u64,
@@ -424,6 +458,7 @@ impl Seat {
         board.totals().max_active.fetch_max(active, Ordering::Relaxed);
         let started_us = clock::monotonic_micros();
         let (slot, lent) = board.slot_for_request(process).unzip();
+        let mut mark = 0;
         if let Some(index) = slot {
             let slot = board.slot(process, index);
             let mut bytes = [0u8; LINE_BYTES];
@@ -440,12 +475,13 @@ impl Seat {
                 word.store(u64::from_ne_bytes(word_bytes), Ordering::Relaxed);
             }
             slot.line_len.store(len as u64, Ordering::Relaxed);
+            mark = slot.served.load(Ordering::Relaxed) + 1;
             slot.started_us.store(started_us, Ordering::Relaxed);
             slot.body_bytes.store(0, Ordering::Relaxed);
             slot.state.store(WorkerState::Running as u32, Ordering::Relaxed);
             slot.seq.fetch_add(1, Ordering::Release);
         }
-        Self { board: board.clone(), process, slot, lent: lent.unwrap_or(false), started_us }
+        Self { board: board.clone(), process, slot, mark, lent: lent.unwrap_or(false), started_us }
     }
 
     /// The request is now waiting for the web server to take its response (`true`), or back
@@ -455,6 +491,11 @@ impl Seat {
             let state = if writing { WorkerState::Writing } else { WorkerState::Running };
             self.board.slot(self.process, index).state.store(state as u32, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the request ran past the request timeout (it is to end at once).
+    pub(crate) fn is_cut(&self) -> bool {
+        self.slot.is_some_and(|index| self.board.slot(self.process, index).cut.load(Ordering::Relaxed) == self.mark)
     }
 
     /// The request has read `bytes` of its body so far.
@@ -495,8 +536,11 @@ mod tests {
         assert_eq!(workers[0].line, "GET /a-rather-long-path?with=a&query=string\\x0a[ERROR] forged");
         assert_eq!((workers[0].state, workers[0].body_bytes), (WorkerState::Running, 12));
         assert_eq!(board.sum(|b| &b.active), 1);
-        assert_eq!(board.newly_slow(1, u64::MAX).len(), 1);
-        assert!(board.newly_slow(1, u64::MAX).is_empty(), "reported once");
+        assert_eq!(board.newly_past(1, u64::MAX, Mark::Reported).len(), 1);
+        assert!(board.newly_past(1, u64::MAX, Mark::Reported).is_empty(), "reported once");
+        assert!(!seat.is_cut());
+        let cut = board.newly_past(1, u64::MAX, Mark::Cut);
+        assert!(seat.is_cut() && board.still_serving(1, &cut[0]));
         drop(seat);
         let workers = board.workers(1);
         assert_eq!((workers[0].state, workers[0].served), (WorkerState::Idle, 1));

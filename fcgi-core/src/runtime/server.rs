@@ -20,9 +20,9 @@ use super::pool::Pool;
 use super::prefork;
 use super::request::{run_handler, Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
-use super::slow_log;
 use super::stats::Stats;
 use super::stop::{StopHandle, Wake};
+use super::watchdog::{self, Watch};
 use crate::protocol::Capabilities;
 
 /// A FastCGI server.
@@ -38,7 +38,10 @@ impl Server {
         // A slot on the scoreboard for each worker thread; the C API's program threads are not
         // counted in advance, so some room is left for them.
         let slots = config.workers.unwrap_or(0).max(32);
-        let stats = Arc::new(Stats::new(config.processes, slots));
+        // Worker processes of a pool each get a block, and so does the one that takes the place
+        // of a process retiring (stuck past the request timeout) while it ends.
+        let blocks = if config.processes > 1 { config.processes * 2 } else { 1 };
+        let stats = Arc::new(Stats::new(blocks, slots));
         Self { config, stats, stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
     }
 
@@ -107,13 +110,20 @@ impl Server {
         let watch = wake_reader.try_clone()?;
         let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, true)?;
         let ctx = pool.context();
-        if let Some(timeout) = ctx.config.slow_request_timeout {
+        let watched_requests = Watch::of(ctx);
+        if watched_requests.is_needed() {
             // Until the acceptor (and with it the pool) is gone.
             let watched = Arc::downgrade(&pool);
             let stats = ctx.stats.clone();
-            std::thread::Builder::new().name("fcgi-slow-log".into()).spawn(move || {
+            std::thread::Builder::new().name("fcgi-watchdog".into()).spawn(move || {
                 signals::block_on_this_thread();
-                slow_log::watch(timeout, &stats, &NoHooks, &|| watched.strong_count() == 0);
+                let done = || watched.strong_count() == 0;
+                let replace = || {
+                    if let Some(pool) = watched.upgrade() {
+                        watchdog::replace_process(pool.context(), false);
+                    }
+                };
+                watchdog::watch(watched_requests, &stats, &NoHooks, &done, &replace);
             })?;
         }
         if pool.has_front_desk() {
@@ -202,12 +212,14 @@ impl Server {
                 });
             }
             let ctx = pool.context();
-            if let Some(timeout) = ctx.config.slow_request_timeout {
+            let watched_requests = Watch::of(ctx);
+            if watched_requests.is_needed() {
                 let running = &running;
                 scope.spawn(move || {
                     signals::block_on_this_thread();
                     let done = || running.load(Ordering::SeqCst) == 0;
-                    slow_log::watch(timeout, &ctx.stats, lifecycle, &done);
+                    let replace = || watchdog::replace_process(ctx, !owns_listener);
+                    watchdog::watch(watched_requests, &ctx.stats, lifecycle, &done, &replace);
                 });
             }
             if pool.has_front_desk() {

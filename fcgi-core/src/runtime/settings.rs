@@ -209,6 +209,24 @@ pub const SETTINGS: &[Setting] = &[
         env: Ok("FCGI_COMPAT_SLOW_REQUEST_TIMEOUT"),
     },
     Setting {
+        name: "timeout",
+        kind: Kind::Seconds,
+        default: "off",
+        zero: "off",
+        doc: "a request running past this is ended: 504 if nothing was sent (Python: RequestTimeout raised in its thread; C, Rust: its next read or write fails); one still running timeout_grace later gets its process replaced",
+        c_setter: Ok("timeout"),
+        env: Ok("FCGI_COMPAT_TIMEOUT"),
+    },
+    Setting {
+        name: "timeout_grace",
+        kind: Kind::Seconds,
+        default: "5",
+        zero: "",
+        doc: "how long a timed-out request may take to end before its process is replaced (after its other requests end, within graceful_timeout), its stack logged first",
+        c_setter: Ok("timeout_grace"),
+        env: Ok("FCGI_COMPAT_TIMEOUT_GRACE"),
+    },
+    Setting {
         name: "status_path",
         kind: Kind::Text,
         default: "none (no status page)",
@@ -359,6 +377,10 @@ impl ServerConfig {
                     "head_timeout" => self.head_timeout = timeout,
                     "graceful_timeout" => self.graceful_timeout = timeout,
                     "slow_request_timeout" => self.slow_request_timeout = timeout,
+                    "timeout" => self.timeout = timeout,
+                    "timeout_grace" => {
+                        self.timeout_grace = timeout.ok_or_else(|| SettingError(format!("{name} must be above 0")))?
+                    }
                     _ => return Err(refuse()),
                 }
             }

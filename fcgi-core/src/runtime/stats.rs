@@ -133,6 +133,21 @@ impl Stats {
         self.block().slow.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests ended because they ran past the request timeout, in every process.
+    pub fn timed_out_requests(&self) -> u64 {
+        self.board.totals().timed_out.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request that ran past the request timeout.
+    pub(crate) fn timed_out(&self) {
+        self.board.totals().timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// This process is stuck on a request: the supervisor (if any) starts another in its place.
+    pub(crate) fn retire(&self) {
+        self.block().retiring.store(1, Ordering::Relaxed);
+    }
+
     /// Counts a request read while every worker was busy (`true`), or taken by one (`false`).
     pub(crate) fn waiting(&self, queued: bool) {
         let block = self.block();

@@ -57,6 +57,7 @@ pub(crate) struct Snapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub slow: u64,
+    pub timed_out: u64,
     pub limit_hits: u64,
     pub workers_per_process: u64,
     pub active: u64,
@@ -106,6 +107,7 @@ impl Snapshot {
             bytes_in: load(&totals.bytes_in),
             bytes_out: load(&totals.bytes_out),
             slow: load(&totals.slow),
+            timed_out: load(&totals.timed_out),
             limit_hits: load(&totals.limit_hits),
             workers_per_process: workers_per_process as u64,
             active,
@@ -163,6 +165,7 @@ impl Snapshot {
             ("listen_queue_len", queue(|q| q.backlog)),
             ("connection_limit_hits", self.limit_hits.to_string()),
             ("slow_requests", self.slow.to_string()),
+            ("timed_out_requests", self.timed_out.to_string()),
         ];
         for (class, count) in self.by_class.iter().enumerate() {
             fields.push((
@@ -302,6 +305,7 @@ impl Snapshot {
         family("max_listen_queue", "gauge", "The longest accept queue seen.", &one(self.max_listen_queue));
         family("connection_limit_hits", "counter", "Connections refused at the limit.", &one(self.limit_hits));
         family("slow_requests", "counter", "Requests that ran past the slow-request timeout.", &one(self.slow));
+        family("timed_out_requests", "counter", "Requests ended at the request timeout.", &one(self.timed_out));
         family("received_bytes", "counter", "Request body bytes read.", &one(self.bytes_in));
         family("sent_bytes", "counter", "Response bytes written.", &one(self.bytes_out));
         if let Some(workers) = &self.workers {

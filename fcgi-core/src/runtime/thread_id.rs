@@ -8,3 +8,9 @@ pub(crate) fn current() -> (u64, i64) {
     }
     IDS.with(|ids| *ids)
 }
+
+/// The calling thread's pthread_self(3): what Python's `threading.get_ident()` says, and what
+/// [`Lifecycle::interrupt`](super::lifecycle::Lifecycle::interrupt) and `stack_of` are given.
+pub fn thread_ident() -> u64 {
+    current().0
+}

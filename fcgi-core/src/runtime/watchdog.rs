@@ -1,0 +1,108 @@
+//! The watchdog: a thread of each serving process that watches the requests on its part of
+//! the scoreboard. One running past `slow_request_timeout` is logged (`slow_log`); one running
+//! past `timeout` is ended: marked, so that its next read or write (and its abort check) fails,
+//! and, where the face can, interrupted (Python raises `RequestTimeout` in its thread). One
+//! still running `timeout_grace` later is stuck where nothing reaches it (a C call, a sleep):
+//! its stack is logged and its process replaced (`Replace`), the process finishing its other
+//! requests first, within the graceful timeout.
+
+use std::time::Duration;
+
+use super::clock;
+use super::context::Context;
+use super::lifecycle::Lifecycle;
+use super::scoreboard::{Mark, Worker};
+use super::signals;
+use super::slow_log;
+use super::stats::Stats;
+
+/// What the watchdog looks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Watch {
+    pub slow: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+}
+
+impl Watch {
+    /// Whether there is anything to watch.
+    pub(crate) fn is_needed(&self) -> bool {
+        self.slow.is_some() || self.timeout.is_some()
+    }
+}
+
+/// Replaces this process, stuck on a request: a worker process of a pre-fork pool asks its
+/// supervisor for another in its place and stops; a lone process re-executes on its listener
+/// (the reload path), or stops when it does not handle signals (its program decides). Either
+/// way its other requests end first, within the graceful timeout.
+pub(crate) fn replace_process(ctx: &Context, pool_worker: bool) {
+    if pool_worker {
+        ctx.stats.retire();
+        ctx.stop();
+    } else if ctx.config.handle_signals {
+        signals::request_reload();
+    } else {
+        ctx.stop();
+    }
+}
+
+impl Watch {
+    /// What `ctx`'s configuration asks to watch.
+    pub(crate) fn of(ctx: &Context) -> Self {
+        let config = &ctx.config;
+        Self { slow: config.slow_request_timeout, timeout: config.timeout, grace: config.timeout_grace }
+    }
+}
+
+/// Watches this process's requests until `done` says serving is over; `replace` is called
+/// once, when a timed-out request does not end within the grace.
+pub(crate) fn watch(watch: Watch, stats: &Stats, hooks: &dyn Lifecycle, done: &dyn Fn() -> bool, replace: &dyn Fn()) {
+    let shortest = [watch.slow, watch.timeout, Some(watch.grace)].into_iter().flatten().min().unwrap_or(watch.grace);
+    // Often enough that a request is acted on soon after its time, rarely enough to cost
+    // nothing.
+    let every = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+    let (board, process) = (stats.scoreboard(), stats.process_index());
+    let mut ending: Vec<(Worker, u64)> = Vec::new();
+    let mut replaced = false;
+    while !done() {
+        std::thread::sleep(every);
+        let now = clock::monotonic_micros();
+        let since = |d: Duration| now.saturating_sub(d.as_micros() as u64);
+        if let Some(slow) = watch.slow {
+            for worker in board.newly_past(process, since(slow), Mark::Reported) {
+                slow_log::report(&worker, Duration::from_micros(now - worker.started_us), slow, stats, hooks);
+            }
+        }
+        let Some(timeout) = watch.timeout else { continue };
+        for worker in board.newly_past(process, since(timeout), Mark::Cut) {
+            stats.timed_out();
+            log::warn!(
+                "request timeout: {} has run for {:.3} s (past {timeout:?}) on thread {}: ending it",
+                worker.line,
+                Duration::from_micros(now - worker.started_us).as_secs_f64(),
+                worker.tid
+            );
+            hooks.interrupt(worker.pthread, &|| board.still_serving(process, &worker));
+            ending.push((worker, now + watch.grace.as_micros() as u64));
+        }
+        ending.retain(|(worker, by)| {
+            if !board.still_serving(process, worker) {
+                return false;
+            }
+            if *by > now {
+                return true;
+            }
+            log::error!(
+                "request timeout: {} did not end {:?} after its timeout, on thread {}{}; replacing this process",
+                worker.line,
+                watch.grace,
+                worker.tid,
+                slow_log::stack_of(worker, hooks)
+            );
+            if !std::mem::replace(&mut replaced, true) {
+                replace();
+            }
+            false
+        });
+    }
+}

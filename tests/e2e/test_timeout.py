@@ -1,0 +1,153 @@
+"""The request timeout through real nginx, on every face: a request past `--timeout` is ended
+with a 504 (and an access-log line that says so) while its worker serves on; one stuck where
+nothing reaches it (a sleep in C) has its process replaced after `--timeout-grace`, its stack
+logged first, and the server keeps answering; with `--processes`, a new process is started in
+the stuck one's place while the stuck one ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import selected_apps
+from .harness import client, selection
+from .harness.apps import App
+from .harness.fronts import FRONTS, Front
+
+#: The faces whose slow route stops at its abort check (Rust, C) or is Python code the server can
+#: interrupt (the Python echo's /spin): they end at the timeout, in the same process.
+ENDING = {"rust-echo": "/app/slow?ms=30000", "c-echo": "/app/slow?ms=30000", "python-echo": "/app/spin?s=30"}
+#: The faces stuck in a sleep nothing interrupts: their process is replaced.
+STUCK = {"python-echo": "/app/slow?ms=30000", "compat-echo": "/app/slow?ms=30000"}
+TIMEOUT = ("--timeout", "1", "--timeout-grace", "1", "--graceful-timeout", "1")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    for fixture, names in (("ending_app", ENDING), ("stuck_app", STUCK)):
+        if fixture in metafunc.fixturenames:
+            apps = [app for app in selected_apps(metafunc.config) if app.name in names]
+            selection.parametrize_apps(metafunc, fixture, apps, "nginx")
+
+
+@pytest.fixture(scope="module")
+def ending_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
+    return build_app(request.param)
+
+
+@pytest.fixture(scope="module")
+def stuck_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
+    return build_app(request.param)
+
+
+@contextmanager
+def served(app: App, workdir: Path, *flags: str) -> Iterator[Front]:
+    status = ("--status-path", "/app/fcgi-status")
+    with FRONTS["nginx"](dataclasses.replace(app, argv=(*app.argv, *TIMEOUT, *status, *flags)), workdir) as front:
+        yield front
+
+
+def log_of(front: Front) -> str:
+    return "".join(path.read_text(errors="replace") for path in front.backends[0].logs().values())
+
+
+def wait_for_log(front: Front, text: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (log := log_of(front)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log
+
+
+def test_a_request_past_the_timeout_gets_a_504_and_its_worker_serves_on(ending_app, make_workdir) -> None:
+    workdir = make_workdir(f"timeout-{ending_app.name}")
+    access_log = workdir / "access.log"
+    mark = workdir / "unwound"
+    flags = ("--workers", "2", "--access-logfile", str(access_log), "--access-logformat", "%(s)s %(r)s")
+    with served(ending_app, workdir, *flags) as front:
+        pid = client.get(front, "/app/pid").body
+        path = ENDING[ending_app.name] + (f"&mark={mark}" if ending_app.name == "python-echo" else "")
+        started = time.monotonic()
+        response = client.get(front, path, timeout=60)
+        took = time.monotonic() - started
+        assert response.status == 504 and response.body == b"Gateway Timeout\n", response
+        assert took < 15, f"ended at the timeout, not at the end of the 30 s route: {took:.1f} s"
+        if ending_app.name == "python-echo":
+            assert mark.read_text() == "unwound\n", "RequestTimeout unwound the view: its finally ran"
+        # The same process serves on: nothing was replaced.
+        assert client.get(front, "/app/pid").body == pid
+        assert client.get(front, "/app/hello").status == 200
+        page = client.get(front, "/app/fcgi-status?json")
+        assert '"timed_out_requests":1' in page.body.decode(), page
+        log = wait_for_log(front, "request timeout")
+        assert f"request timeout: GET {path}" in log, log
+        assert "replacing this process" not in log, log
+    lines = access_log.read_text().splitlines()
+    assert f"504 GET {path} HTTP/1.1" in lines, lines
+
+
+def test_a_request_stuck_past_the_grace_has_its_process_replaced(stuck_app, make_workdir) -> None:
+    """A sleep nothing interrupts: after timeout + grace the stack is logged, the process
+    finishes its other requests and re-executes on its socket (graceful timeout 1 s), and the
+    server answers on, with fresh counters."""
+    with served(stuck_app, make_workdir(f"stuck-{stuck_app.name}"), "--workers", "2") as front:
+        assert client.get(front, "/app/hello").status == 200
+        stuck = threading.Thread(target=client.get, args=(front, STUCK[stuck_app.name], 60))
+        stuck.start()
+        log = wait_for_log(front, "replacing this process")
+        assert "did not end 1s after its timeout" in log, log
+        if stuck_app.name == "python-echo":
+            assert "in app" in log and "time.sleep(ms / 1000)" in log, "the stuck thread's stack is logged"
+        wait_for_log(front, "re-executing")
+        stuck.join(30)
+        # Served by the re-executed program: its counters started again.
+        deadline = time.monotonic() + 20
+        while True:
+            response = client.get(front, "/app/fcgi-status?json", timeout=10)
+            if (response.status == 200 and '"timed_out_requests":0' in response.body.decode()) or (
+                time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.2)
+        assert response.status == 200 and '"timed_out_requests":0' in response.body.decode(), response
+        assert client.get(front, "/app/hello").status == 200
+
+
+def test_with_processes_a_new_process_takes_the_stuck_ones_place(make_workdir, build_app, request) -> None:
+    """Two processes; one gets stuck. A third is started while the stuck one ends, and a stream of
+    requests meanwhile sees no error."""
+    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
+    if app is None:
+        pytest.skip("python-echo not selected")
+    with served(build_app(app), make_workdir("stuck-processes"), "--processes", "2", "--workers", "1") as front:
+
+        def pids() -> set[int]:
+            page = json.loads(client.get(front, "/app/fcgi-status?json", timeout=30).body)
+            return {process["pid"] for process in page["process_list"]}
+
+        before = pids()
+        assert len(before) == 2, before
+        stuck = threading.Thread(target=client.get, args=(front, "/app/slow?ms=30000", 60))
+        stuck.start()
+        failures: list[int] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (pids() - before):
+            response = client.get(front, "/app/hello", timeout=30)
+            if response.status != 200:
+                failures.append(response.status)
+        new = pids() - before
+        assert new, f"no new process: {before}\n{log_of(front)}"
+        assert failures == [], failures
+        assert "replacing this process" in log_of(front)
+        stuck.join(30)
+        # The stuck one ended (graceful timeout 1 s); two serve on.
+        deadline = time.monotonic() + 15
+        while len(pids()) != 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(pids()) == 2 and new <= pids(), pids()
