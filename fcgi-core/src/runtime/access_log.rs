@@ -7,7 +7,8 @@
 use std::fmt::{self, Write as _};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -313,8 +314,53 @@ pub(crate) struct AccessLog {
 }
 
 struct Buffered {
-    out: Box<dyn Write + Send>,
+    out: Sink,
     lines: Vec<u8>,
+}
+
+/// Where the lines are written.
+enum Sink {
+    Stderr,
+    /// A file, and the path it was opened by: when the path names another file (logrotate
+    /// moved this one away), the log is reopened there.
+    File {
+        file: File,
+        path: PathBuf,
+    },
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Stderr => io::stderr().write(buf),
+            Self::File { file, .. } => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Stderr => io::stderr().flush(),
+            Self::File { file, .. } => file.flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// Reopens the file if its path now names another file or none (it was rotated), as
+    /// Python's WatchedFileHandler does: no signal needed, whatever rotates it.
+    fn follow_rotation(&mut self) {
+        let Self::File { file, path } = self else { return };
+        let same = match (std::fs::metadata(&*path), file.metadata()) {
+            (Ok(now), Ok(open)) => (now.dev(), now.ino()) == (open.dev(), open.ino()),
+            _ => false,
+        };
+        if !same {
+            match open_append(path) {
+                Ok(reopened) => *file = reopened,
+                Err(e) => log::error!("reopening the rotated access log: {e}"),
+            }
+        }
+    }
 }
 
 impl Buffered {
@@ -333,10 +379,10 @@ impl AccessLog {
     /// The access log `logfile` and the log facade ask for, or `None` if nobody wants lines.
     pub(crate) fn open(logfile: Option<&Path>, format: &AccessFormat) -> io::Result<Option<Arc<Self>>> {
         let to_facade = log::log_enabled!(target: ACCESS_TARGET, log::Level::Info);
-        let out: Option<Box<dyn Write + Send>> = match logfile {
+        let out = match logfile {
             None => None,
-            Some(path) if path == Path::new("-") => Some(Box::new(io::stderr())),
-            Some(path) => Some(Box::new(open_append(path)?)),
+            Some(path) if path == Path::new("-") => Some(Sink::Stderr),
+            Some(path) => Some(Sink::File { file: open_append(path)?, path: path.to_owned() }),
         };
         if out.is_none() && !to_facade {
             return Ok(None);
@@ -382,6 +428,15 @@ impl AccessLog {
             file.lock().unwrap_or_else(|p| p.into_inner()).write_out();
         }
     }
+
+    /// Writes the buffered lines, to a new file if the log was rotated since the last time.
+    fn flush_following_rotation(&self) {
+        if let Some(file) = &self.file {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            file.write_out();
+            file.out.follow_rotation();
+        }
+    }
 }
 
 impl Drop for AccessLog {
@@ -405,7 +460,7 @@ fn spawn_flusher(log: Weak<AccessLog>) -> io::Result<()> {
         loop {
             std::thread::sleep(FLUSH_EVERY);
             match log.upgrade() {
-                Some(log) => log.flush(),
+                Some(log) => log.flush_following_rotation(),
                 None => return,
             }
         }
@@ -478,5 +533,37 @@ mod tests {
         assert!(AccessFormat::parse("50% off").unwrap_err().contains("% off"));
         assert!(AccessFormat::parse("%(h)").is_err());
         assert!(!AccessFormat::default().wants_response_headers());
+    }
+
+    #[test]
+    fn a_rotated_log_is_reopened_at_its_path_at_the_next_flush() {
+        let dir = std::env::temp_dir().join(format!("fcgi-access-rotation-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, rotated) = (dir.join("access.log"), dir.join("access.log.1"));
+        let format = AccessFormat::parse("%(U)s").unwrap();
+        let log = AccessLog::open(Some(&path), &format).unwrap().unwrap();
+        let log_uri = |uri: &str| {
+            let params = Params::from_pairs([(&b"REQUEST_URI"[..], uri.as_bytes())]);
+            log.log(&AccessRecord {
+                params: Some(&params),
+                head: None,
+                status: Some(200),
+                started: Instant::now(),
+                bytes_out: 0,
+                bytes_in: 0,
+                request_id: 1,
+                connection: 1,
+            });
+        };
+        log_uri("/before");
+        log.flush_following_rotation();
+        std::fs::rename(&path, &rotated).unwrap();
+        log_uri("/during");
+        log.flush_following_rotation();
+        log_uri("/after");
+        log.flush();
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "/before\n/during\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "/after\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
