@@ -273,6 +273,19 @@ fcgi_result fcgi_options_set_workers(fcgi_options *options, size_t workers);
 fcgi_result fcgi_options_set_max_requests(fcgi_options *options, uint64_t max_requests);
 
 /**
+ * Adds a random 0 to `jitter` requests to `max_requests` (0: none), so that processes started
+ * together do not all stop at once.
+ */
+fcgi_result fcgi_options_set_max_requests_jitter(fcgi_options *options, uint64_t jitter);
+
+/**
+ * Recycles the process once its resident memory passes `max_rss_mib` MiB (checked each
+ * second): it stops taking requests and ends those it holds (a program that does not handle
+ * signals itself sees its accept return NULL); 0 (the default): no limit.
+ */
+fcgi_result fcgi_options_set_max_rss(fcgi_options *options, uint64_t max_rss_mib);
+
+/**
  * Connections open at once (default 1024); more are closed with a log line.
  * FCGI_ERR_INVALID_ARG for 0.
  */

@@ -6,7 +6,7 @@
  *        [--read-timeout SECS] [--write-timeout SECS] [--idle-timeout SECS] [--max-connections N] [--cgi]
  *        [--access-logfile PATH] [--access-logformat FMT] [--log-level LEVEL] [--log-callback TAG]
  *        [--slow-request-timeout SECS] [--status-path PATH] [--ping-path PATH] [--status-allow LIST]
- *        [--timeout SECS] [--timeout-grace SECS]
+ *        [--timeout SECS] [--timeout-grace SECS] [--max-requests-jitter N] [--max-rss MIB]
  *
  * Routes (the first path segment of PATH_INFO, else of REQUEST_URI, that names one):
  * /hello, /env, /echo, /big?n=BYTES, /status/NNN, /cookies, /stderr?msg=TEXT, /stats,
@@ -376,7 +376,7 @@ static int usage(const char *message) {
             "            [--max-connections N] [--cgi] [--access-logfile PATH] [--access-logformat FMT]\n"
             "            [--log-level LEVEL] [--log-callback TAG] [--slow-request-timeout SECS]\n"
             "            [--status-path PATH] [--ping-path PATH] [--status-allow LIST]\n"
-            "            [--timeout SECS] [--timeout-grace SECS]\n",
+            "            [--timeout SECS] [--timeout-grace SECS] [--max-requests-jitter N] [--max-rss MIB]\n",
             message);
     return 2;
 }
@@ -437,6 +437,10 @@ int main(int argc, char **argv) {
             rc = fcgi_options_set_bind(options, value);
         } else if (strcmp(arg, "--workers") == 0 && numeric) {
             rc = fcgi_options_set_workers(options, (size_t)n);
+        } else if (strcmp(arg, "--max-requests-jitter") == 0 && numeric) {
+            rc = fcgi_options_set_max_requests_jitter(options, n);
+        } else if (strcmp(arg, "--max-rss") == 0 && numeric) {
+            rc = fcgi_options_set_max_rss(options, n);
         } else if (strcmp(arg, "--max-requests") == 0 && numeric) {
             rc = fcgi_options_set_max_requests(options, n);
         } else if (strcmp(arg, "--multiplex") == 0 && numeric && n <= UINT16_MAX) {

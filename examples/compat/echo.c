@@ -426,6 +426,8 @@ static const struct {
 } KNOBS[] = {
     {"--workers", "FCGI_COMPAT_WORKERS", COUNT},
     {"--max-requests", "FCGI_COMPAT_MAX_REQUESTS", COUNT},
+    {"--max-requests-jitter", "FCGI_COMPAT_MAX_REQUESTS_JITTER", COUNT},
+    {"--max-rss", "FCGI_COMPAT_MAX_RSS", COUNT},
     {"--multiplex", "FCGI_COMPAT_MULTIPLEX", COUNT},
     {"--max-body-bytes", "FCGI_COMPAT_MAX_BODY_BYTES", COUNT},
     {"--max-connections", "FCGI_COMPAT_MAX_CONNS", COUNT},

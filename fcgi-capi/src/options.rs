@@ -228,6 +228,21 @@ pub unsafe extern "C" fn fcgi_options_set_max_requests(options: *mut fcgi_option
     ffi_boundary!({ set(try_mut!(options), "max_requests", Value::Number(max_requests)) })
 }
 
+/// Adds a random 0 to `jitter` requests to `max_requests` (0: none), so that processes started
+/// together do not all stop at once.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_max_requests_jitter(options: *mut fcgi_options, jitter: u64) -> fcgi_result {
+    ffi_boundary!({ set(try_mut!(options), "max_requests_jitter", Value::Number(jitter)) })
+}
+
+/// Recycles the process once its resident memory passes `max_rss_mib` MiB (checked each
+/// second): it stops taking requests and ends those it holds (a program that does not handle
+/// signals itself sees its accept return NULL); 0 (the default): no limit.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_max_rss(options: *mut fcgi_options, max_rss_mib: u64) -> fcgi_result {
+    ffi_boundary!({ set(try_mut!(options), "max_rss", Value::Number(max_rss_mib)) })
+}
+
 /// Connections open at once (default 1024); more are closed with a log line.
 /// FCGI_ERR_INVALID_ARG for 0.
 #[no_mangle]

@@ -109,6 +109,8 @@ def serve_wsgi(
     preload: bool = False,
     reload: bool = False,
     max_requests: int | None = None,
+    max_requests_jitter: int | None = None,
+    max_rss: int | None = None,
     max_connections: int | None = None,
     multiplex: int | None = None,
     debug: Debug = False,
@@ -178,6 +180,11 @@ def serve_wsgi(
     ``LOGGING`` or ``logging.config`` give it. ``slow_request_timeout``: a request running past it
     (seconds) is logged once as a warning with the stack of the thread serving it; it goes on.
 
+    Recycling: ``max_requests`` (plus a random 0 to ``max_requests_jitter``) requests, or
+    ``max_rss`` MiB of resident memory, and a process is recycled after its requests in flight: a
+    worker of ``processes`` is replaced (the new one started first, so no request fails), a lone
+    process stops (``max_requests``, as under mod_fcgid) or re-executes on its socket (``max_rss``).
+
     ``timeout`` (seconds, default off): a request running past it is ended. ``RequestTimeout`` (a
     ``BaseException``, so a broad ``except Exception`` does not swallow it) is raised in the thread
     serving it, so the view unwinds and ``finally`` blocks run; the client gets a 504 if nothing
@@ -196,6 +203,8 @@ def serve_wsgi(
         "workers": workers,
         "processes": processes,
         "max_requests": max_requests,
+        "max_requests_jitter": max_requests_jitter,
+        "max_rss": max_rss,
         "max_connections": max_connections,
         "multiplex": multiplex,
         "force_cgi": force_cgi,

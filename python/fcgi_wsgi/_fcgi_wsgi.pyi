@@ -45,6 +45,8 @@ class Settings(TypedDict, total=False):
     workers: int
     processes: int
     max_requests: int
+    max_requests_jitter: int
+    max_rss: int
     max_connections: int
     multiplex: int
     max_body_bytes: int

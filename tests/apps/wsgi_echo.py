@@ -25,11 +25,14 @@ ROUTES = (
     "imported",
     "sha256",
     "spin",
+    "grow",
 )
 # The process that imported this module: with pre-forked processes, each imports it after the fork
 # unless the app is preloaded.
 IMPORTED_BY = os.getpid()
 PATTERN = bytes(i % 251 for i in range(251 * 1044))
+#: What `/grow` keeps: memory the process holds until it ends (a leak, on purpose).
+HELD = []
 
 
 def route(environ):
@@ -130,6 +133,9 @@ def app(environ, start_response):
     if name == "spin":
         spin(float(query(environ, "s", "1")), query(environ, "mark"))
         return respond(start_response, "200 OK", b"spun\n")
+    if name == "grow":
+        HELD.append(b"g" * (int(query(environ, "mib", "1")) << 20))
+        return respond(start_response, "200 OK", f"{os.getpid()}\n".encode())
     if name == "pid":
         return respond(start_response, "200 OK", f"{os.getpid()}\n".encode())
     if name == "imported":

@@ -23,6 +23,10 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`).
     pub max_requests: Option<u64>,
+    /// A random 0 to this many requests added to `max_requests` in each process.
+    pub max_requests_jitter: u64,
+    /// A process whose resident memory passes this many bytes is recycled.
+    pub max_rss: Option<u64>,
     /// Connections open at once; the request of one more gets END_REQUEST(OVERLOADED).
     pub max_connections: usize,
     /// How long a read may wait for the web server in the middle of a request.
@@ -75,6 +79,8 @@ impl Default for ServerConfig {
             force_cgi: false,
             workers: None,
             max_requests: None,
+            max_requests_jitter: 0,
+            max_rss: None,
             max_connections: 1024,
             read_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(60)),

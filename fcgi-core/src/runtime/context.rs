@@ -24,6 +24,10 @@ pub(crate) struct Context {
     pub(super) stop: StopHandle,
     /// Where each request's line goes, if anywhere.
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    /// This is a worker process of a pre-fork pool: its supervisor replaces it when it retires.
+    pub(crate) pool_worker: bool,
+    /// The requests this process serves before it is recycled: `max_requests` plus its jitter.
+    pub(crate) request_limit: Option<u64>,
 }
 
 /// A moment noted by any thread, cheaply: milliseconds since a base instant, 0 for never.
@@ -107,11 +111,22 @@ impl Context {
         self.stop.stop();
     }
 
-    /// Counts a served request, and stops the server when `max_requests` is reached.
+    /// Counts a served request; at `max_requests` (plus its jitter) the process is recycled: a
+    /// pool worker retires (its supervisor starts another first), a lone process stops.
     pub(crate) fn note_request(&self) {
         let served = self.stats.request_ended();
-        if self.config.max_requests.is_some_and(|max| served >= max) {
-            self.stop.stop();
+        if self.request_limit.is_some_and(|max| served == max) {
+            log::info!("served {served} requests (max_requests): recycling this process");
+            self.retire();
         }
+    }
+
+    /// Ends this process's service: a pool worker asks its supervisor for another in its place
+    /// first; all stop taking requests and end the ones they hold.
+    pub(crate) fn retire(&self) {
+        if self.pool_worker {
+            self.stats.retire();
+        }
+        self.stop.stop();
     }
 }

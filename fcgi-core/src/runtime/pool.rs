@@ -284,7 +284,10 @@ impl Pool {
         desk.sample(&self.ctx);
         let board = self.ctx.stats.scoreboard();
         let capacity = self.ctx.info.workers as u64 * board.running_processes() as u64;
-        if board.sum(|block| &block.active) < capacity {
+        // A request queued here waits for a worker of this process: not behind one stuck past
+        // the request timeout (another process will take it from the listener).
+        let stuck = board.has_timed_out_request(self.ctx.stats.process_index());
+        if stuck || board.sum(|block| &block.active) < capacity {
             std::thread::sleep(FRONT_DESK_NAP);
             return true;
         }
@@ -447,7 +450,9 @@ impl Pool {
 
     fn start_draining(&self) -> VecDeque<FcgiConnection> {
         let mut queued = VecDeque::new();
-        if !self.ctx.is_reloading() {
+        // A reload leaves the listener's backlog to the new program, a retiring worker process
+        // to the others of its pool.
+        if !self.ctx.is_reloading() && !self.ctx.stats.is_retiring() {
             // Only what is queued now: serving while accepting would go on for as long as
             // clients keep connecting.
             while queued.len() < DRAIN_AT_MOST {

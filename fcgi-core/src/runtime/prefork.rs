@@ -111,7 +111,7 @@ pub(crate) fn supervise(
             }
             let Some((started, index)) = workers.remove(&pid) else { continue };
             board.leave_process(index);
-            if !stopping && started.elapsed() < MIN_LIFETIME {
+            if !stopping && !clean_exit && started.elapsed() < MIN_LIFETIME {
                 restart_after = Instant::now() + MIN_LIFETIME;
             }
             if !stopping && !clean_exit {

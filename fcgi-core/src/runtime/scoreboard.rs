@@ -342,6 +342,15 @@ impl Scoreboard {
             .collect()
     }
 
+    /// Whether a request of process `process` ran past the request timeout and still runs.
+    pub(crate) fn has_timed_out_request(&self, process: usize) -> bool {
+        (0..self.slots_per_process).map(|i| self.slot(process, i)).any(|slot| {
+            slot.tid.load(Ordering::Acquire) != 0
+                && WorkerState::from_u32(slot.state.load(Ordering::Relaxed)).is_busy()
+                && slot.cut.load(Ordering::Relaxed) == slot.served.load(Ordering::Relaxed) + 1
+        })
+    }
+
     /// Whether the request `worker` was serving (a copy taken earlier) still runs.
     pub(crate) fn still_serving(&self, process: usize, worker: &Worker) -> bool {
         (0..self.slots_per_process).map(|i| self.slot(process, i)).any(|slot| {

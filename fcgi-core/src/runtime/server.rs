@@ -108,7 +108,7 @@ impl Server {
         let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let graceful_timeout = config.graceful_timeout;
         let watch = wake_reader.try_clone()?;
-        let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, true)?;
+        let pool = Pool::new(self.context(config, transport, false)?, listener.clone(), wake_reader, true)?;
         let ctx = pool.context();
         let watched_requests = Watch::of(ctx);
         if watched_requests.is_needed() {
@@ -120,7 +120,7 @@ impl Server {
                 let done = || watched.strong_count() == 0;
                 let replace = || {
                     if let Some(pool) = watched.upgrade() {
-                        watchdog::replace_process(pool.context(), false);
+                        watchdog::replace_process(pool.context());
                     }
                 };
                 watchdog::watch(watched_requests, &stats, &NoHooks, &done, &replace);
@@ -191,7 +191,8 @@ impl Server {
         let (wake_reader, wake_writer) = self.wake_pair()?;
         let watch = wake_reader.try_clone()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
-        let pool = Pool::new(self.context(config, transport)?, listener.clone(), wake_reader, workers > 1)?;
+        let ctx = self.context(config, transport, !owns_listener)?;
+        let pool = Pool::new(ctx, listener.clone(), wake_reader, workers > 1)?;
         let running = AtomicUsize::new(workers);
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -218,7 +219,7 @@ impl Server {
                 scope.spawn(move || {
                     signals::block_on_this_thread();
                     let done = || running.load(Ordering::SeqCst) == 0;
-                    let replace = || watchdog::replace_process(ctx, !owns_listener);
+                    let replace = || watchdog::replace_process(ctx);
                     watchdog::watch(watched_requests, &ctx.stats, lifecycle, &done, &replace);
                 });
             }
@@ -242,10 +243,13 @@ impl Server {
         Ok(())
     }
 
-    fn context(&self, config: ServerConfig, transport: Transport) -> io::Result<Context> {
+    /// What the threads serving one listener know; `pool_worker`: this is a worker process of a
+    /// pre-fork pool (its supervisor replaces it).
+    fn context(&self, config: ServerConfig, transport: Transport, pool_worker: bool) -> io::Result<Context> {
         let info =
             ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
         let access_log = AccessLog::open(config.access_logfile.as_deref(), &config.access_logformat)?;
+        let request_limit = config.max_requests.map(|max| max + jitter(config.max_requests_jitter));
         Ok(Context {
             config,
             stats: self.stats.clone(),
@@ -253,6 +257,8 @@ impl Server {
             silence: Moment::new(),
             stop: self.stop.clone(),
             access_log,
+            pool_worker,
+            request_limit,
         })
     }
 
@@ -311,6 +317,19 @@ impl Server {
             Inherited::None => None,
         })
     }
+}
+
+/// A random whole number from 0 to `most` (gunicorn's `max_requests_jitter`: processes started
+/// together do not all recycle at once).
+fn jitter(most: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    if most == 0 {
+        return 0;
+    }
+    // The standard library's randomly keyed hasher: random enough to spread recycles.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish() % (most + 1)
 }
 
 /// Raises the soft limit on open files towards `wanted`, as far as the hard limit allows.

@@ -148,6 +148,11 @@ impl Stats {
         self.block().retiring.store(1, Ordering::Relaxed);
     }
 
+    /// Whether this process retires (its supervisor starts another in its place).
+    pub(crate) fn is_retiring(&self) -> bool {
+        self.block().retiring.load(Ordering::Relaxed) != 0
+    }
+
     /// Counts a request read while every worker was busy (`true`), or taken by one (`false`).
     pub(crate) fn waiting(&self, queued: bool) {
         let block = self.block();

@@ -43,6 +43,9 @@ pub(crate) struct ProcessRow {
     pub requests: u64,
     pub active: u64,
     pub waiting: u64,
+    /// It is being replaced (recycled, or stuck past the request timeout): it takes no new
+    /// requests and ends once its own are done.
+    pub retiring: bool,
 }
 
 /// The scoreboard at one moment.
@@ -89,6 +92,7 @@ impl Snapshot {
                     requests: load(&block.requests),
                     active: load(&block.active),
                     waiting: load(&block.waiting),
+                    retiring: block.retiring.load(Ordering::Relaxed) != 0,
                 }
             })
             .collect();
@@ -205,12 +209,13 @@ impl Snapshot {
         for process in &self.processes {
             let _ = writeln!(
                 out,
-                "\nprocess {}: started {}, {} requests, {} active, {} waiting",
+                "\nprocess {}: started {}, {} requests, {} active, {} waiting{}",
                 process.pid,
                 clock::utc((process.started_unix_ms / 1000) as i64),
                 process.requests,
                 process.active,
-                process.waiting
+                process.waiting,
+                if process.retiring { ", retiring" } else { "" }
             );
         }
         for worker in self.workers.iter().flatten() {
@@ -241,12 +246,13 @@ impl Snapshot {
             .iter()
             .map(|p| {
                 format!(
-                    "{{\"pid\":{},\"start_time\":{},\"requests\":{},\"active\":{},\"waiting\":{}}}",
+                    "{{\"pid\":{},\"start_time\":{},\"requests\":{},\"active\":{},\"waiting\":{},\"retiring\":{}}}",
                     p.pid,
                     json_string(&clock::utc((p.started_unix_ms / 1000) as i64)),
                     p.requests,
                     p.active,
-                    p.waiting
+                    p.waiting,
+                    p.retiring
                 )
             })
             .collect();
@@ -331,17 +337,18 @@ impl Snapshot {
             let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", name.replace('_', " "), html_escape(&value));
         }
         out.push_str(
-            "</table>\n<table><tr><th>pid</th><th>started</th><th>requests</th><th>active</th><th>waiting</th></tr>\n",
+            "</table>\n<table><tr><th>pid</th><th>started</th><th>requests</th><th>active</th><th>waiting</th><th>retiring</th></tr>\n",
         );
         for p in &self.processes {
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 p.pid,
                 clock::utc((p.started_unix_ms / 1000) as i64),
                 p.requests,
                 p.active,
-                p.waiting
+                p.waiting,
+                if p.retiring { "yes" } else { "no" }
             );
         }
         out.push_str("</table>\n");

@@ -1,5 +1,5 @@
-//! The watchdog: a thread of each serving process that watches the requests on its part of
-//! the scoreboard. One running past `slow_request_timeout` is logged (`slow_log`); one running
+//! The watchdog: a thread of each serving process that watches the process (its memory,
+//! against `max_rss`) and the requests on its part of the scoreboard. One running past `slow_request_timeout` is logged (`slow_log`); one running
 //! past `timeout` is ended: marked, so that its next read or write (and its abort check) fails,
 //! and, where the face can, interrupted (Python raises `RequestTimeout` in its thread). One
 //! still running `timeout_grace` later is stuck where nothing reaches it (a C call, a sleep):
@@ -22,12 +22,17 @@ pub(crate) struct Watch {
     pub slow: Option<Duration>,
     pub timeout: Option<Duration>,
     pub grace: Duration,
+    /// Resident bytes past which the process is recycled.
+    pub max_rss: Option<u64>,
 }
+
+/// How often the process's memory is looked at.
+const MEMORY_EVERY: Duration = Duration::from_secs(1);
 
 impl Watch {
     /// Whether there is anything to watch.
     pub(crate) fn is_needed(&self) -> bool {
-        self.slow.is_some() || self.timeout.is_some()
+        self.slow.is_some() || self.timeout.is_some() || self.max_rss.is_some()
     }
 }
 
@@ -35,14 +40,11 @@ impl Watch {
 /// supervisor for another in its place and stops; a lone process re-executes on its listener
 /// (the reload path), or stops when it does not handle signals (its program decides). Either
 /// way its other requests end first, within the graceful timeout.
-pub(crate) fn replace_process(ctx: &Context, pool_worker: bool) {
-    if pool_worker {
-        ctx.stats.retire();
-        ctx.stop();
-    } else if ctx.config.handle_signals {
+pub(crate) fn replace_process(ctx: &Context) {
+    if !ctx.pool_worker && ctx.config.handle_signals {
         signals::request_reload();
     } else {
-        ctx.stop();
+        ctx.retire();
     }
 }
 
@@ -50,14 +52,18 @@ impl Watch {
     /// What `ctx`'s configuration asks to watch.
     pub(crate) fn of(ctx: &Context) -> Self {
         let config = &ctx.config;
-        Self { slow: config.slow_request_timeout, timeout: config.timeout, grace: config.timeout_grace }
+        let (slow, timeout, grace) = (config.slow_request_timeout, config.timeout, config.timeout_grace);
+        Self { slow, timeout, grace, max_rss: config.max_rss }
     }
 }
 
-/// Watches this process's requests until `done` says serving is over; `replace` is called
-/// once, when a timed-out request does not end within the grace.
+/// Watches this process and its requests until `done` says serving is over; `replace` is
+/// called once, when a timed-out request does not end within the grace or the process's
+/// memory passes `max_rss`.
 pub(crate) fn watch(watch: Watch, stats: &Stats, hooks: &dyn Lifecycle, done: &dyn Fn() -> bool, replace: &dyn Fn()) {
-    let shortest = [watch.slow, watch.timeout, Some(watch.grace)].into_iter().flatten().min().unwrap_or(watch.grace);
+    let memory = watch.max_rss.map(|_| MEMORY_EVERY);
+    let shortest = [watch.slow, watch.timeout, Some(watch.grace), memory].into_iter().flatten().min();
+    let shortest = shortest.unwrap_or(MEMORY_EVERY);
     // Often enough that a request is acted on soon after its time, rarely enough to cost
     // nothing.
     let every = (shortest / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
@@ -66,6 +72,17 @@ pub(crate) fn watch(watch: Watch, stats: &Stats, hooks: &dyn Lifecycle, done: &d
     let mut replaced = false;
     while !done() {
         std::thread::sleep(every);
+        if let Some(max) = watch.max_rss.filter(|_| !replaced) {
+            if let Some(resident) = resident_bytes().filter(|&resident| resident > max) {
+                log::warn!(
+                    "resident memory {} MiB is past max_rss ({} MiB): recycling this process",
+                    resident >> 20,
+                    max >> 20
+                );
+                replaced = true;
+                replace();
+            }
+        }
         let now = clock::monotonic_micros();
         let since = |d: Duration| now.saturating_sub(d.as_micros() as u64);
         if let Some(slow) = watch.slow {
@@ -105,4 +122,13 @@ pub(crate) fn watch(watch: Watch, stats: &Stats, hooks: &dyn Lifecycle, done: &d
             false
         });
     }
+}
+
+/// This process's resident memory in bytes, from /proc/self/statm.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf(3) only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }

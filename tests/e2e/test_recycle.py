@@ -1,0 +1,107 @@
+"""Recycling through real nginx: processes replaced after `--max-requests` (with jitter) and past
+`--max-rss`, each new process started before the old one ends, and no request failing meanwhile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import selected_apps
+from .harness import client, selection
+from .harness.apps import App
+from .harness.fronts import FRONTS, Front
+from .harness.procfs import rss
+
+APPS = ("python-echo", "rust-echo")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "recycled_app" in metafunc.fixturenames:
+        apps = [app for app in selected_apps(metafunc.config) if app.name in APPS]
+        selection.parametrize_apps(metafunc, "recycled_app", apps, "nginx")
+
+
+@pytest.fixture(scope="module")
+def recycled_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
+    return build_app(request.param)
+
+
+@contextmanager
+def served(app: App, workdir: Path, *flags: str) -> Iterator[Front]:
+    status = ("--status-path", "/app/fcgi-status")
+    with FRONTS["nginx"](dataclasses.replace(app, argv=(*app.argv, *status, *flags)), workdir) as front:
+        yield front
+
+
+def process_pids(front: Front) -> set[int]:
+    page = json.loads(client.get(front, "/app/fcgi-status?json", timeout=30).body)
+    return {process["pid"] for process in page["process_list"]}
+
+
+def test_a_load_across_twenty_recycles_sees_no_error(recycled_app, make_workdir) -> None:
+    """Two processes recycling every 10 to 15 requests; four clients, 300 requests."""
+    flags = ("--processes", "2", "--workers", "2", "--max-requests", "10", "--max-requests-jitter", "5")
+    with served(recycled_app, make_workdir(f"recycle-{recycled_app.name}"), *flags) as front:
+        statuses: list[int] = []
+        pids: set[bytes] = set()
+
+        def load() -> None:
+            for _ in range(75):
+                response = client.get(front, "/app/pid", timeout=30)
+                statuses.append(response.status)
+                pids.add(response.body)
+
+        clients = [threading.Thread(target=load) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(120)
+        assert len(statuses) == 300 and set(statuses) == {200}, sorted(set(statuses))
+        # 300 requests at most 15 per process: at least 20 processes served them.
+        assert len(pids) >= 20, len(pids)
+        # The last ones retiring may still be ending.
+        deadline = time.monotonic() + 10
+        while len(process_pids(front)) != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(process_pids(front)) == 2
+
+
+def test_a_process_past_max_rss_is_replaced(make_workdir, build_app, request) -> None:
+    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
+    if app is None:
+        pytest.skip("python-echo not selected")
+    flags = ("--processes", "2", "--workers", "1", "--max-rss", "80")
+    with served(build_app(app), make_workdir("recycle-rss"), *flags) as front:
+        before = process_pids(front)
+        grown = int(client.get(front, "/app/grow?mib=100").body)
+        assert grown in before and rss(grown) > 80 << 20
+        failures = []
+        deadline = time.monotonic() + 15
+        while grown in process_pids(front) and time.monotonic() < deadline:
+            response = client.get(front, "/app/hello", timeout=30)
+            if response.status != 200:
+                failures.append(response.status)
+        after = process_pids(front)
+        assert grown not in after and len(after) == 2, (before, after)
+        assert failures == [], failures
+
+
+def test_a_lone_process_past_max_rss_reexecutes_with_its_memory_back(make_workdir, build_app, request) -> None:
+    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
+    if app is None:
+        pytest.skip("python-echo not selected")
+    with served(build_app(app), make_workdir("recycle-rss-lone"), "--workers", "1", "--max-rss", "80") as front:
+        pid = int(client.get(front, "/app/grow?mib=100").body)
+        deadline = time.monotonic() + 15
+        while rss(pid) > 80 << 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert rss(pid) < 80 << 20, "re-executed: the memory is given back"
+        assert int(client.get(front, "/app/pid").body) == pid, "the same process, on the same socket"
