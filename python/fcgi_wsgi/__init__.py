@@ -105,7 +105,10 @@ def serve_wsgi(
     bind: Bind = None,
     *,
     workers: int | None = None,
-    processes: int | None = None,
+    processes: int | str | None = None,
+    max_processes: int | None = None,
+    process_idle_timeout: float | None = None,
+    max_spawn_rate: int | None = None,
     preload: bool = False,
     reload: bool = False,
     max_requests: int | None = None,
@@ -147,6 +150,10 @@ def serve_wsgi(
     server's error log).
 
     ``processes``: worker processes sharing the listener (pre-fork; this process supervises them).
+    ``"MIN:MAX"`` (or ``max_processes``) makes the pool dynamic, as PHP-FPM's ``pm = dynamic``: a
+    process is started (at most ``max_spawn_rate`` a second) while every worker is busy and
+    requests wait, up to MAX; one idle for ``process_idle_timeout`` seconds (default 10) is stopped
+    while more than MIN run. MIN 0 is ``ondemand``: no process until a request comes.
     ``app`` may be ``"module:attribute"``; with several processes it is then imported in each
     process after the fork, unless ``preload`` (a database connection opened at import must not
     be shared by forks).
@@ -199,9 +206,14 @@ def serve_wsgi(
     thread of every process. ``ping_path`` answers ``pong``. Only clients in ``status_allow``
     (comma-separated addresses or networks; default loopback) see them; others get a 404.
     """
+    if isinstance(processes, str):
+        processes, max_processes = pool_size(processes)
     given = {
         "workers": workers,
         "processes": processes,
+        "max_processes": max_processes,
+        "process_idle_timeout": process_idle_timeout,
+        "max_spawn_rate": max_spawn_rate,
         "max_requests": max_requests,
         "max_requests_jitter": max_requests_jitter,
         "max_rss": max_rss,
@@ -231,7 +243,7 @@ def serve_wsgi(
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     loader = None
     if isinstance(app, str):
-        if (processes or 1) > 1 and not (preload or reload):
+        if max(processes or 1, max_processes or 0) > 1 and not (preload or reload):
             app, loader = None, functools.partial(load_app, app)
         else:
             app = load_app(app)
@@ -239,6 +251,15 @@ def serve_wsgi(
         _reload.watch(request_reload)
     settings = {name: value for name, value in given.items() if value is not None}
     return _serve(app, report, bind_address(bind), loader=loader, settings=settings)
+
+
+def pool_size(text: str) -> tuple[int, int | None]:
+    """``"N"`` or ``"MIN:MAX"`` as (processes, max_processes)."""
+    least, _, most = text.partition(":")
+    try:
+        return int(least), (int(most) if most else None)
+    except ValueError:
+        raise ValueError(f"processes: expected N or MIN:MAX, not {text!r}") from None
 
 
 def list_environment(environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -21,7 +21,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         if name in TUNABLE:
             meaning = f"; 0: {zero}" if zero else ""
             help_text = f"{doc} (default: {default}{meaning})".replace("%", "%%")
-            parser.add_argument(f"--{name.replace('_', '-')}", type=TYPES[kind], help=help_text)
+            # --processes also takes MIN:MAX (a dynamic pool), as serve_wsgi does.
+            kind_type = str if name == "processes" else TYPES[kind]
+            parser.add_argument(f"--{name.replace('_', '-')}", type=kind_type, help=help_text)
 
 
 def main(argv: list[str] | None = None) -> int:

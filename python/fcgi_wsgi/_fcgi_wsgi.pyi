@@ -44,6 +44,9 @@ class Settings(TypedDict, total=False):
 
     workers: int
     processes: int
+    max_processes: int
+    process_idle_timeout: float
+    max_spawn_rate: int
     max_requests: int
     max_requests_jitter: int
     max_rss: int

@@ -52,6 +52,13 @@ pub struct ServerConfig {
     /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
     /// them: it restarts one that dies and stops them all on a stop signal.
     pub processes: usize,
+    /// A dynamic pool grows up to this many processes when every worker is busy and requests
+    /// wait; 0 (or `processes`): a fixed pool.
+    pub max_processes: usize,
+    /// A process of a dynamic pool idle this long is stopped (while more than `processes` run).
+    pub process_idle_timeout: Option<Duration>,
+    /// Processes a dynamic pool starts per second, at most.
+    pub max_spawn_rate: usize,
     /// A request running past this is logged (once) with what its thread is doing.
     pub slow_request_timeout: Option<Duration>,
     /// A request running past this is ended (see the `timeout` setting).
@@ -91,6 +98,9 @@ impl Default for ServerConfig {
             connection: ConnectionConfig::default(),
             handle_signals: true,
             processes: 1,
+            max_processes: 0,
+            process_idle_timeout: Some(Duration::from_secs(10)),
+            max_spawn_rate: 8,
             slow_request_timeout: None,
             timeout: None,
             timeout_grace: Duration::from_secs(5),

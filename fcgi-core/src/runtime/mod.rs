@@ -21,6 +21,7 @@ pub mod logging;
 mod multiplexed;
 mod poller;
 mod pool;
+mod pool_size;
 mod prefork;
 pub mod request;
 mod scoreboard;

@@ -285,9 +285,11 @@ impl Pool {
         let board = self.ctx.stats.scoreboard();
         let capacity = self.ctx.info.workers as u64 * board.running_processes() as u64;
         // A request queued here waits for a worker of this process: not behind one stuck past
-        // the request timeout (another process will take it from the listener).
+        // the request timeout, nor while a dynamic pool can still grow (another process will
+        // take it from the listener).
         let stuck = board.has_timed_out_request(self.ctx.stats.process_index());
-        if stuck || board.sum(|block| &block.active) < capacity {
+        let can_grow = board.running_processes() < self.ctx.config.max_processes;
+        if stuck || can_grow || board.sum(|block| &block.active) < capacity {
             std::thread::sleep(FRONT_DESK_NAP);
             return true;
         }

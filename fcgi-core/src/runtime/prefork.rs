@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use super::config::ServerConfig;
 use super::lifecycle::Lifecycle;
 use super::listener::Listener;
+use super::pool_size::PoolSize;
 use super::request::{Handler, Transport};
 use super::server::Server;
 use super::signals::SignalGuard;
@@ -66,16 +67,33 @@ pub(crate) fn supervise(
     let reload_at_once = listener.as_raw_fd() != 0;
     let mut restart_after = Instant::now();
     let mut passed_on = false;
+    let mut size = PoolSize::new(config, listener.as_raw_fd());
+    // Idle processes of a dynamic pool told to stop: on their way out, not replaced.
+    let mut leaving: HashSet<i32> = HashSet::new();
     loop {
         let stopping = server.is_stopping();
         if stopping && reload_at_once && server.is_reloading() {
             return Err(reload(listener, signals, workers.keys().chain(&draining).copied().collect()));
         }
-        // A worker stuck on a request that timed out is retiring: another takes its place
-        // before it ends, so capacity never drops.
-        let retiring =
-            workers.values().filter(|(_, index)| board.process(*index).retiring.load(Ordering::Relaxed) != 0).count();
-        while !stopping && workers.len() - retiring < config.processes && Instant::now() >= restart_after {
+        // A worker that retires (recycled, or stuck on a request past its timeout) gets another
+        // in its place before it ends, so capacity never drops.
+        let live: Vec<(i32, usize)> = workers
+            .iter()
+            .filter(|(pid, (_, index))| {
+                board.process(*index).retiring.load(Ordering::Relaxed) == 0 && !leaving.contains(pid)
+            })
+            .map(|(pid, (_, index))| (*pid, *index))
+            .collect();
+        let wanted = if size.is_dynamic() && !stopping {
+            let idle = size.adjust(&board, &live);
+            stop_workers(&idle);
+            leaving.extend(idle);
+            size.wanted()
+        } else {
+            config.processes
+        };
+        let mut running = live.len().min(wanted);
+        while !stopping && running < wanted && Instant::now() >= restart_after {
             let Some(index) = (0..board.processes()).find(|i| workers.values().all(|(_, taken)| taken != i)) else {
                 break;
             };
@@ -95,6 +113,8 @@ pub(crate) fn supervise(
                 std::process::exit(i32::from(served.is_err()));
             }
             workers.insert(pid, (Instant::now(), index));
+            size.started_one();
+            running += 1;
         }
         if stopping && !passed_on {
             // The draining workers were told at the reload; telling them again costs nothing.
@@ -110,6 +130,7 @@ pub(crate) fn supervise(
                 continue;
             }
             let Some((started, index)) = workers.remove(&pid) else { continue };
+            leaving.remove(&pid);
             board.leave_process(index);
             if !stopping && !clean_exit && started.elapsed() < MIN_LIFETIME {
                 restart_after = Instant::now() + MIN_LIFETIME;

@@ -66,6 +66,8 @@ pub(crate) struct ProcessBlock {
     /// Set when a request of this process is stuck past its timeout: the supervisor starts a
     /// process in its place while it finishes its other requests and ends.
     pub retiring: AtomicU32,
+    /// When it last started or ended a request (monotonic µs): how long it has been idle.
+    pub last_busy_us: AtomicU64,
 }
 
 /// What a worker thread is doing.
@@ -235,6 +237,7 @@ impl Scoreboard {
         }
         block.started_unix_ms.store(clock::unix_millis(), Ordering::Relaxed);
         block.retiring.store(0, Ordering::Relaxed);
+        block.last_busy_us.store(clock::monotonic_micros(), Ordering::Relaxed);
         block.pid.store(std::process::id(), Ordering::Relaxed);
         for slot in 0..self.slots_per_process {
             self.slot(index, slot).tid.store(0, Ordering::Release);
@@ -466,6 +469,7 @@ impl Seat {
         let active = board.sum(|block| &block.active);
         board.totals().max_active.fetch_max(active, Ordering::Relaxed);
         let started_us = clock::monotonic_micros();
+        block.last_busy_us.store(started_us, Ordering::Relaxed);
         let (slot, lent) = board.slot_for_request(process).unzip();
         let mut mark = 0;
         if let Some(index) = slot {
@@ -517,7 +521,9 @@ impl Seat {
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.board.process(self.process).active.fetch_sub(1, Ordering::Relaxed);
+        let block = self.board.process(self.process);
+        block.active.fetch_sub(1, Ordering::Relaxed);
+        block.last_busy_us.store(clock::monotonic_micros(), Ordering::Relaxed);
         if let Some(index) = self.slot {
             let slot = self.board.slot(self.process, index);
             slot.last_duration_us.store(clock::monotonic_micros().saturating_sub(self.started_us), Ordering::Relaxed);

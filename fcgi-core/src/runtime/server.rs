@@ -40,7 +40,8 @@ impl Server {
         let slots = config.workers.unwrap_or(0).max(32);
         // Worker processes of a pool each get a block, and so does the one that takes the place
         // of a process retiring (stuck past the request timeout) while it ends.
-        let blocks = if config.processes > 1 { config.processes * 2 } else { 1 };
+        let processes = config.processes.max(config.max_processes);
+        let blocks = if processes > 1 { processes * 2 } else { 1 };
         let stats = Arc::new(Stats::new(blocks, slots));
         Self { config, stats, stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
     }
@@ -74,7 +75,13 @@ impl Server {
         let config = self.resolved_config(on_fd0);
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
-        let result = if config.processes > 1 {
+        if config.processes == 0 && config.max_processes == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "processes 0 needs max_processes (a dynamic pool)",
+            ));
+        }
+        let result = if config.processes > 1 || config.max_processes > config.processes {
             prefork::supervise(self, handler, lifecycle, &listener, &config, transport)
         } else {
             self.serve_in_process(handler, lifecycle, &listener, config, transport, true)

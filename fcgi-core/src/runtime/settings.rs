@@ -59,8 +59,35 @@ pub const SETTINGS: &[Setting] = &[
         name: "processes",
         kind: Kind::Count,
         default: "1",
-        zero: "",
+        zero: "none until a request comes (a dynamic pool: needs max_processes)",
         doc: "worker processes sharing the listener (pre-fork; this process supervises them)",
+        c_setter: Err("the C API serves on the program's own threads: a C program that wants processes forks"),
+        env: Err("a libfcgi program forks its own processes"),
+    },
+    Setting {
+        name: "max_processes",
+        kind: Kind::Count,
+        default: "processes (a fixed pool)",
+        zero: "processes (a fixed pool)",
+        doc: "a dynamic pool: processes are started, up to this many, while every worker is busy and requests wait (PHP-FPM's pm = dynamic; with processes 0, ondemand)",
+        c_setter: Err("the C API serves on the program's own threads: a C program that wants processes forks"),
+        env: Err("a libfcgi program forks its own processes"),
+    },
+    Setting {
+        name: "process_idle_timeout",
+        kind: Kind::Seconds,
+        default: "10",
+        zero: "never",
+        doc: "a process of a dynamic pool that served nothing this long is stopped, while more than processes run",
+        c_setter: Err("the C API serves on the program's own threads: a C program that wants processes forks"),
+        env: Err("a libfcgi program forks its own processes"),
+    },
+    Setting {
+        name: "max_spawn_rate",
+        kind: Kind::Count,
+        default: "8",
+        zero: "",
+        doc: "processes a dynamic pool starts per second, at most",
         c_setter: Err("the C API serves on the program's own threads: a C program that wants processes forks"),
         env: Err("a libfcgi program forks its own processes"),
     },
@@ -368,6 +395,8 @@ impl ServerConfig {
                 match name {
                     "workers" => self.workers = (n > 0).then_some(size),
                     "processes" => self.processes = size,
+                    "max_processes" => self.max_processes = size,
+                    "max_spawn_rate" => self.max_spawn_rate = size,
                     "max_requests" => self.max_requests = limit,
                     "max_requests_jitter" => self.max_requests_jitter = n,
                     "max_rss" => self.max_rss = limit.map(|mib| mib.saturating_mul(1 << 20)),
@@ -398,6 +427,7 @@ impl ServerConfig {
                     "graceful_timeout" => self.graceful_timeout = timeout,
                     "slow_request_timeout" => self.slow_request_timeout = timeout,
                     "timeout" => self.timeout = timeout,
+                    "process_idle_timeout" => self.process_idle_timeout = timeout,
                     "timeout_grace" => {
                         self.timeout_grace = timeout.ok_or_else(|| SettingError(format!("{name} must be above 0")))?
                     }

@@ -1,0 +1,90 @@
+"""A dynamic pool through real nginx (`--processes MIN:MAX`): processes are started while every
+worker is busy and requests wait, and stopped once idle; `0:MAX` starts none until a request
+comes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import selected_apps
+from .harness import client
+from .harness.apps import App
+from .harness.fronts import FRONTS, Front
+
+
+@pytest.fixture(scope="module")
+def python_echo(request: pytest.FixtureRequest, build_app) -> App:
+    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
+    if app is None:
+        pytest.skip("python-echo not selected")
+    return build_app(app)
+
+
+@contextmanager
+def served(app: App, workdir: Path, *flags: str) -> Iterator[Front]:
+    status = ("--status-path", "/app/fcgi-status", "--workers", "1", "--process-idle-timeout", "1")
+    with FRONTS["nginx"](dataclasses.replace(app, argv=(*app.argv, *status, *flags)), workdir) as front:
+        yield front
+
+
+def children(front: Front) -> list[int]:
+    """The supervisor's worker processes, from /proc."""
+    pid = front.backends[0].process.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def wait_until(check, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_the_pool_grows_while_every_worker_is_busy_and_shrinks_when_idle(python_echo, make_workdir) -> None:
+    with served(python_echo, make_workdir("pool-dynamic"), "--processes", "1:3") as front:
+        assert wait_until(lambda: len(children(front)) == 1)
+        statuses: list[int] = []
+        slow = [
+            threading.Thread(target=lambda: statuses.append(client.get(front, "/app/slow?ms=3000", 60).status))
+            for _ in range(3)
+        ]
+        started = time.monotonic()
+        for thread in slow:
+            thread.start()
+        assert wait_until(lambda: len(children(front)) == 3), children(front)
+        grew_in = time.monotonic() - started
+        page = json.loads(client.get(front, "/app/fcgi-status?json").body)
+        assert page["processes"] == 3, page
+        for thread in slow:
+            thread.join(60)
+        assert statuses == [200, 200, 200]
+        # All three served at once: well under the 9 s they would take one after the other.
+        assert time.monotonic() - started < 8, "the requests did not run side by side"
+        # Idle for a second: back to MIN.
+        assert wait_until(lambda: len(children(front)) == 1), children(front)
+        print(f"grew to 3 processes {grew_in:.2f} s after 3 slow requests began")
+
+
+def test_ondemand_starts_a_process_for_the_first_request_and_none_while_idle(python_echo, make_workdir) -> None:
+    with served(python_echo, make_workdir("pool-ondemand"), "--processes", "0:2") as front:
+        # The harness's readiness probe connected (which starts one): it is stopped once idle.
+        assert wait_until(lambda: children(front) == []), "no process while nothing comes"
+        started = time.monotonic()
+        response = client.get(front, "/app/hello")
+        first = time.monotonic() - started
+        assert response.status == 200 and response.body == b"Hello, world!", response
+        assert len(children(front)) == 1
+        assert wait_until(lambda: children(front) == []), children(front)
+        assert client.get(front, "/app/hello").status == 200, "and again on demand"
+        print(f"first request answered {first * 1000:.0f} ms after it was sent (process start included)")
