@@ -26,9 +26,10 @@ static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 /// Serves `app` (or, with `loader`, the app it returns, loaded in each process) until a signal
 /// stops the server (FastCGI) or for one request (CGI); returns `"fastcgi"` or `"cgi"`. Each
 /// entry of `settings` is a row of the core's settings table (`settings()`), set through it, so
-/// 0 and a bad value mean on this face what they mean on every other.
+/// 0 and a bad value mean on this face what they mean on every other. `hooks`: `post_fork` and
+/// `worker_exit`, called without arguments in each serving process before it serves and after.
 #[pyfunction]
-#[pyo3(signature = (app, report, bind=None, *, loader=None, settings=None))]
+#[pyo3(signature = (app, report, bind=None, *, loader=None, settings=None, hooks=None))]
 fn serve(
     py: Python<'_>,
     app: Option<Py<PyAny>>,
@@ -36,7 +37,13 @@ fn serve(
     bind: Option<String>,
     loader: Option<Py<PyAny>>,
     settings: Option<Bound<'_, PyDict>>,
+    hooks: Option<Bound<'_, PyDict>>,
 ) -> PyResult<&'static str> {
+    let hook = |name: &str| -> PyResult<Option<Py<PyAny>>> {
+        let Some(hooks) = &hooks else { return Ok(None) };
+        Ok(hooks.get_item(name)?.filter(|hook| !hook.is_none()).map(Bound::unbind))
+    };
+    let process_hooks = wsgi::ProcessHooks { start: hook("post_fork")?, exit: hook("worker_exit")? };
     let mut config = ServerConfig::default();
     if let Some(bind) = bind {
         config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
@@ -55,7 +62,13 @@ fn serve(
     let interruptible = config.timeout.is_some();
     let server = Server::new(config);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
-    let handler = wsgi::WsgiHandler { app: app.map(OnceLock::from).unwrap_or_default(), loader, report, interruptible };
+    let handler = wsgi::WsgiHandler {
+        app: app.map(OnceLock::from).unwrap_or_default(),
+        loader,
+        report,
+        interruptible,
+        process_hooks,
+    };
     let served = py.detach(|| server.serve_with(&handler, &handler));
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
     logging::detach();

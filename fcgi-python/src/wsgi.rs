@@ -27,6 +27,31 @@ pub struct WsgiHandler {
     pub report: Py<PyAny>,
     /// The server has a request timeout: app calls may be interrupted (`RequestTimeout`).
     pub interruptible: bool,
+    /// `post_fork()` and `worker_exit()`: the program's hooks around each serving process.
+    pub process_hooks: ProcessHooks,
+}
+
+/// The program's hooks around each serving process (gunicorn's `post_fork`, `worker_exit`),
+/// called without arguments (the Python side passes on what they want).
+#[derive(Default)]
+pub struct ProcessHooks {
+    pub start: Option<Py<PyAny>>,
+    pub exit: Option<Py<PyAny>>,
+}
+
+/// Calls `hook`, if any; a failure is printed, and stops the process when `fatal`.
+fn call_hook(hook: &Option<Py<PyAny>>, fatal: bool) {
+    let Some(hook) = hook else { return };
+    Python::attach(|py| {
+        if let Err(e) = hook.bind(py).call0() {
+            e.print(py);
+            if fatal {
+                // A worker whose start-up hook failed cannot be trusted to serve: the
+                // supervisor retries, as for an app that fails to load.
+                std::process::exit(1);
+            }
+        }
+    });
 }
 
 /// The threads (their `threading.get_ident()`) inside an app call now. Changed and read only
@@ -92,6 +117,14 @@ impl Lifecycle for WsgiHandler {
                 set_async_exception(py, thread, py.get_type::<RequestTimeout>().as_ptr());
             }
         });
+    }
+
+    fn process_start(&self) {
+        call_hook(&self.process_hooks.start, true);
+    }
+
+    fn process_exit(&self) {
+        call_hook(&self.process_hooks.exit, false);
     }
 
     fn after_fork(&self) {

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Callable, Union
 
-from . import _errors, _reload
+from . import _errors, _hooks, _reload
 from ._fcgi_wsgi import (
     ClientDisconnected,
     ErrorStream,
@@ -137,6 +137,11 @@ def serve_wsgi(
     ping_path: str | None = None,
     status_allow: str | None = None,
     handle_signals: bool = True,
+    on_starting: _hooks.Hook = None,
+    post_fork: _hooks.Hook = None,
+    worker_exit: _hooks.Hook = None,
+    pre_request: _hooks.Hook = None,
+    post_request: _hooks.Hook = None,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
 
@@ -200,6 +205,12 @@ def serve_wsgi(
     replaced once its other requests end (within ``graceful_timeout``): a new worker process
     first with ``processes``, else a re-execution on the same socket.
 
+    Hooks (gunicorn's; each a callable or ``"module:function"``): ``on_starting()`` once, before
+    serving; ``post_fork(worker)`` in each process before it serves (after the fork; in a lone
+    process, once) and ``worker_exit(worker)`` after it served its last request (``worker.pid``);
+    ``pre_request(environ)`` before each request and ``post_request(environ, status)`` once its
+    response is done (``status`` is the status line, or None if the app never started one).
+
     Status: a request for ``status_path`` (e.g. ``"/fcgi-status"``, matched against SCRIPT_NAME +
     PATH_INFO) is answered by the server itself with its status page, even while every worker is
     busy: plain text, ``?json``, ``?openmetrics`` or ``?html``, and ``&full`` for every worker
@@ -241,16 +252,24 @@ def serve_wsgi(
         "handle_signals": handle_signals,
     }
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
+    hooks = {"post_fork": _hooks.process_hook(post_fork), "worker_exit": _hooks.process_hook(worker_exit)}
+    hooked = functools.partial(_hooks.with_request_hooks, pre_request=pre_request, post_request=post_request)
     loader = None
     if isinstance(app, str):
         if max(processes or 1, max_processes or 0) > 1 and not (preload or reload):
-            app, loader = None, functools.partial(load_app, app)
+            name = app
+            app, loader = None, lambda: hooked(load_app(name))
         else:
             app = load_app(app)
+    if app is not None:
+        app = hooked(app)
     if reload:
         _reload.watch(request_reload)
     settings = {name: value for name, value in given.items() if value is not None}
-    return _serve(app, report, bind_address(bind), loader=loader, settings=settings)
+    starting = _hooks.resolve(on_starting)
+    if starting is not None:
+        starting()
+    return _serve(app, report, bind_address(bind), loader=loader, settings=settings, hooks=hooks)
 
 
 def pool_size(text: str) -> tuple[int, int | None]:

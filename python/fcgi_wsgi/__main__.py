@@ -13,6 +13,8 @@ from ._errors import traceback_policy
 #: embed the server).
 TUNABLE = [name for name, *_ in settings() if name not in ("force_cgi", "handle_signals")]
 TYPES = {"count": int, "bytes": int, "seconds": float, "text": str}
+#: gunicorn's server hooks, as MODULE:FUNCTION (serve_wsgi takes callables too).
+HOOKS = ("on_starting", "post_fork", "worker_exit", "pre_request", "post_request")
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgi", action="store_true", help="serve one CGI request, whatever fd 0 is")
     parser.add_argument("--chdir", help="change to this folder before importing the app")
     add_setting_flags(parser)
+    for hook in HOOKS:
+        parser.add_argument(f"--{hook.replace('_', '-')}", metavar="MODULE:FUNCTION", help=f"gunicorn's {hook} hook")
     debug = parser.add_mutually_exclusive_group()
     debug.add_argument("--debug", action="store_true", help="show tracebacks to every client")
     debug.add_argument(
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         os.chdir(os.path.join(start, args.chdir))
     # Like gunicorn: the app's module is found from the current folder.
     sys.path.insert(0, os.getcwd())
-    given = {name: getattr(args, name) for name in TUNABLE}
+    given = {name: getattr(args, name) for name in (*TUNABLE, *HOOKS)}
     serve_wsgi(args.app, args.bind, preload=args.preload, reload=args.reload, force_cgi=args.cgi, debug=debug, **given)
     return 0
 

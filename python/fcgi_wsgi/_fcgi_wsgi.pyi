@@ -80,6 +80,7 @@ def serve(
     *,
     loader: Callable[[], Callable[..., Any]] | None = None,
     settings: Settings | None = None,
+    hooks: dict[str, Callable[[], Any] | None] | None = None,
 ) -> str: ...
 def settings() -> list[tuple[str, str, str, str, str]]:
     """The core's settings table: (name, kind, default, what 0 means, doc) for each."""

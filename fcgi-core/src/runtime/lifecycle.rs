@@ -28,6 +28,14 @@ pub trait Lifecycle: Sync {
     /// lazily loaded app here, so each process has its own).
     fn after_fork(&self) {}
 
+    /// Runs in each process that serves, before it serves: a worker process after the fork
+    /// (after `after_fork`), a lone process before it starts (gunicorn's `post_fork` hook).
+    fn process_start(&self) {}
+
+    /// Runs in each process that served, once it has served its last request, before it ends
+    /// or re-executes (gunicorn's `worker_exit` hook); not when the graceful timeout cuts it.
+    fn process_exit(&self) {}
+
     /// What the face can say of the thread `thread` (its pthread_self(3)) while it serves a
     /// slow request, for the slow-request log: Python gives the thread's stack.
     fn stack_of(&self, _thread: u64) -> Option<String> {

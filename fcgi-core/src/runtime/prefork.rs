@@ -104,9 +104,11 @@ pub(crate) fn supervise(
                 drop(signals);
                 server.stats().enter_process(index);
                 lifecycle.after_fork();
+                lifecycle.process_start();
                 let served = server.renew_wake_after_fork().and_then(|()| {
                     server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
                 });
+                lifecycle.process_exit();
                 if let Err(e) = &served {
                     log::error!("worker process {}: {e}", std::process::id());
                 }

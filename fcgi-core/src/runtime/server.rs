@@ -84,7 +84,10 @@ impl Server {
         let result = if config.processes > 1 || config.max_processes > config.processes {
             prefork::supervise(self, handler, lifecycle, &listener, &config, transport)
         } else {
-            self.serve_in_process(handler, lifecycle, &listener, config, transport, true)
+            lifecycle.process_start();
+            let served = self.serve_in_process(handler, lifecycle, &listener, config, transport, true);
+            lifecycle.process_exit();
+            served
         };
         if result.is_ok() && self.is_reloading() {
             // Requests in flight are done; connections arriving meanwhile wait in the

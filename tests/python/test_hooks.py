@@ -1,0 +1,54 @@
+"""gunicorn's server hooks, given as MODULE:FUNCTION on the command line: each called where and
+as often as it should be, in the processes it should be."""
+
+from __future__ import annotations
+
+from conftest import start
+from fcgi_client import request
+
+HOOKS = ("on_starting", "post_fork", "worker_exit", "pre_request", "post_request")
+
+
+def test_every_hook_runs_in_its_process_as_often_as_it_should(tmp_path, monkeypatch) -> None:
+    log = tmp_path / "hooks.log"
+    monkeypatch.setenv("HOOKS_LOG", str(log))
+    flags = [arg for hook in HOOKS for arg in (f"--{hook.replace('_', '-')}", f"hooks_app:{hook}")]
+    process, address, _ = start(tmp_path, "--processes", "2", "--workers", "1", *flags)
+    try:
+        for path in ("/a", "/b", "/c"):
+            assert request(address, path).status == 404  # the semantics app's own page
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+    lines = [line.split() for line in log.read_text().splitlines()]
+    by_hook: dict[str, list[list[str]]] = {}
+    for hook, *rest in lines:
+        by_hook.setdefault(hook, []).append(rest)
+    supervisor = str(process.pid)
+    assert by_hook["on_starting"] == [[supervisor]], lines
+    workers = {pid for pid, _ in by_hook["post_fork"]}
+    assert len(by_hook["post_fork"]) == 2 and len(workers) == 2 and supervisor not in workers, lines
+    assert all(told == own for told, own in by_hook["post_fork"]), "worker.pid is the worker's own"
+    assert sorted(pid for (pid,) in by_hook["worker_exit"]) == sorted(workers), lines
+    assert sorted(path for _, path in by_hook["pre_request"]) == ["/a", "/b", "/c"], lines
+    assert sorted((path, " ".join(status)) for _, path, *status in by_hook["post_request"]) == [
+        ("/a", "404 Not Found"),
+        ("/b", "404 Not Found"),
+        ("/c", "404 Not Found"),
+    ], lines
+    assert {pid for pid, *_ in by_hook["pre_request"]} <= workers, "requests are served by the workers"
+
+
+def test_a_lone_process_runs_post_fork_and_worker_exit_once_itself(tmp_path, monkeypatch) -> None:
+    log = tmp_path / "hooks.log"
+    monkeypatch.setenv("HOOKS_LOG", str(log))
+    process, address, _ = start(
+        tmp_path, "--post-fork", "hooks_app:post_fork", "--worker-exit", "hooks_app:worker_exit"
+    )
+    try:
+        assert request(address, "/a").status == 404
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+    pid = process.pid
+    assert log.read_text().splitlines() == [f"post_fork {pid} {pid}", f"worker_exit {pid}"]
