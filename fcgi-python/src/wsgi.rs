@@ -65,14 +65,17 @@ impl Lifecycle for WsgiHandler {
         .unwrap_or_else(|e| Some(format!("(no stack: {e})")))
     }
 
-    fn after_fork(&self) {
+    /// Loads a lazily given app: in each worker process, or in the one process once its
+    /// privileges are dropped. The traceback is printed; the error stops serving (a worker
+    /// process exits, and its supervisor starts another).
+    fn before_serving(&self) -> io::Result<()> {
         Python::attach(|py| {
-            if let Err(e) = self.load(py) {
-                // A worker without its app cannot serve: say why and let the supervisor retry.
+            self.load(py).map(drop).map_err(|e| {
+                let message = format!("the app failed to load: {e}");
                 e.print(py);
-                std::process::exit(1);
-            }
-        });
+                io::Error::other(message)
+            })
+        })
     }
 }
 

@@ -125,6 +125,13 @@ def serve_wsgi(
     access_logfile: str | None = None,
     access_logformat: str | None = None,
     handle_signals: bool = True,
+    user: str | None = None,
+    group: str | None = None,
+    umask: int | str | None = None,
+    socket_mode: int | str | None = None,
+    socket_owner: str | None = None,
+    backlog: int | None = None,
+    pid_file: str | None = None,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
 
@@ -170,6 +177,15 @@ def serve_wsgi(
     go to the logger ``fcgi_wsgi.access`` when it (or ``fcgi_wsgi``) has handlers, as Django's
     ``LOGGING`` or ``logging.config`` give it. ``slow_request_timeout``: a request running past it
     (seconds) is logged once as a warning with the stack of the thread serving it; it goes on.
+
+    Privileges and the socket: ``user`` and ``group`` (names or ids; needs root) are taken once
+    the socket is bound, before an ``app`` given as ``"module:attribute"`` is imported: in this
+    process, or with ``processes`` in each worker process (the supervisor keeps its user: it runs
+    no request, removes the pid and socket files at the end and re-executes itself for a reload;
+    so ``preload`` and ``reload`` with ``processes``, which import the app in the supervisor, are
+    refused with ``user``). ``umask`` and ``socket_mode`` are octal (``0o660`` or ``"0660"``);
+    ``socket_owner`` is ``"USER:GROUP"``, ``"USER"`` or ``":GROUP"``; ``backlog`` is listen(2)'s;
+    ``pid_file`` is written atomically and removed at exit (SIGTERM included).
     """
     given = {
         "workers": workers,
@@ -192,11 +208,27 @@ def serve_wsgi(
         "access_logfile": access_logfile,
         "access_logformat": access_logformat,
         "handle_signals": handle_signals,
+        "user": user,
+        "group": group,
+        "umask": umask,
+        "socket_mode": socket_mode,
+        "socket_owner": socket_owner,
+        "backlog": backlog,
+        "pid_file": pid_file,
     }
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     loader = None
+    many = (processes or 1) > 1
     if isinstance(app, str):
-        if (processes or 1) > 1 and not (preload or reload):
+        if user is not None or group is not None:
+            if many and (preload or reload):
+                raise ValueError(
+                    "user and group are taken by the worker processes: preload and reload would import the app "
+                    "in the supervisor, which keeps its user"
+                )
+            # Imported by the core once the privileges are dropped, never with root's rights.
+            app, loader = None, functools.partial(load_app, app)
+        elif many and not (preload or reload):
             app, loader = None, functools.partial(load_app, app)
         else:
             app = load_app(app)

@@ -12,7 +12,7 @@ from ._errors import traceback_policy
 #: The settings that are flags here (force_cgi is --cgi; handle_signals is for programs that
 #: embed the server).
 TUNABLE = [name for name, *_ in settings() if name not in ("force_cgi", "handle_signals")]
-TYPES = {"count": int, "bytes": int, "seconds": float, "text": str}
+TYPES = {"count": int, "bytes": int, "seconds": float, "text": str, "mode": str}
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:

@@ -61,6 +61,13 @@ class Settings(TypedDict, total=False):
     access_logformat: str
     force_cgi: bool
     handle_signals: bool
+    user: str
+    group: str
+    umask: int | str
+    socket_mode: int | str
+    socket_owner: str
+    backlog: int
+    pid_file: str
 
 def serve(
     app: Callable[..., Any] | None,
@@ -70,6 +77,9 @@ def serve(
     loader: Callable[[], Callable[..., Any]] | None = None,
     settings: Settings | None = None,
 ) -> str: ...
+def check_settings(bind: str | None = None, settings: Settings | None = None) -> None:
+    """Raises what ``serve`` would raise for ``bind`` and ``settings``, serving nothing."""
+
 def settings() -> list[tuple[str, str, str, str, str]]:
     """The core's settings table: (name, kind, default, what 0 means, doc) for each."""
 

@@ -24,9 +24,16 @@ pub trait Lifecycle: Sync {
         }
     }
 
-    /// Runs in each worker process right after the fork, before it serves (a face loads a
-    /// lazily loaded app here, so each process has its own).
+    /// Runs in each worker process right after the fork, before it drops its privileges.
     fn after_fork(&self) {}
+
+    /// Runs in each process that serves (each worker process, after [`after_fork`](Self::after_fork)),
+    /// once the privileges are dropped (the `user` and `group` settings), before the first
+    /// request: a face loads a lazily loaded app here, so each process has its own and none is
+    /// loaded with root's rights. An error stops the server (a worker process exits).
+    fn before_serving(&self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// What the face can say of the thread `thread` (its pthread_self(3)) while it serves a
     /// slow request, for the slow-request log: Python gives the thread's stack.

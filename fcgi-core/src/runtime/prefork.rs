@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use super::config::ServerConfig;
 use super::lifecycle::Lifecycle;
 use super::listener::Listener;
+use super::privileges::Identity;
 use super::request::{Handler, Transport};
 use super::server::Server;
 use super::signals::SignalGuard;
@@ -52,6 +53,7 @@ pub(crate) fn supervise(
     listener: &Arc<Listener>,
     config: &ServerConfig,
     transport: Transport,
+    identity: &Identity,
 ) -> io::Result<()> {
     let (mut wake, wake_writer) = server.wake_pair()?;
     let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
@@ -73,9 +75,13 @@ pub(crate) fn supervise(
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
                 lifecycle.after_fork();
-                let served = server.renew_wake_after_fork().and_then(|()| {
-                    server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
-                });
+                let served = identity
+                    .drop_privileges()
+                    .and_then(|()| lifecycle.before_serving())
+                    .and_then(|()| server.renew_wake_after_fork())
+                    .and_then(|()| {
+                        server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
+                    });
                 if let Err(e) = &served {
                     log::error!("worker process {}: {e}", std::process::id());
                 }
