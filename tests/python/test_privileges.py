@@ -23,6 +23,7 @@ from conftest import HERE, wait_until_listening
 from fcgi_client import request
 
 NOBODY = pwd.getpwnam("nobody")
+APPS = HERE.parent / "apps"
 NOBODY_GROUP = grp.getgrgid(NOBODY.pw_gid).gr_name
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing the user needs root")
 
@@ -30,7 +31,7 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing the user needs 
 def serve(folder: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     address = str(folder / "app.sock")
     log = folder / "app.log"
-    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(HERE), "identity_app:app", "--bind", address, *args]
+    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(APPS), "identity_app:app", "--bind", address, *args]
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=log_file)
     return process, address, log
@@ -148,7 +149,7 @@ def test_changing_user_without_root_is_refused_before_binding(nobodys_folder):
         f"os.setgroups([]); os.setgid({NOBODY.pw_gid}); os.setuid({NOBODY.pw_uid}); sys.exit(cli.main())"
     )
     address, log = str(nobodys_folder / "app.sock"), nobodys_folder / "app.log"
-    command = [sys.executable, "-c", become_nobody, "--chdir", str(HERE), "identity_app:app", "--bind", address]
+    command = [sys.executable, "-c", become_nobody, "--chdir", str(APPS), "identity_app:app", "--bind", address]
     with log.open("wb") as log_file:
         process = subprocess.Popen([*command, "--user", "root"], stdin=subprocess.DEVNULL, stderr=log_file)
     assert process.wait(30) != 0

@@ -45,7 +45,7 @@ def mapped(text: str, folder: Path) -> str:
     """A path or argument of the examples, as this test runs it."""
     for example, here in (
         ("/srv/myapp/venv/bin/python", sys.executable),
-        ("/srv/myapp", str(HERE)),
+        ("/srv/myapp", str(HERE.parent / "apps")),
         ("/etc/myapp/fcgi-wsgi.toml", str(folder / "fcgi-wsgi.toml")),
         ("/run/myapp.sock", str(folder / "myapp.sock")),
         ("/run/myapp", str(folder)),

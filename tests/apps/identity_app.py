@@ -1,4 +1,4 @@
-"""A WSGI app that says who it runs as, and who imported it: the privilege tests ask it.
+"""A WSGI app that says who it runs as, and who imported it (tests/python and tests/e2e ask it).
 
 It imports nothing but ``os`` (loaded already): after the drop to nobody, an interpreter that
 lives in root's home (pyenv under /root) cannot read the rest of its standard library."""
