@@ -118,7 +118,7 @@ impl Acceptor {
         match &self.source {
             Source::FastCgi { pool, stop, drained, .. } => {
                 stop.stop();
-                // The program may exit without dropping the acceptor (libfcgi-compat's exit).
+                // A C program may exit right after closing, without dropping the acceptor.
                 pid_file::remove_ours();
                 let drained = drained.get_or_init(|| start_draining(pool));
                 let stats = &pool.context().stats;

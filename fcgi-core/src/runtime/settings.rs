@@ -291,7 +291,7 @@ pub const SETTINGS: &[Setting] = &[
         zero: "",
         doc: "write the server's pid here (a temporary file renamed into place) and remove it at exit; a reload keeps it (same pid)",
         c_setter: Ok("pid_file"),
-        env: Ok("FCGI_COMPAT_PID_FILE"),
+        env: Err("spawn-fcgi -P writes a libfcgi program's; a program that forks has a server in each process"),
     },
 ];
 
