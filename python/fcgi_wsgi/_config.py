@@ -22,11 +22,6 @@ from dataclasses import dataclass, field
 
 from ._fcgi_wsgi import check_settings, settings
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the dependency on 3.9 and 3.10
-    import tomli as tomllib
-
 ENV = "FCGI_WSGI_ARGS"
 
 #: Kinds the settings table does not have, for the options of this command line alone.
@@ -145,6 +140,11 @@ def checked(kind: str, value: object) -> object:
 
 def read_file(path: str) -> dict[str, object]:
     """The settings of a TOML file, checked key by key."""
+    # Imported here: a command line without a file does not pay for the parser (5 ms).
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - the dependency on 3.9 and 3.10
+        import tomli as tomllib
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)
