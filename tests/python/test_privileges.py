@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import fcgi_wsgi
 import pytest
 from conftest import HERE, wait_until_listening
 from fcgi_client import request
@@ -188,3 +189,9 @@ def test_a_pid_file_naming_a_running_process_is_refused(tmp_path):
     assert f"names process {os.getpid()}, which is running" in log.read_text()
     assert pid_file.read_text() == f"{os.getpid()}\n", "another server's pid file is left alone"
     assert not os.path.exists(address), "the socket bound is removed again"
+
+
+@pytest.mark.parametrize("flag", ["preload", "reload"])
+def test_importing_the_app_in_a_supervisor_that_keeps_root_is_refused(flag):
+    with pytest.raises(ValueError, match="preload and reload would import the app in the supervisor"):
+        fcgi_wsgi.serve_wsgi("identity_app:app", processes=2, user="nobody", **{flag: True})
