@@ -103,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
             continue
         help_text = f"{option.help} (default: {option.default})".replace("%", "%%")
         where = debug if option.name.startswith("debug") else p
-        if option.kind == BOOL:
+        if option.kind in (BOOL, "flag"):
             where.add_argument(flag(option.name), action="store_true", help=help_text)
         else:
             metavar = "LIST" if option.kind == ADDRESSES else None
@@ -123,6 +123,7 @@ KINDS = {
     "text": (lambda v: isinstance(v, str), "a string"),
     "mode": (lambda v: _whole(v) or isinstance(v, str), 'an octal mode: a string ("0660") or a number (0o660)'),
     BOOL: (lambda v: isinstance(v, bool), "true or false"),
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
     ADDRESSES: (
         lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
         "a string or a list of strings",

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fcgi_wsgi
 import pytest
 from conftest import HERE, wait_until_listening
 from fcgi_client import request
-from fcgi_wsgi._config import ENV, ConfigError, gather
+from fcgi_wsgi._config import ENV, KINDS, OPTIONS, ConfigError, gather
 
 
 def write(folder: Path, text: str) -> str:
@@ -28,6 +29,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-m", "fcgi_wsgi", *args], env={**environ, **(env or {})}, capture_output=True, text=True
     )
+
+
+def test_every_kind_of_the_table_has_its_check():
+    # A row of a new kind fails here rather than at the first file that sets it.
+    assert {kind for _, kind, *_ in fcgi_wsgi.settings()} <= set(KINDS)
+    assert {name for name, *_ in fcgi_wsgi.settings()} - set(OPTIONS) == {"force_cgi", "handle_signals"}
 
 
 def test_a_flag_wins_over_the_environment_which_wins_over_the_file(tmp_path):
