@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import fcgi_wsgi
@@ -166,6 +167,11 @@ def test_a_server_takes_its_settings_from_the_file(tmp_path):
         )
     try:
         wait_until_listening(process, address, log)
+        # The pid file follows the bind by a moment.
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "app.pid").exists():
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.01)
         assert (tmp_path / "app.pid").read_text() == f"{process.pid}\n"
         assert os.stat(address).st_mode & 0o777 == 0o600
         assert b"200 OK" in request(address, "/environ").stdout
