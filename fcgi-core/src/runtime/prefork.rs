@@ -31,7 +31,7 @@ use super::listener::Listener;
 use super::privileges::Identity;
 use super::request::{Handler, Transport};
 use super::server::Server;
-use super::signals::SignalGuard;
+use super::signals::{self, SignalGuard};
 
 /// A worker that dies sooner than this after starting is restarted only after this long, so
 /// an app that fails at start-up does not make the supervisor fork in a tight loop.
@@ -74,6 +74,13 @@ pub(crate) fn supervise(
                 // The worker: serve with its own threads and signal handlers, then exit
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
+                // A stop signal that came between the fork and here ran the supervisor's handler
+                // in this process (and a stop may have come just before the fork): the worker's
+                // own handlers would forget it as they install, and it would serve on, holding
+                // its supervisor's stop for ever. From here SIGTERM does what it did before (ends it).
+                if config.handle_signals && signals::stop_requested() {
+                    std::process::exit(0);
+                }
                 lifecycle.after_fork();
                 let served = identity
                     .drop_privileges()
