@@ -459,7 +459,8 @@ impl ServerConfig {
 pub fn markdown() -> String {
     let mut out = String::from(
         "# Settings\n\nGenerated from `fcgi-core/src/runtime/settings.rs` (`FCGI_BLESS=1 cargo test -p fcgi-core --test settings` \
-         rewrites it). Python: `serve_wsgi(NAME=...)` and `python -m fcgi_wsgi --NAME-WITH-DASHES`; C: \
+         rewrites it). Python: `serve_wsgi(NAME=...)`, `python -m fcgi_wsgi --NAME-WITH-DASHES` \
+         (also in `FCGI_WSGI_ARGS`, and as a key of its `--config` TOML file, either spelling); C: \
          `fcgi_options_set_SETTER` (timeouts in milliseconds); libfcgi-compat: the environment variable. Timeouts are in \
          seconds, modes in octal; 0 means what the table says, and where it says nothing 0 is refused.\n\n\
          | setting | default | 0 means | what it does | C | libfcgi-compat |\n|---|---|---|---|---|---|\n",
