@@ -379,6 +379,41 @@ fcgi_result fcgi_options_set_force_cgi(fcgi_options *options, bool force_cgi);
 fcgi_result fcgi_options_set_handle_signals(fcgi_options *options, bool handle_signals);
 
 /**
+ * Once the socket is bound (`fcgi_server_open`), run as `user` (a name or a uid; with its
+ * supplementary groups) and `group` (a name or a gid; then that group alone); either may be
+ * NULL or `""` to leave it. Needs root, unless the process runs as them already: otherwise
+ * `fcgi_server_open` fails with FCGI_ERR_IO. FCGI_ERR_INVALID_ARG for a name with no entry.
+ */
+fcgi_result fcgi_options_set_user(fcgi_options *options, const char *user, const char *group);
+
+/**
+ * The permissions of a Unix socket the server binds (`fcgi_options_set_bind`), e.g. 0660: the
+ * socket file never has wider ones, even for a moment. FCGI_ERR_INVALID_ARG for 0 or more than
+ * 07777.
+ */
+fcgi_result fcgi_options_set_socket_mode(fcgi_options *options, uint32_t mode);
+
+/**
+ * The owner of a Unix socket the server binds: `"USER:GROUP"`, `"USER"` or `":GROUP"` (names or
+ * ids), given before the user changes; NULL or `""`: the binding user's.
+ * FCGI_ERR_INVALID_ARG for a name with no entry.
+ */
+fcgi_result fcgi_options_set_socket_owner(fcgi_options *options, const char *owner);
+
+/**
+ * The listen(2) backlog of a socket the server binds (default 1024; the kernel caps it at
+ * net.core.somaxconn). FCGI_ERR_INVALID_ARG for 0.
+ */
+fcgi_result fcgi_options_set_backlog(fcgi_options *options, uint32_t backlog);
+
+/**
+ * Writes the process's pid to the file `path` while the server runs (whole: a temporary file
+ * renamed into place) and removes it at `fcgi_server_close`; NULL or `""`: no file.
+ * `fcgi_server_open` fails with FCGI_ERR_IO if the file names another running process.
+ */
+fcgi_result fcgi_options_set_pid_file(fcgi_options *options, const char *path);
+
+/**
  * Sends the server's log records to `callback` with `user_data`, process-wide, from now on;
  * access records too if `access` (the access log as records, beside or instead of
  * `fcgi_options_set_access_logfile`). NULL goes back to stderr. The level is each server's

@@ -377,3 +377,73 @@ pub unsafe extern "C" fn fcgi_options_set_handle_signals(
 ) -> fcgi_result {
     ffi_boundary!({ set(try_mut!(options), "handle_signals", Value::Flag(handle_signals)) })
 }
+
+/// Once the socket is bound (`fcgi_server_open`), run as `user` (a name or a uid; with its
+/// supplementary groups) and `group` (a name or a gid; then that group alone); either may be
+/// NULL or `""` to leave it. Needs root, unless the process runs as them already: otherwise
+/// `fcgi_server_open` fails with FCGI_ERR_IO. FCGI_ERR_INVALID_ARG for a name with no entry.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_user(
+    options: *mut fcgi_options,
+    user: *const c_char,
+    group: *const c_char,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // Both or neither: a refused one leaves the options as they were.
+        let mut both = fcgi_options { config: options.config.clone() };
+        // SAFETY: the caller's contract, passed on.
+        let result = unsafe { set_text(&mut both, "user", user, Some("")) };
+        if result != FCGI_OK {
+            return result;
+        }
+        // SAFETY: the caller's contract, passed on.
+        let result = unsafe { set_text(&mut both, "group", group, Some("")) };
+        if result == FCGI_OK {
+            options.config = both.config;
+        }
+        result
+    })
+}
+
+/// The permissions of a Unix socket the server binds (`fcgi_options_set_bind`), e.g. 0660: the
+/// socket file never has wider ones, even for a moment. FCGI_ERR_INVALID_ARG for 0 or more than
+/// 07777.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_socket_mode(options: *mut fcgi_options, mode: u32) -> fcgi_result {
+    ffi_boundary!({ set(try_mut!(options), "socket_mode", Value::Number(u64::from(mode))) })
+}
+
+/// The owner of a Unix socket the server binds: `"USER:GROUP"`, `"USER"` or `":GROUP"` (names or
+/// ids), given before the user changes; NULL or `""`: the binding user's.
+/// FCGI_ERR_INVALID_ARG for a name with no entry.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_socket_owner(
+    options: *mut fcgi_options,
+    owner: *const c_char,
+) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { set_text(options, "socket_owner", owner, Some("")) }
+    })
+}
+
+/// The listen(2) backlog of a socket the server binds (default 1024; the kernel caps it at
+/// net.core.somaxconn). FCGI_ERR_INVALID_ARG for 0.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_backlog(options: *mut fcgi_options, backlog: u32) -> fcgi_result {
+    ffi_boundary!({ set(try_mut!(options), "backlog", Value::Number(u64::from(backlog))) })
+}
+
+/// Writes the process's pid to the file `path` while the server runs (whole: a temporary file
+/// renamed into place) and removes it at `fcgi_server_close`; NULL or `""`: no file.
+/// `fcgi_server_open` fails with FCGI_ERR_IO if the file names another running process.
+#[no_mangle]
+pub unsafe extern "C" fn fcgi_options_set_pid_file(options: *mut fcgi_options, path: *const c_char) -> fcgi_result {
+    ffi_boundary!({
+        let options = try_mut!(options);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { set_text(options, "pid_file", path, Some("")) }
+    })
+}

@@ -253,8 +253,40 @@ fn options_check_their_arguments() {
         assert_eq!(fcgi_options_set_max_body_bytes(options, 1 << 20), FCGI_OK);
         assert_eq!(fcgi_options_set_max_requests(options, 0), FCGI_OK);
         assert_eq!(fcgi_options_set_force_cgi(options, false), FCGI_OK);
+        assert_eq!(fcgi_options_set_user(options, c"no-such-user-fcgi".as_ptr(), null()), FCGI_ERR_INVALID_ARG);
+        assert_eq!(fcgi_options_set_user(options, c"0".as_ptr(), c"no-such-group-fcgi".as_ptr()), FCGI_ERR_INVALID_ARG);
+        assert_eq!(fcgi_options_set_user(options, null(), null()), FCGI_OK);
+        assert_eq!(fcgi_options_set_socket_mode(options, 0), FCGI_ERR_INVALID_ARG);
+        assert_eq!(fcgi_options_set_socket_mode(options, 0o10000), FCGI_ERR_INVALID_ARG);
+        assert_eq!(fcgi_options_set_socket_owner(options, c":".as_ptr()), FCGI_ERR_INVALID_ARG);
+        assert_eq!(fcgi_options_set_backlog(options, 0), FCGI_ERR_INVALID_ARG);
+        assert_eq!(fcgi_options_set_pid_file(options, null()), FCGI_OK);
         fcgi_options_free(options);
     }
+}
+
+#[test]
+fn the_socket_settings_and_the_pid_file_apply_from_open_to_close() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let pid_file = temp_socket("api.pid");
+    let pid_path = CString::new(pid_file.to_str().unwrap()).unwrap();
+    // Our own ids, which chown(2) accepts without root.
+    let ours = std::fs::metadata(pid_file.parent().unwrap()).unwrap();
+    let owner = CString::new(format!("{}:{}", ours.uid(), ours.gid())).unwrap();
+    let (server, path) = open(1, |options| {
+        // SAFETY: a live options handle and NUL-terminated strings.
+        unsafe {
+            assert_eq!(fcgi_options_set_socket_mode(options, 0o640), FCGI_OK);
+            assert_eq!(fcgi_options_set_socket_owner(options, owner.as_ptr()), FCGI_OK);
+            assert_eq!(fcgi_options_set_backlog(options, 33), FCGI_OK);
+            assert_eq!(fcgi_options_set_pid_file(options, pid_path.as_ptr()), FCGI_OK);
+        }
+    });
+    let mode = std::fs::symlink_metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), format!("{}\n", std::process::id()));
+    close(server);
+    assert!(!pid_file.exists(), "fcgi_server_close removes the pid file");
 }
 
 #[test]

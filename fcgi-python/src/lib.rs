@@ -44,17 +44,7 @@ fn serve(
         Ok(hooks.get_item(name)?.filter(|hook| !hook.is_none()).map(Bound::unbind))
     };
     let process_hooks = wsgi::ProcessHooks { start: hook("post_fork")?, exit: hook("worker_exit")? };
-    let mut config = ServerConfig::default();
-    if let Some(bind) = bind {
-        config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
-    }
-    for (name, value) in settings.iter().flat_map(|settings| settings.iter()) {
-        let name: String = name.extract()?;
-        let setting = setting(&name).ok_or_else(|| PyValueError::new_err(format!("there is no setting {name:?}")))?;
-        let value = setting_value(setting.kind, &value)
-            .map_err(|e| PyTypeError::new_err(format!("{name}: {}", e.value(py))))?;
-        config.set(&name, value).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    }
+    let config = config_from(py, bind, settings)?;
     if app.is_none() && loader.is_none() {
         return Err(PyValueError::new_err("serve() needs an app or a loader"));
     }
@@ -78,6 +68,30 @@ fn serve(
     }
 }
 
+/// Checks `bind` and `settings` as `serve` would take them, serving nothing: raises what `serve`
+/// would raise (`--check-config`).
+#[pyfunction]
+#[pyo3(signature = (bind=None, settings=None))]
+fn check_settings(py: Python<'_>, bind: Option<String>, settings: Option<Bound<'_, PyDict>>) -> PyResult<()> {
+    config_from(py, bind, settings).map(drop)
+}
+
+/// The configuration `bind` and `settings` make, each setting set through the core's table.
+fn config_from(py: Python<'_>, bind: Option<String>, settings: Option<Bound<'_, PyDict>>) -> PyResult<ServerConfig> {
+    let mut config = ServerConfig::default();
+    if let Some(bind) = bind {
+        config.bind = Some(Bind::parse(&bind).map_err(|e| PyValueError::new_err(e.to_string()))?);
+    }
+    for (name, value) in settings.iter().flat_map(|settings| settings.iter()) {
+        let name: String = name.extract()?;
+        let setting = setting(&name).ok_or_else(|| PyValueError::new_err(format!("there is no setting {name:?}")))?;
+        let value = setting_value(setting.kind, &value)
+            .map_err(|e| PyTypeError::new_err(format!("{name}: {}", e.value(py))))?;
+        config.set(&name, value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    }
+    Ok(config)
+}
+
 /// `value` as the core takes a setting of `kind`.
 fn setting_value(kind: Kind, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     Ok(match kind {
@@ -85,11 +99,20 @@ fn setting_value(kind: Kind, value: &Bound<'_, PyAny>) -> PyResult<Value> {
         Kind::Seconds => Value::Seconds(value.extract()?),
         Kind::Flag => Value::Flag(value.extract()?),
         Kind::Text => Value::Text(value.extract()?),
+        // An int (0o660) or its octal text ("0660", as a command line gives it).
+        Kind::Mode => match value.extract::<u64>() {
+            Ok(mode) => Value::Number(mode),
+            Err(e) => {
+                let text: String = value.extract().map_err(|_| e)?;
+                Value::parse(kind, &text)
+                    .ok_or_else(|| PyValueError::new_err(format!("{text:?} is not an octal mode such as 0660")))?
+            }
+        },
     })
 }
 
 /// The core's settings table: `[(name, kind, default, what 0 means, doc)]`, kind being
-/// `"count"`, `"bytes"`, `"seconds"`, `"flag"` or `"text"`. The tests check that `serve_wsgi` and the
+/// `"count"`, `"bytes"`, `"seconds"`, `"flag"`, `"text"` or `"mode"` (octal permission bits). The tests check that `serve_wsgi` and the
 /// command line offer every one.
 #[pyfunction]
 fn settings() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'static str)> {
@@ -102,6 +125,7 @@ fn settings() -> Vec<(&'static str, &'static str, &'static str, &'static str, &'
                 Kind::Seconds => "seconds",
                 Kind::Flag => "flag",
                 Kind::Text => "text",
+                Kind::Mode => "mode",
             };
             (s.name, kind, s.default, s.zero, s.doc)
         })
@@ -139,6 +163,7 @@ fn request_reload() {
 fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(serve, m)?)?;
     m.add_function(wrap_pyfunction!(settings, m)?)?;
+    m.add_function(wrap_pyfunction!(check_settings, m)?)?;
     m.add_function(wrap_pyfunction!(server_stats, m)?)?;
     m.add_function(wrap_pyfunction!(request_stop, m)?)?;
     m.add_function(wrap_pyfunction!(request_reload, m)?)?;

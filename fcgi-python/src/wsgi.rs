@@ -39,21 +39,6 @@ pub struct ProcessHooks {
     pub exit: Option<Py<PyAny>>,
 }
 
-/// Calls `hook`, if any; a failure is printed, and stops the process when `fatal`.
-fn call_hook(hook: &Option<Py<PyAny>>, fatal: bool) {
-    let Some(hook) = hook else { return };
-    Python::attach(|py| {
-        if let Err(e) = hook.bind(py).call0() {
-            e.print(py);
-            if fatal {
-                // A worker whose start-up hook failed cannot be trusted to serve: the
-                // supervisor retries, as for an app that fails to load.
-                std::process::exit(1);
-            }
-        }
-    });
-}
-
 /// The threads (their `threading.get_ident()`) inside an app call now. Changed and read only
 /// under the GIL, so that the watchdog interrupts a thread only while the request that timed
 /// out is still in its app call, never the next request on the same thread.
@@ -119,22 +104,31 @@ impl Lifecycle for WsgiHandler {
         });
     }
 
-    fn process_start(&self) {
-        call_hook(&self.process_hooks.start, true);
-    }
-
     fn process_exit(&self) {
-        call_hook(&self.process_hooks.exit, false);
+        if let Some(hook) = &self.process_hooks.exit {
+            Python::attach(|py| hook.bind(py).call0().map(drop).unwrap_or_else(|e| e.print(py)));
+        }
     }
 
-    fn after_fork(&self) {
+    /// Runs the program's `post_fork` hook, then loads a lazily given app: in each worker
+    /// process, or in the one process, once its privileges are dropped. The traceback is
+    /// printed; the error stops serving (a worker process exits, and its supervisor starts
+    /// another).
+    fn before_serving(&self) -> io::Result<()> {
         Python::attach(|py| {
-            if let Err(e) = self.load(py) {
-                // A worker without its app cannot serve: say why and let the supervisor retry.
-                e.print(py);
-                std::process::exit(1);
+            if let Some(hook) = &self.process_hooks.start {
+                hook.bind(py).call0().map_err(|e| {
+                    let message = format!("the post_fork hook failed: {e}");
+                    e.print(py);
+                    io::Error::other(message)
+                })?;
             }
-        });
+            self.load(py).map(drop).map_err(|e| {
+                let message = format!("the app failed to load: {e}");
+                e.print(py);
+                io::Error::other(message)
+            })
+        })
     }
 }
 

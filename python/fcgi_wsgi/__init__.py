@@ -137,6 +137,13 @@ def serve_wsgi(
     ping_path: str | None = None,
     status_allow: str | None = None,
     handle_signals: bool = True,
+    user: str | None = None,
+    group: str | None = None,
+    umask: int | str | None = None,
+    socket_mode: int | str | None = None,
+    socket_owner: str | None = None,
+    backlog: int | None = None,
+    pid_file: str | None = None,
     on_starting: _hooks.Hook = None,
     post_fork: _hooks.Hook = None,
     worker_exit: _hooks.Hook = None,
@@ -216,6 +223,15 @@ def serve_wsgi(
     busy: plain text, ``?json``, ``?openmetrics`` or ``?html``, and ``&full`` for every worker
     thread of every process. ``ping_path`` answers ``pong``. Only clients in ``status_allow``
     (comma-separated addresses or networks; default loopback) see them; others get a 404.
+
+    Privileges and the socket: ``user`` and ``group`` (names or ids; needs root) are taken once
+    the socket is bound, before an ``app`` given as ``"module:attribute"`` is imported: in this
+    process, or with ``processes`` in each worker process (the supervisor keeps its user: it runs
+    no request, removes the pid and socket files at the end and re-executes itself for a reload;
+    so ``preload`` and ``reload`` with ``processes``, which import the app in the supervisor, are
+    refused with ``user``). ``umask`` and ``socket_mode`` are octal (``0o660`` or ``"0660"``);
+    ``socket_owner`` is ``"USER:GROUP"``, ``"USER"`` or ``":GROUP"``; ``backlog`` is listen(2)'s;
+    ``pid_file`` is written atomically and removed at exit (SIGTERM included).
     """
     if isinstance(processes, str):
         processes, max_processes = pool_size(processes)
@@ -250,13 +266,29 @@ def serve_wsgi(
         "ping_path": ping_path,
         "status_allow": status_allow,
         "handle_signals": handle_signals,
+        "user": user,
+        "group": group,
+        "umask": umask,
+        "socket_mode": socket_mode,
+        "socket_owner": socket_owner,
+        "backlog": backlog,
+        "pid_file": pid_file,
     }
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     hooks = {"post_fork": _hooks.process_hook(post_fork), "worker_exit": _hooks.process_hook(worker_exit)}
     hooked = functools.partial(_hooks.with_request_hooks, pre_request=pre_request, post_request=post_request)
     loader = None
+    many = max(processes or 1, max_processes or 0) > 1
     if isinstance(app, str):
-        if max(processes or 1, max_processes or 0) > 1 and not (preload or reload):
+        if user is not None or group is not None:
+            if many and (preload or reload):
+                raise ValueError(
+                    "user and group are taken by the worker processes: preload and reload would import the app "
+                    "in the supervisor, which keeps its user"
+                )
+        if many and not (preload or reload) or user is not None or group is not None:
+            # Imported in each worker process, or by the core once the privileges are dropped
+            # (never with root's rights).
             name = app
             app, loader = None, lambda: hooked(load_app(name))
         else:

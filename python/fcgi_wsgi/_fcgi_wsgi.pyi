@@ -72,6 +72,13 @@ class Settings(TypedDict, total=False):
     status_allow: str
     force_cgi: bool
     handle_signals: bool
+    user: str
+    group: str
+    umask: int | str
+    socket_mode: int | str
+    socket_owner: str
+    backlog: int
+    pid_file: str
 
 def serve(
     app: Callable[..., Any] | None,
@@ -82,6 +89,9 @@ def serve(
     settings: Settings | None = None,
     hooks: dict[str, Callable[[], Any] | None] | None = None,
 ) -> str: ...
+def check_settings(bind: str | None = None, settings: Settings | None = None) -> None:
+    """Raises what ``serve`` would raise for ``bind`` and ``settings``, serving nothing."""
+
 def settings() -> list[tuple[str, str, str, str, str]]:
     """The core's settings table: (name, kind, default, what 0 means, doc) for each."""
 

@@ -3,6 +3,8 @@ as often as it should be, in the processes it should be."""
 
 from __future__ import annotations
 
+import time
+
 from conftest import start
 from fcgi_client import request
 
@@ -15,6 +17,12 @@ def test_every_hook_runs_in_its_process_as_often_as_it_should(tmp_path, monkeypa
     flags = [arg for hook in HOOKS for arg in (f"--{hook.replace('_', '-')}", f"hooks_app:{hook}")]
     process, address, _ = start(tmp_path, "--processes", "2", "--workers", "1", *flags)
     try:
+        # A worker stopped while it still loads the app (after post_fork) ends as SIGTERM's
+        # default does, without worker_exit: let both start serving first.
+        deadline = time.monotonic() + 10
+        while log.read_text().count("post_fork") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)
         for path in ("/a", "/b", "/c"):
             assert request(address, path).status == 404  # the semantics app's own page
     finally:

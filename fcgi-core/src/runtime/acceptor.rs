@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::listener::Listener;
+use super::pid_file::{self, PidFile};
 use super::pool::{Next, Pool};
 use super::request::{Request, SERVICE_UNAVAILABLE};
 use super::signals::{self, SignalGuard};
@@ -50,6 +51,8 @@ pub(super) enum Source {
         /// Set by [`Acceptor::close`]'s first call: whether its thread answering the requests
         /// nobody accepted is done.
         drained: OnceLock<Arc<AtomicBool>>,
+        /// Removed by [`Acceptor::close`] (or when the acceptor is dropped).
+        _pid_file: Option<PidFile>,
     },
     Cgi {
         /// The one request, until taken (boxed: a request is large beside the other variant).
@@ -115,6 +118,8 @@ impl Acceptor {
         match &self.source {
             Source::FastCgi { pool, stop, drained, .. } => {
                 stop.stop();
+                // A C program may exit right after closing, without dropping the acceptor.
+                pid_file::remove_ours();
                 let drained = drained.get_or_init(|| start_draining(pool));
                 let stats = &pool.context().stats;
                 loop {

@@ -77,6 +77,21 @@ pub struct ServerConfig {
     pub ping_path: Option<String>,
     /// Who may see the status and ping pages (REMOTE_ADDR).
     pub status_allow: AllowList,
+    // Privileges and the socket: see `privileges.rs` and `pid_file.rs`.
+    /// Run as this user (name or uid) once the socket is bound (needs root).
+    pub user: Option<String>,
+    /// Run as this group (name or gid); else the user's own.
+    pub group: Option<String>,
+    /// The file-creation mask, set before binding.
+    pub umask: Option<u32>,
+    /// The permissions of a Unix socket the server binds (`Bind::Unix`'s `mode` when it has none).
+    pub socket_mode: Option<u32>,
+    /// `USER:GROUP`, `USER` or `:GROUP`: the owner given to a Unix socket the server binds.
+    pub socket_owner: Option<String>,
+    /// The listen(2) backlog of a socket the server binds.
+    pub backlog: u32,
+    /// Where the server writes its pid while it serves.
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -110,6 +125,13 @@ impl Default for ServerConfig {
             status_path: None,
             ping_path: None,
             status_allow: AllowList::loopback(),
+            user: None,
+            group: None,
+            umask: None,
+            socket_mode: None,
+            socket_owner: None,
+            backlog: 1024,
+            pid_file: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::context::Context;
 use super::listener::Listener;
+use super::pid_file;
 
 /// How often, once stopping, the watch looks whether the requests in flight are done.
 const LOOK_EVERY: Duration = Duration::from_millis(20);
@@ -52,6 +53,7 @@ fn cut(ctx: &Context, listener: &Listener, owns_listener: bool, timeout: Duratio
     }
     if owns_listener {
         listener.remove_socket_file();
+        pid_file::remove_ours();
     }
     // _exit, not exit: the program's own exit may be under way on another thread (a libfcgi
     // program returning from main while its last request runs), and exit(3) run twice at

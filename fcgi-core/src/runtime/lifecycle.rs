@@ -24,13 +24,16 @@ pub trait Lifecycle: Sync {
         }
     }
 
-    /// Runs in each worker process right after the fork, before it serves (a face loads a
-    /// lazily loaded app here, so each process has its own).
+    /// Runs in each worker process right after the fork, before it drops its privileges.
     fn after_fork(&self) {}
 
-    /// Runs in each process that serves, before it serves: a worker process after the fork
-    /// (after `after_fork`), a lone process before it starts (gunicorn's `post_fork` hook).
-    fn process_start(&self) {}
+    /// Runs in each process that serves (each worker process, after [`after_fork`](Self::after_fork)),
+    /// once the privileges are dropped (the `user` and `group` settings), before the first
+    /// request: a face loads a lazily loaded app here, so each process has its own and none is
+    /// loaded with root's rights. An error stops the server (a worker process exits).
+    fn before_serving(&self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Runs in each process that served, once it has served its last request, before it ends
     /// or re-executes (gunicorn's `worker_exit` hook); not when the graceful timeout cuts it.

@@ -85,7 +85,7 @@ pub enum Inherited {
 const LISTEN_FDS_START: RawFd = 3;
 
 impl Listener {
-    /// Binds `bind`, with backlog 1024.
+    /// Binds `bind`, with std's backlog ([`set_backlog`](Self::set_backlog) changes it).
     pub fn bind(bind: &Bind) -> io::Result<Self> {
         match bind {
             Bind::Unix { path, mode } => {
@@ -220,6 +220,25 @@ impl Listener {
             Ok(Self::Unix { listener: UnixListener::from(owned), owned_path: None })
         } else {
             Ok(Self::Tcp { listener: TcpListener::from(owned), allowed: web_server_addrs_from_env()? })
+        }
+    }
+
+    /// Sets the queue of connections the kernel holds until they are accepted: listen(2) again
+    /// on a listening socket changes its backlog (capped by net.core.somaxconn).
+    pub fn set_backlog(&self, backlog: u32) -> io::Result<()> {
+        let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+        // SAFETY: listen(2) on a socket this listener owns.
+        if unsafe { libc::listen(self.as_raw_fd(), backlog) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The socket file this process created, if any.
+    pub fn socket_file(&self) -> Option<&Path> {
+        match self {
+            Self::Unix { owned_path, .. } => owned_path.as_deref(),
+            Self::Tcp { .. } => None,
         }
     }
 

@@ -30,9 +30,10 @@ use super::config::ServerConfig;
 use super::lifecycle::Lifecycle;
 use super::listener::Listener;
 use super::pool_size::PoolSize;
+use super::privileges::Identity;
 use super::request::{Handler, Transport};
 use super::server::Server;
-use super::signals::SignalGuard;
+use super::signals::{self, SignalGuard};
 
 /// A worker that dies sooner than this after starting is restarted only after this long, so
 /// an app that fails at start-up does not make the supervisor fork in a tight loop.
@@ -54,6 +55,7 @@ pub(crate) fn supervise(
     listener: &Arc<Listener>,
     config: &ServerConfig,
     transport: Transport,
+    identity: &Identity,
 ) -> io::Result<()> {
     let (mut wake, wake_writer) = server.wake_pair()?;
     let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
@@ -102,12 +104,22 @@ pub(crate) fn supervise(
                 // The worker: serve with its own threads and signal handlers, then exit
                 // without running the supervisor's caller's code a second time.
                 drop(signals);
+                // A stop signal that came between the fork and here ran the supervisor's handler
+                // in this process (and a stop may have come just before the fork): the worker's
+                // own handlers would forget it as they install, and it would serve on, holding
+                // its supervisor's stop for ever. From here SIGTERM does what it did before (ends it).
+                if config.handle_signals && signals::stop_requested() {
+                    std::process::exit(0);
+                }
                 server.stats().enter_process(index);
                 lifecycle.after_fork();
-                lifecycle.process_start();
-                let served = server.renew_wake_after_fork().and_then(|()| {
-                    server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
-                });
+                let served = identity
+                    .drop_privileges()
+                    .and_then(|()| lifecycle.before_serving())
+                    .and_then(|()| server.renew_wake_after_fork())
+                    .and_then(|()| {
+                        server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
+                    });
                 lifecycle.process_exit();
                 if let Err(e) = &served {
                     log::error!("worker process {}: {e}", std::process::id());

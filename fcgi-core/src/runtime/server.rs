@@ -16,8 +16,10 @@ use super::graceful;
 use super::lifecycle::{Lifecycle, NoHooks};
 use super::listener::{Bind, Inherited, Listener};
 use super::logging;
+use super::pid_file::PidFile;
 use super::pool::Pool;
 use super::prefork;
+use super::privileges::{self, Identity};
 use super::request::{run_handler, Handler, ServerInfo, Transport};
 use super::signals::{self, SignalGuard};
 use super::stats::Stats;
@@ -64,14 +66,23 @@ impl Server {
     /// [`serve`](Self::serve), with `lifecycle`'s hooks around the worker threads and processes.
     pub fn serve_with(&self, handler: &dyn Handler, lifecycle: &dyn Lifecycle) -> io::Result<Served> {
         logging::install_default(self.config.log_level);
+        let identity = self.identity()?;
         let (listener, on_fd0, transport) = match self.listener()? {
             Some(found) => found,
             None => {
+                identity.drop_privileges()?;
                 let app_status = cgi::serve_once(handler, self.config.max_body_bytes)?;
                 return Ok(Served::Cgi { app_status });
             }
         };
         let listener = Arc::new(listener);
+        let pid_file = match self.config.pid_file.as_deref().map(PidFile::create).transpose() {
+            Ok(pid_file) => pid_file,
+            Err(e) => {
+                listener.remove_socket_file();
+                return Err(e);
+            }
+        };
         let config = self.resolved_config(on_fd0);
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
@@ -82,20 +93,27 @@ impl Server {
             ));
         }
         let result = if config.processes > 1 || config.max_processes > config.processes {
-            prefork::supervise(self, handler, lifecycle, &listener, &config, transport)
+            // The supervisor keeps its user: it runs no request, and removes the pid and socket
+            // files at the end and re-executes itself for a reload. Each worker drops.
+            prefork::supervise(self, handler, lifecycle, &listener, &config, transport, &identity)
         } else {
-            lifecycle.process_start();
-            let served = self.serve_in_process(handler, lifecycle, &listener, config, transport, true);
+            let served = identity
+                .drop_privileges()
+                .and_then(|()| lifecycle.before_serving())
+                .and_then(|()| self.serve_in_process(handler, lifecycle, &listener, config, transport, true));
             lifecycle.process_exit();
             served
         };
         if result.is_ok() && self.is_reloading() {
             // Requests in flight are done; connections arriving meanwhile wait in the
-            // listener's backlog for the new program.
+            // listener's backlog for the new program. The pid file stays: the pid does too.
             log::info!("reloading: re-executing the program on the same listening socket");
-            return Err(listener.reexec());
+            let e = listener.reexec();
+            drop(pid_file);
+            return Err(e);
         }
         listener.remove_socket_file();
+        drop(pid_file);
         result.map(|()| Served::FastCgi)
     }
 
@@ -107,11 +125,22 @@ impl Server {
     /// that wants several forks itself.
     pub fn acceptor(&self) -> io::Result<Acceptor> {
         logging::install_default(self.config.log_level);
+        let identity = self.identity()?;
         let Some((listener, on_fd0, transport)) = self.listener()? else {
+            identity.drop_privileges()?;
             let (request, app_status) = cgi::request(self.config.max_body_bytes);
             return Ok(Acceptor { source: Source::Cgi { request: Box::new(Mutex::new(request)), app_status } });
         };
         let listener = Arc::new(listener);
+        let pid_file = self.config.pid_file.as_deref().map(PidFile::create).transpose();
+        let pid_file = pid_file.and_then(|pid_file| identity.drop_privileges().map(|()| pid_file));
+        let pid_file = match pid_file {
+            Ok(pid_file) => pid_file,
+            Err(e) => {
+                listener.remove_socket_file();
+                return Err(e);
+            }
+        };
         let config = self.resolved_config(on_fd0);
         raise_fd_limit(config.max_connections as u64 + 64);
         let (wake_reader, wake_writer) = self.wake_pair()?;
@@ -162,6 +191,7 @@ impl Server {
                 listener,
                 stop: self.stop.clone(),
                 drained: OnceLock::new(),
+                _pid_file: pid_file,
             },
         })
     }
@@ -303,11 +333,25 @@ impl Server {
         self.config.handle_signals && signals::reload_requested()
     }
 
-    /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode.
+    /// The `user` and `group` to drop to, looked up, and refused at once (before anything is
+    /// bound) if this process may not take them.
+    fn identity(&self) -> io::Result<Identity> {
+        let identity = Identity::resolve(self.config.user.as_deref(), self.config.group.as_deref())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        identity.check_permitted()?;
+        Ok(identity)
+    }
+
+    /// The listener to serve, whether it is fd 0, and how it came; `None` for CGI mode. The
+    /// umask is set first, so that a socket file (and every file after it) is created under it.
     fn listener(&self) -> io::Result<Option<(Listener, bool, Transport)>> {
+        if let Some(mask) = self.config.umask {
+            privileges::set_umask(mask);
+        }
         if let Some(bind) = &self.config.bind {
             if let Bind::Fd(_) = bind {
                 // The program's own socket: it picked it (from systemd's too, if it wanted).
+                self.warn_socket_settings_unused("the program's own socket");
                 return Ok(Some((Listener::bind(bind)?, false, Transport::Bound)));
             }
             // A reload (or systemd) passes the socket bound before: keep serving that one.
@@ -315,17 +359,53 @@ impl Server {
                 listener.adopt_socket_file(bind);
                 return Ok(Some((listener, false, Transport::Bound)));
             }
-            return Ok(Some((Listener::bind(bind)?, false, Transport::Bound)));
+            return Ok(Some((self.bind(bind)?, false, Transport::Bound)));
         }
         let forced = std::env::var("FCGI_FORCE_CGI").is_ok_and(|v| !v.is_empty() && v != "0");
         if self.config.force_cgi || forced {
             return Ok(None);
         }
-        Ok(match Listener::inherited()? {
+        let found = match Listener::inherited()? {
             Inherited::Fd0(listener) => Some((listener, true, Transport::Inherited)),
             Inherited::Systemd(listener) => Some((listener, false, Transport::Inherited)),
             Inherited::None => None,
-        })
+        };
+        if found.is_some() {
+            self.warn_socket_settings_unused("a socket handed over (fd 0 or systemd's)");
+        }
+        Ok(found)
+    }
+
+    /// Binds `bind` with the socket settings: `socket_mode` (unless the address gives a mode),
+    /// `socket_owner` and `backlog`.
+    fn bind(&self, bind: &Bind) -> io::Result<Listener> {
+        let bind = match bind {
+            Bind::Unix { path, mode: None } => Bind::Unix { path: path.clone(), mode: self.config.socket_mode },
+            other => other.clone(),
+        };
+        let listener = Listener::bind(&bind)?;
+        let set_up = listener.set_backlog(self.config.backlog).and_then(|()| {
+            match (listener.socket_file(), &self.config.socket_owner) {
+                (Some(path), Some(owner)) => privileges::chown_socket(path, owner),
+                _ => Ok(()),
+            }
+        });
+        if let Err(e) = set_up {
+            listener.remove_socket_file();
+            return Err(e);
+        }
+        if let Bind::Tcp(_) = bind {
+            self.warn_socket_settings_unused("a TCP socket");
+        }
+        Ok(listener)
+    }
+
+    fn warn_socket_settings_unused(&self, socket: &str) {
+        if self.config.socket_mode.is_some() || self.config.socket_owner.is_some() {
+            log::warn!(
+                "socket_mode and socket_owner apply to a Unix socket the server binds, not to {socket}: ignored"
+            );
+        }
     }
 }
 

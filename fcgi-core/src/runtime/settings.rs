@@ -10,6 +10,7 @@ use super::access_log::AccessFormat;
 use super::allow_list::AllowListError;
 use super::config::ServerConfig;
 use super::logging::ParseLevelError;
+use super::privileges;
 
 /// What a setting's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub enum Kind {
     Flag,
     /// Words: a path, a format, a level name.
     Text,
+    /// Permission bits, in octal (`0660`, `0o660`).
+    Mode,
 }
 
 /// One setting.
@@ -316,6 +319,71 @@ pub const SETTINGS: &[Setting] = &[
         c_setter: Ok("handle_signals"),
         env: Err("libfcgi-compat takes the signals unless the program has handlers of its own"),
     },
+    // Privileges and the socket (issue 16, item 4): privileges.rs and pid_file.rs apply them.
+    Setting {
+        name: "user",
+        kind: Kind::Text,
+        default: "unchanged",
+        zero: "",
+        doc: "once the socket is bound, run as this user (name or uid; its groups too) before the app is loaded: \
+              with processes, each worker process (the supervisor keeps its user); needs root",
+        c_setter: Ok("user"),
+        env: Err("spawn-fcgi (-u, -g), mod_fcgid or systemd (User=) start a libfcgi program as its user"),
+    },
+    Setting {
+        name: "group",
+        kind: Kind::Text,
+        default: "the user's group, else unchanged",
+        zero: "",
+        doc: "with `user`, or alone: run as this group (name or gid), with no other group",
+        c_setter: Ok("user"),
+        env: Err("spawn-fcgi (-u, -g), mod_fcgid or systemd (Group=) start a libfcgi program as its group"),
+    },
+    Setting {
+        name: "umask",
+        kind: Kind::Mode,
+        default: "unchanged",
+        zero: "nothing masked",
+        doc: "the process's file-creation mask (octal), set before the socket is bound",
+        c_setter: Err("a C program calls umask(2) itself"),
+        env: Err("whoever starts the program sets it (systemd's UMask=)"),
+    },
+    Setting {
+        name: "socket_mode",
+        kind: Kind::Mode,
+        default: "0777 less the umask",
+        zero: "",
+        doc: "the permissions (octal) of a Unix socket the server binds, never wider at any moment",
+        c_setter: Ok("socket_mode"),
+        env: Err("a libfcgi program binds its own socket (FCGX_OpenSocket) or is handed one"),
+    },
+    Setting {
+        name: "socket_owner",
+        kind: Kind::Text,
+        default: "the user binding it",
+        zero: "",
+        doc: "`USER:GROUP`, `USER` or `:GROUP`: the owner of a Unix socket the server binds (chown before the user changes)",
+        c_setter: Ok("socket_owner"),
+        env: Err("a libfcgi program binds its own socket (FCGX_OpenSocket) or is handed one"),
+    },
+    Setting {
+        name: "backlog",
+        kind: Kind::Count,
+        default: "1024 (the kernel caps it at net.core.somaxconn)",
+        zero: "",
+        doc: "connections the kernel queues on a socket the server binds until one is accepted",
+        c_setter: Ok("backlog"),
+        env: Err("FCGX_OpenSocket takes it as an argument"),
+    },
+    Setting {
+        name: "pid_file",
+        kind: Kind::Text,
+        default: "none",
+        zero: "",
+        doc: "write the server's pid here (a temporary file renamed into place) and remove it at exit; a reload keeps it (same pid)",
+        c_setter: Ok("pid_file"),
+        env: Err("spawn-fcgi -P writes a libfcgi program's; a program that forks has a server in each process"),
+    },
 ];
 
 /// The setting called `name`.
@@ -334,7 +402,11 @@ pub fn example(setting: &Setting) -> &'static str {
         (Kind::Text, "access_logformat") => "%(s)s %(D)s",
         (Kind::Text, "status_path" | "ping_path") => "/fcgi-status",
         (Kind::Text, "status_allow") => "10.0.0.0/8,::1",
+        // Ids every system has: the names of nobody and its group differ between systems.
+        (Kind::Text, "user" | "group") => "0",
+        (Kind::Text, "socket_owner") => "0:0",
         (Kind::Text, _) => "/tmp/fcgi-example.log",
+        (Kind::Mode, _) => "0660",
     }
 }
 
@@ -374,6 +446,10 @@ impl Value {
                 _ => None,
             },
             Kind::Text => Some(Self::Text(text.to_owned())),
+            Kind::Mode => {
+                let digits = text.strip_prefix("0o").unwrap_or(text);
+                u32::from_str_radix(digits, 8).ok().filter(|mode| *mode <= 0o7777).map(|mode| Self::Number(mode.into()))
+            }
         }
     }
 }
@@ -406,6 +482,7 @@ impl ServerConfig {
                     "max_params_bytes" => self.connection.params_limits.max_total_bytes = size,
                     "max_param_bytes" => self.connection.params_limits.max_pair_len = size,
                     "max_params" => self.connection.params_limits.max_pairs = size,
+                    "backlog" => self.backlog = u32::try_from(n).map_err(|_| refuse())?,
                     _ => return Err(refuse()),
                 }
             }
@@ -454,9 +531,33 @@ impl ServerConfig {
                     self.access_logformat =
                         AccessFormat::parse(text).map_err(|e| SettingError(format!("access_logformat: {e}")))?
                 }
+                "user" => self.user = (!text.is_empty()).then(|| text.clone()),
+                "group" => self.group = (!text.is_empty()).then(|| text.clone()),
+                "socket_owner" => self.socket_owner = (!text.is_empty()).then(|| text.clone()),
+                "pid_file" => self.pid_file = (!text.is_empty()).then(|| text.into()),
                 _ => return Err(refuse()),
             },
+            (Kind::Mode, &Value::Number(mode)) => {
+                let mode = u32::try_from(mode).ok().filter(|mode| *mode <= 0o7777).ok_or_else(|| {
+                    SettingError(format!("{name} must be permission bits, 0 to 0o7777, not {mode:#o}"))
+                })?;
+                if mode == 0 && setting.zero.is_empty() {
+                    return Err(SettingError(format!("{name} must be above 0")));
+                }
+                match name {
+                    "umask" => self.umask = Some(mode),
+                    "socket_mode" => self.socket_mode = Some(mode),
+                    _ => return Err(refuse()),
+                }
+            }
             _ => return Err(refuse()),
+        }
+        if matches!(name, "user" | "group" | "socket_owner") {
+            // A name that does not resolve is refused now, naming the setting, rather than at
+            // the start of serving.
+            privileges::Identity::resolve(self.user.as_deref(), self.group.as_deref())
+                .and_then(|_| self.socket_owner.as_deref().map_or(Ok((None, None)), privileges::owner))
+                .map_err(|e| SettingError(format!("{name}: {e}")))?;
         }
         Ok(())
     }
@@ -466,9 +567,10 @@ impl ServerConfig {
 pub fn markdown() -> String {
     let mut out = String::from(
         "# Settings\n\nGenerated from `fcgi-core/src/runtime/settings.rs` (`FCGI_BLESS=1 cargo test -p fcgi-core --test settings` \
-         rewrites it). Python: `serve_wsgi(NAME=...)` and `python -m fcgi_wsgi --NAME-WITH-DASHES`; C: \
+         rewrites it). Python: `serve_wsgi(NAME=...)`, `python -m fcgi_wsgi --NAME-WITH-DASHES` \
+         (also in `FCGI_WSGI_ARGS`, and as a key of its `--config` TOML file, either spelling); C: \
          `fcgi_options_set_SETTER` (timeouts in milliseconds); libfcgi-compat: the environment variable. Timeouts are in \
-         seconds; 0 means what the table says, and where it says nothing 0 is refused.\n\n\
+         seconds, modes in octal; 0 means what the table says, and where it says nothing 0 is refused.\n\n\
          | setting | default | 0 means | what it does | C | libfcgi-compat |\n|---|---|---|---|---|---|\n",
     );
     for s in SETTINGS {
