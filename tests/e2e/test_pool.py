@@ -52,28 +52,30 @@ def wait_until(check, timeout: float = 15.0) -> bool:
 
 
 def test_the_pool_grows_while_every_worker_is_busy_and_shrinks_when_idle(python_echo, make_workdir) -> None:
-    with served(python_echo, make_workdir("pool-dynamic"), "--processes", "1:3") as front:
+    """1:4 under 8 concurrent slow requests of 2 s: four processes, the eight served in two
+    rounds, then back to one."""
+    with served(python_echo, make_workdir("pool-dynamic"), "--processes", "1:4") as front:
         assert wait_until(lambda: len(children(front)) == 1)
         statuses: list[int] = []
         slow = [
-            threading.Thread(target=lambda: statuses.append(client.get(front, "/app/slow?ms=3000", 60).status))
-            for _ in range(3)
+            threading.Thread(target=lambda: statuses.append(client.get(front, "/app/slow?ms=2000", 60).status))
+            for _ in range(8)
         ]
         started = time.monotonic()
         for thread in slow:
             thread.start()
-        assert wait_until(lambda: len(children(front)) == 3), children(front)
+        assert wait_until(lambda: len(children(front)) == 4), children(front)
         grew_in = time.monotonic() - started
         page = json.loads(client.get(front, "/app/fcgi-status?json").body)
-        assert page["processes"] == 3, page
+        assert page["processes"] == 4 and page["active_workers"] == 4, page
         for thread in slow:
             thread.join(60)
-        assert statuses == [200, 200, 200]
-        # All three served at once: well under the 9 s they would take one after the other.
-        assert time.monotonic() - started < 8, "the requests did not run side by side"
+        assert statuses == [200] * 8
+        # Four at a time: well under the 16 s they would take one after the other.
+        assert time.monotonic() - started < 12, "the requests did not run side by side"
         # Idle for a second: back to MIN.
         assert wait_until(lambda: len(children(front)) == 1), children(front)
-        print(f"grew to 3 processes {grew_in:.2f} s after 3 slow requests began")
+        print(f"grew to 4 processes {grew_in:.2f} s after 8 slow requests began")
 
 
 def test_ondemand_starts_a_process_for_the_first_request_and_none_while_idle(python_echo, make_workdir) -> None:

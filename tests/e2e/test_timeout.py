@@ -151,3 +151,26 @@ def test_with_processes_a_new_process_takes_the_stuck_ones_place(make_workdir, b
         while len(pids()) != 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(pids()) == 2 and new <= pids(), pids()
+
+
+def test_under_mod_fcgid_a_spinning_view_and_a_sleeping_one_both_end(make_workdir, build_app, request) -> None:
+    """mod_fcgid spawns the Python echo on fd 0: a view spinning in Python gets its 504 at the
+    timeout; one asleep in C is cut at timeout + grace (its process re-executes on fd 0, so the
+    client sees the response end); the next request is served either way."""
+    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
+    if app is None:
+        pytest.skip("python-echo not selected")
+    app = build_app(app)
+    with FRONTS["apache-fcgid"](
+        dataclasses.replace(app, argv=(*app.argv, *TIMEOUT)), make_workdir("fcgid-timeout")
+    ) as front:
+        started = time.monotonic()
+        spun = client.get(front, front.url("/spin?s=30"), timeout=60)
+        assert spun.status == 504 and spun.body == b"Gateway Timeout\n", spun
+        assert client.get(front, front.url("/hello")).status == 200
+        slept = client.get(front, front.url("/slow?ms=30000"), timeout=60)
+        took = time.monotonic() - started
+        # Not a 200 after 30 s: mod_fcgid answers the cut response with an error of its own.
+        assert slept.status >= 500, slept
+        assert took < 20, f"both ended within timeout + grace (+ the graceful timeout): {took:.1f} s"
+        assert client.get(front, front.url("/hello")).status == 200
