@@ -44,7 +44,7 @@ PYTHON = sys.executable
 sys.path.insert(0, str(ROOT / "tests" / "python"))
 sys.path.insert(0, str(BENCH))
 from fcgi_client import read_response, request_records  # noqa: E402
-from svgchart import Bar, Panel, grid_svg  # noqa: E402
+from svgchart import Bar, Panel, commit_label, grid_svg  # noqa: E402
 
 OURS = ("python", "capi", "rust")
 PEERS = ("uwsgi", "libfcgi", "flup")
@@ -373,7 +373,7 @@ def chart(rows: list[dict], meta: dict) -> str:
     subtitle = [
         f"callgrind, (I(3N) - I(N)) / 2N, N={meta['requests']}, a connection per request, one thread; "
         f"mean of {meta['runs']} run(s)",
-        f"{meta['started'][:10]}, {meta['machine']}; ours: {meta['commit'][:70]}",
+        f"{meta['started'][:10]}, {meta['machine']}; ours: {commit_label(meta['commit'])}",
     ]
     return grid_svg("FastCGI servers: user-space instructions per request", subtitle, [panels])
 

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(BENCH))
-from svgchart import Bar, Panel, grid_svg  # noqa: E402
+from svgchart import Bar, Panel, commit_label, grid_svg  # noqa: E402
 
 RESULTS = BENCH / "results"
 WRK_SCRIPT = BENCH / "wrk.lua"
@@ -771,8 +771,7 @@ def chart(result: dict) -> str:
         f"wrk -c{meta['connections']} ({meta['big_connections']} for 1 MiB and 10 MiB); "
         f"{meta['threads']} threads per app",
         f"{meta['started'][:16].replace('T', ' ')}, {meta.get('machine') or str(meta['cpus']) + ' CPUs'}, "
-        f"load average {load[0]:.2f} before, {load[1]:.2f} after",
-        f"ours: {meta['commits']['ours'][:90]}",
+        f"load average {load[0]:.2f} before, {load[1]:.2f} after; ours: {commit_label(meta['commits']['ours'])}",
     ]
     return grid_svg("FastCGI servers: requests per second and app CPU per request", subtitle, rows)
 

@@ -48,6 +48,13 @@ class Panel:
     note: str = ""  # e.g. "higher is better", printed after the title
 
 
+def commit_label(commit: str) -> str:
+    """A results file's commit ("abc1234 subject", maybe "(with uncommitted changes)") as a chart
+    names it: the short id alone, the subject would not fit."""
+    changed = " (with uncommitted changes)" if commit.endswith("(with uncommitted changes)") else ""
+    return (commit.split(" ", 1)[0] or "?") + changed
+
+
 def scale(values: list[float | None]) -> tuple[float, float | None]:
     """A panel's full-scale value, and the value beyond which a bar is drawn broken (None: no
     bar is). One bar more than three times the next would flatten the others to slivers: the

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import instructions  # noqa: E402
 import run  # noqa: E402
-from svgchart import STYLES, Bar, Panel, grid_svg  # noqa: E402
+from svgchart import STYLES, Bar, Panel, commit_label, grid_svg  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -99,6 +99,11 @@ def test_the_chart_is_well_formed_svg_with_ours_highlighted_and_labels_escaped()
     assert float(drawn[0].get("width")) > float(drawn[1].get("width"))
     text = "".join(svg.itertext())
     assert "hello <&> req/s" in text and "x & y" in text
+
+
+def test_a_chart_names_the_commit_by_its_short_id():
+    assert commit_label("abc1234 a long subject") == "abc1234"
+    assert commit_label("abc1234 subject (with uncommitted changes)") == "abc1234 (with uncommitted changes)"
 
 
 def test_a_bar_far_past_the_others_is_drawn_broken_so_they_stay_readable():
