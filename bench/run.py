@@ -741,7 +741,7 @@ CHART_METRICS = (("req_s", "req/s", "higher is better"), ("cpu_us", "CPU µs/req
 def short(value: float, metric: str) -> str:
     if metric == "req_s":
         return f"{value / 1000:,.1f}k" if value >= 1000 else f"{value:,.0f}"
-    return f"{value:,.1f}"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def chart(result: dict) -> str:
