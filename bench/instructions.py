@@ -101,9 +101,6 @@ class Case:
     workload: str
     argv: list[str]
     cwd: Path = ROOT
-    # A program that forks its worker needs valgrind to follow it; each process writes its own
-    # file and the totals are added up.
-    trace_children: bool = False
 
 
 def binary(*parts: str) -> str:
@@ -244,7 +241,6 @@ def serve(case: Case, n: int, work: Path, startup_timeout: float) -> int:
         "--tool=callgrind",
         f"--callgrind-out-file={out}/callgrind.out.%p",
     ]
-    valgrind += ["--trace-children=yes"] if case.trace_children else []
     argv: list[str] = []
     for arg in case.argv:
         argv += valgrind if arg == "{valgrind}" else [arg.replace("{sock}", str(sock))]
