@@ -7,7 +7,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 PREFIX ?= /usr/local
 CAPI_VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e clean \
+.PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e bench-test clean \
 	capi c-examples install-capi compat compat-examples install-compat dist packaging-test
 
 all: build
@@ -18,8 +18,9 @@ build:
 # The raw-protocol suites of fcgi-core, pointed at the Python face.
 PYTHON_ECHO_APP = $(PYTHON) -m fcgi_wsgi --chdir $(CURDIR)/tests/apps wsgi_echo:app
 
-## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, the Python face, end-to-end tests.
-test: deps lint rust-test fuzz-smoke-short python-test e2e packaging-test
+## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, the Python face, end-to-end tests,
+## the benchmark's tools, packaging.
+test: deps lint rust-test fuzz-smoke-short python-test e2e bench-test packaging-test
 
 deps:
 	bash tests/install-deps.sh
@@ -47,6 +48,12 @@ fuzz-smoke-short:
 e2e:
 	$(CARGO) build --release -p fcgi-core --example echo
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/e2e
+
+## The benchmark's tools: callgrind's totals, the chart writer, and bench-instructions on the Rust
+## echo with N=20 under callgrind (a few seconds; tests/bench).
+bench-test:
+	$(CARGO) build --release -p fcgi-core --example echo
+	$(PYTHON) -m pytest -c tests/pytest.ini tests/bench
 
 ## The C library (target/release/libfcgi_capi.{so,a}; soname libfcgi_capi.so.0) and target/pkgconfig/fcgi-capi.pc
 capi:

@@ -6,6 +6,7 @@
 #   make bench BENCH_ONLY=hello,codec BENCH_ROUNDS=5
 #   make bench-profile              # perf and py-spy on our Python and C hello targets under load
 #   make bench BENCH_BASELINE=a1f9d2f  # also that revision's build of ours, "<target> (base)"
+#   make bench-instructions         # instructions per request under callgrind, counted twice (~5 min)
 
 BENCH_QUICK ?=
 BENCH_IS_QUICK = $(filter-out 0 no false,$(BENCH_QUICK))
@@ -16,6 +17,9 @@ BENCH_CONNECTIONS ?= 32
 BENCH_ONLY ?=
 BENCH_PROFILE_SECONDS ?= 10
 BENCH_BASELINE ?=
+BENCH_INSTR_REQUESTS ?= 200
+BENCH_INSTR_RUNS ?= 2
+BENCH_INSTR_ONLY ?=
 BENCH_CFLAGS ?= -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2
 BENCH_ARGS = --rounds $(BENCH_ROUNDS) --duration $(BENCH_DURATION) --threads $(BENCH_THREADS) \
 	--connections $(BENCH_CONNECTIONS) $(if $(BENCH_IS_QUICK),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) \
@@ -29,7 +33,7 @@ $(if $(BENCH_BASELINE_COMMIT),,$(error BENCH_BASELINE=$(BENCH_BASELINE) names no
 BENCH_BASELINE_DIR := $(CURDIR)/target/bench/baseline-$(BENCH_BASELINE_COMMIT)
 endif
 
-.PHONY: bench bench-deps bench-build bench-baseline bench-profile
+.PHONY: bench bench-deps bench-build bench-baseline bench-profile bench-instructions
 
 ## Every workload against every target in one run; the table also lands in bench/results/.
 bench: bench-build $(if $(BENCH_BASELINE),bench-baseline)
@@ -39,6 +43,12 @@ bench: bench-build $(if $(BENCH_BASELINE),bench-baseline)
 bench-profile: bench-build
 	BENCH_INSTALL_PROFILERS=1 PYTHON=$(PYTHON) bash bench/install-deps.sh
 	$(PYTHON) bench/run.py --threads $(BENCH_THREADS) --profile $(BENCH_PROFILE_SECONDS)
+
+## User-space instructions per request under callgrind: each target serves N, then 3N requests
+## (hello, and Django for the Python servers), counted BENCH_INSTR_RUNS times; table, JSON, chart.
+bench-instructions: bench-build
+	$(PYTHON) bench/instructions.py --requests $(BENCH_INSTR_REQUESTS) --runs $(BENCH_INSTR_RUNS) \
+	    $(if $(BENCH_INSTR_ONLY),--only $(BENCH_INSTR_ONLY))
 
 bench-deps:
 	PYTHON=$(PYTHON) bash bench/install-deps.sh

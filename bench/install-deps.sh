@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install what `make bench` drives: wrk, nginx, curl, spawn-fcgi and libfcgi-dev (Debian), and the
-# Python peers flup and uWSGI (bench/requirements.txt; pip compiles uWSGI, which needs a C
-# compiler and the interpreter's headers). `make bench-profile` adds perf and py-spy. Idempotent:
-# does nothing when all is there. Run as root (CI and the developers' machines are).
+# Install what `make bench` drives: wrk, nginx, curl, valgrind (`make bench-instructions`),
+# spawn-fcgi and libfcgi-dev (Debian), and the Python peers flup and uWSGI (bench/requirements.txt;
+# pip compiles uWSGI, which needs a C compiler and the interpreter's headers). `make bench-profile`
+# adds perf and py-spy. Idempotent: does nothing when all is there. Run as root (CI and the
+# developers' machines are).
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
@@ -12,6 +13,7 @@ missing_packages() {
     command -v wrk >/dev/null || echo wrk
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || echo nginx
     command -v curl >/dev/null || echo curl
+    command -v valgrind >/dev/null || echo valgrind
     command -v spawn-fcgi >/dev/null || echo spawn-fcgi
     [ -f /usr/include/fcgiapp.h ] || echo libfcgi-dev
     command -v cc >/dev/null || echo gcc

@@ -36,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+from svgchart import Bar, Panel, commit_label, grid_svg  # noqa: E402
+
 RESULTS = BENCH / "results"
 WRK_SCRIPT = BENCH / "wrk.lua"
 DJANGO_SITE = ROOT / "examples" / "django"
@@ -731,6 +734,59 @@ def render(
     return "\n".join(lines)
 
 
+# The chart's panels: for each workload timed by wrk, req/s and CPU per request.
+CHART_METRICS = (("req_s", "req/s", "higher is better"), ("cpu_us", "CPU µs/req", "lower is better"))
+
+
+def short(value: float, metric: str) -> str:
+    if metric == "req_s":
+        return f"{value / 1000:,.1f}k" if value >= 1000 else f"{value:,.0f}"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def chart(result: dict) -> str:
+    """The main table as an SVG: a row of panels per workload, req/s and CPU µs per request, a
+    bar per target (ours in colour); from the JSON that run() writes."""
+    meta, table, targets = result["meta"], result["medians"], result["targets"]
+    rows = []
+    for workload in result["workloads"]:
+        figures = table.get(workload)
+        if not figures:
+            continue
+        panels = []
+        for metric, heading, note in CHART_METRICS:
+            bars = []
+            for name, target in targets.items():
+                row = figures.get(name)
+                if row is None or (row.get(metric) is None and target["kind"] == "ceiling"):
+                    continue
+                value = row.get(metric)
+                text = short(value, metric) if value is not None else "-"
+                bars.append(Bar(name, value, target["kind"], text))
+            panels.append(Panel(f"{workload}: {heading}", bars, note))
+        rows.append(panels)
+    load = meta["load_before"][0], meta.get("load_after", [0])[0]
+    subtitle = [
+        f"make bench: medians of {meta['rounds']} round(s) x {meta['duration']:g} s; nginx (1 worker) in front, "
+        f"wrk -c{meta['connections']} ({meta['big_connections']} for 1 MiB and 10 MiB); "
+        f"{meta['threads']} threads per app",
+        f"{meta['started'][:16].replace('T', ' ')}, {meta.get('machine') or str(meta['cpus']) + ' CPUs'}, "
+        f"load average {load[0]:.2f} before, {load[1]:.2f} after; ours: {commit_label(meta['commits']['ours'])}",
+    ]
+    return grid_svg("FastCGI servers: requests per second and app CPU per request", subtitle, rows)
+
+
+def machine() -> str:
+    """The number of CPUs and their model, as /proc/cpuinfo names it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{os.cpu_count()} CPUs, {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs"
+
+
 def versions() -> dict:
     def first_line(argv: list[str]) -> str:
         try:
@@ -837,6 +893,7 @@ def run(s: Settings) -> int:
         "wrk_threads": s.wrk_threads,
         "transfer_bytes": s.transfer_bytes,
         "cpus": os.cpu_count(),
+        "machine": machine(),
         "kernel": platform.release(),
         "load_before": os.getloadavg(),
         "versions": versions(),
@@ -905,11 +962,14 @@ def run(s: Settings) -> int:
     }
     path = RESULTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(result, indent=1))
+    svg = path.with_suffix(".svg")
+    svg.write_text(chart(result))
+    wrote = f"{path.relative_to(ROOT)} and {svg.relative_to(ROOT)}"
     if failed:
-        print(f"\nbench: wrote {path.relative_to(ROOT)}; the processes' logs are in {bench.run_dir}")
+        print(f"\nbench: wrote {wrote}; the processes' logs are in {bench.run_dir}")
     else:
         shutil.rmtree(bench.run_dir, ignore_errors=True)
-        print(f"\nbench: wrote {path.relative_to(ROOT)}")
+        print(f"\nbench: wrote {wrote}")
     kinds = {t.name: t.kind for t in bench.targets}
     return 1 if any(kinds[t] == "ours" for _, t in failed) else 0
 
@@ -1037,7 +1097,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also our targets built in the tree DIR, as '<target> (base)' (make bench BENCH_BASELINE=REV)",
     )
     parser.add_argument("--profile", type=float, metavar="SECONDS", help="profile our hello targets instead")
+    parser.add_argument("--chart", type=Path, metavar="JSON", help="only draw the chart of a results file, beside it")
     args = parser.parse_args(argv)
+    if args.chart:
+        svg = args.chart.with_suffix(".svg")
+        svg.write_text(chart(json.loads(args.chart.read_text())))
+        print(f"bench: wrote {svg}")
+        return 0
     s = settings_from(args)
     if args.profile:
         return profile(s, args.profile)
