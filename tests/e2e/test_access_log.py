@@ -16,12 +16,11 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import selected_apps
 from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
@@ -31,15 +30,7 @@ FORMAT = '%(s)s %(D)s %(I)s %(B)s "%(r)s" %(p)s'
 MAX_BODY = 1000
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "logging_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in APPS]
-        selection.parametrize_apps(metafunc, "logging_app", apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def logging_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, logging_app = selection.module_apps("nginx", logging_app=APPS)
 
 
 @pytest.fixture

@@ -12,12 +12,10 @@ and end the chunked body properly, so the client could not tell; both locations 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import selected_apps
 from .harness import logs, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
@@ -29,15 +27,7 @@ TRUNCATED = "transfer closed with outstanding read data remaining"
 CUT_SHORT = b"upstream sent unsupported FastCGI protocol version: 0"
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "cut_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in APPS]
-        selection.parametrize_apps(metafunc, "cut_app", apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def cut_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, cut_app = selection.module_apps("nginx", cut_app=APPS)
 
 
 @pytest.fixture(scope="module")

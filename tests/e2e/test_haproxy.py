@@ -18,12 +18,8 @@ import collections
 import hashlib
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import pytest
-
-from .conftest import selected_apps
 from .harness import client, fcgi_tap, selection
 from .harness.apps import App
 from .harness.fronts import Front, haproxy_multiplexed
@@ -35,15 +31,7 @@ HANG_LIMIT = 90.0
 SERVICE_UNAVAILABLE = b"Service Unavailable\n"
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "haproxy_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in APPS]
-        selection.parametrize_apps(metafunc, "haproxy_app", apps, "haproxy")
-
-
-@pytest.fixture(scope="module")
-def haproxy_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, haproxy_app = selection.module_apps("haproxy", haproxy_app=APPS)
 
 
 @dataclass

@@ -13,11 +13,10 @@ import hashlib
 import http.client
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from .conftest import selected_apps
 from .harness import client, contract, procfs, selection
 from .harness.apps import App
 from .harness.fronts import Front
@@ -31,15 +30,7 @@ BLOCK = bytes(range(contract.BIG_PERIOD)) * 4096
 """Whole periods of the /big pattern (about 1 MiB): repeated, byte i is i % 251."""
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "memory_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in MEMORY_APPS]
-        selection.parametrize_apps(metafunc, "memory_app", apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def memory_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, memory_app = selection.module_apps("nginx", memory_app=MEMORY_APPS)
 
 
 @pytest.fixture(scope="module")

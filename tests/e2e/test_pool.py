@@ -15,18 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import selected_apps
-from .harness import client
+from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
 
 
 @pytest.fixture(scope="module")
 def python_echo(request: pytest.FixtureRequest, build_app) -> App:
-    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
-    if app is None:
-        pytest.skip("python-echo not selected")
-    return build_app(app)
+    return selection.one_app(request, build_app, "python-echo")
 
 
 @contextmanager

@@ -8,13 +8,10 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from .conftest import selected_apps
 from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
@@ -23,15 +20,7 @@ from .harness.procfs import rss
 APPS = ("python-echo", "rust-echo")
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "recycled_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in APPS]
-        selection.parametrize_apps(metafunc, "recycled_app", apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def recycled_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, recycled_app = selection.module_apps("nginx", recycled_app=APPS)
 
 
 @contextmanager
@@ -75,11 +64,9 @@ def test_a_load_across_twenty_recycles_sees_no_error(recycled_app, make_workdir)
 
 
 def test_a_process_past_max_rss_is_replaced(make_workdir, build_app, request) -> None:
-    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
-    if app is None:
-        pytest.skip("python-echo not selected")
+    app = selection.one_app(request, build_app, "python-echo")
     flags = ("--processes", "2", "--workers", "1", "--max-rss", "80")
-    with served(build_app(app), make_workdir("recycle-rss"), *flags) as front:
+    with served(app, make_workdir("recycle-rss"), *flags) as front:
         before = process_pids(front)
         failures: list[int] = []
         done = threading.Event()
@@ -107,10 +94,8 @@ def test_a_process_past_max_rss_is_replaced(make_workdir, build_app, request) ->
 
 
 def test_a_lone_process_past_max_rss_reexecutes_with_its_memory_back(make_workdir, build_app, request) -> None:
-    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
-    if app is None:
-        pytest.skip("python-echo not selected")
-    with served(build_app(app), make_workdir("recycle-rss-lone"), "--workers", "1", "--max-rss", "80") as front:
+    app = selection.one_app(request, build_app, "python-echo")
+    with served(app, make_workdir("recycle-rss-lone"), "--workers", "1", "--max-rss", "80") as front:
         pid = int(client.get(front, "/app/grow?mib=100").body)
         deadline = time.monotonic() + 15
         while rss(pid) > 80 << 20 and time.monotonic() < deadline:

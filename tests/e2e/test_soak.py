@@ -15,12 +15,10 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from .conftest import selected_apps
 from .harness import contract, procfs, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
@@ -37,15 +35,7 @@ FD_BOUND = 8
 """Kept FastCGI connections that nginx's pool (8 per worker) holds at a quiet moment vary a little."""
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "soak_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in SOAK_APPS]
-        selection.parametrize_apps(metafunc, "soak_app", apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def soak_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, soak_app = selection.module_apps("nginx", soak_app=SOAK_APPS)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import selected_apps
 from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
@@ -33,15 +32,7 @@ PING = "/app/fcgi-ping"
 SLOW = "/app/slow?ms=4000"
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "status_app" in metafunc.fixturenames:
-        apps = [app for app in selected_apps(metafunc.config) if app.name in APPS]
-        selection.parametrize_apps(metafunc, "status_app", apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def status_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, status_app = selection.module_apps("nginx", status_app=APPS)
 
 
 WORKERS = 2
@@ -183,10 +174,8 @@ def test_addresses_not_allowed_get_a_404_as_if_there_were_no_page(status_app, ma
 def test_every_process_is_on_one_page(name, make_workdir, build_app, request) -> None:
     """Two processes of one worker each, both busy: the page, whichever process answers it,
     counts both, with their own pids (not the supervisor's)."""
-    app = next((app for app in selected_apps(request.config) if app.name == name), None)
-    if app is None:
-        pytest.skip(f"{name} not selected")
-    with served(build_app(app), make_workdir, "--processes", "2", "--workers", "1") as front:
+    app = selection.one_app(request, build_app, name)
+    with served(app, make_workdir, "--processes", "2", "--workers", "1") as front:
         slow = Held(front, SLOW, 2)
         page = wait_for(front, lambda page: page["active_workers"] == 2)
         pids = {p["pid"] for p in page["process_list"]}
@@ -203,10 +192,8 @@ def test_the_html_page_renders_in_a_browser(make_workdir, build_app, tmp_path: P
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (tests/install-deps.sh installs it)")
-    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
-    if app is None:
-        pytest.skip("python-echo not selected")
-    with served(build_app(app), make_workdir, "--workers", "2") as front:
+    app = selection.one_app(request, build_app, "python-echo")
+    with served(app, make_workdir, "--workers", "2") as front:
         slow = Held(front, SLOW, 1)
         wait_for(front, lambda page: page["active_workers"] == 1)
         url = f"http://{front.host}:{front.port}{STATUS}?html&full"

@@ -11,13 +11,10 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from .conftest import selected_apps
 from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
@@ -30,21 +27,7 @@ STUCK = {"python-echo": "/app/slow?ms=30000", "compat-echo": "/app/slow?ms=30000
 TIMEOUT = ("--timeout", "1", "--timeout-grace", "1", "--graceful-timeout", "1")
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    for fixture, names in (("ending_app", ENDING), ("stuck_app", STUCK)):
-        if fixture in metafunc.fixturenames:
-            apps = [app for app in selected_apps(metafunc.config) if app.name in names]
-            selection.parametrize_apps(metafunc, fixture, apps, "nginx")
-
-
-@pytest.fixture(scope="module")
-def ending_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
-
-
-@pytest.fixture(scope="module")
-def stuck_app(request: pytest.FixtureRequest, build_app: Callable[[App], App]) -> App:
-    return build_app(request.param)
+pytest_generate_tests, ending_app, stuck_app = selection.module_apps("nginx", ending_app=ENDING, stuck_app=STUCK)
 
 
 @contextmanager
@@ -122,10 +105,8 @@ def test_a_request_stuck_past_the_grace_has_its_process_replaced(stuck_app, make
 def test_with_processes_a_new_process_takes_the_stuck_ones_place(make_workdir, build_app, request) -> None:
     """Two processes; one gets stuck. A third is started while the stuck one ends, and a stream of
     requests meanwhile sees no error."""
-    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
-    if app is None:
-        pytest.skip("python-echo not selected")
-    with served(build_app(app), make_workdir("stuck-processes"), "--processes", "2", "--workers", "1") as front:
+    app = selection.one_app(request, build_app, "python-echo")
+    with served(app, make_workdir("stuck-processes"), "--processes", "2", "--workers", "1") as front:
 
         def pids() -> set[int]:
             page = json.loads(client.get(front, "/app/fcgi-status?json", timeout=30).body)
@@ -157,10 +138,7 @@ def test_under_mod_fcgid_a_spinning_view_and_a_sleeping_one_both_end(make_workdi
     """mod_fcgid spawns the Python echo on fd 0: a view spinning in Python gets its 504 at the
     timeout; one asleep in C is cut at timeout + grace (its process re-executes on fd 0, so the
     client sees the response end); the next request is served either way."""
-    app = next((app for app in selected_apps(request.config) if app.name == "python-echo"), None)
-    if app is None:
-        pytest.skip("python-echo not selected")
-    app = build_app(app)
+    app = selection.one_app(request, build_app, "python-echo")
     with FRONTS["apache-fcgid"](
         dataclasses.replace(app, argv=(*app.argv, *TIMEOUT)), make_workdir("fcgid-timeout")
     ) as front:

@@ -1,7 +1,7 @@
 //! The status page: a snapshot of the scoreboard, written as plain text, JSON, OpenMetrics or
 //! an HTML page that refreshes itself (the format chosen by the query, as PHP-FPM's is).
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::Ordering;
 
 use super::clock;
@@ -149,130 +149,108 @@ impl Snapshot {
         }
     }
 
-    /// The server-wide fields, in the order every format lists them: (name, value).
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        let queue = |f: fn(&Queue) -> u64| self.listen_queue.as_ref().map_or("-".to_owned(), |q| f(q).to_string());
+    /// The server-wide fields, in the order every format lists them.
+    fn fields(&self) -> Fields {
+        let queue = |f: fn(&Queue) -> u64| self.listen_queue.as_ref().map_or(Field::Missing, |q| Field::Number(f(q)));
         let mut fields = vec![
-            ("start_time", clock::utc((self.started_unix_ms / 1000) as i64)),
-            ("start_since", self.uptime_seconds().to_string()),
-            ("accepted_connections", self.connections.to_string()),
-            ("requests", self.requests.to_string()),
-            ("processes", self.processes.len().to_string()),
-            ("workers_per_process", self.workers_per_process.to_string()),
-            ("active_workers", self.active.to_string()),
-            ("idle_workers", self.idle.to_string()),
-            ("max_active_workers", self.max_active.to_string()),
-            ("waiting_requests", self.waiting.to_string()),
-            ("max_waiting_requests", self.max_waiting.to_string()),
+            ("start_time", Field::time(self.started_unix_ms)),
+            ("start_since", Field::Number(self.uptime_seconds())),
+            ("accepted_connections", Field::Number(self.connections)),
+            ("requests", Field::Number(self.requests)),
+            ("processes", Field::Number(self.processes.len() as u64)),
+            ("workers_per_process", Field::Number(self.workers_per_process)),
+            ("active_workers", Field::Number(self.active)),
+            ("idle_workers", Field::Number(self.idle)),
+            ("max_active_workers", Field::Number(self.max_active)),
+            ("waiting_requests", Field::Number(self.waiting)),
+            ("max_waiting_requests", Field::Number(self.max_waiting)),
             ("listen_queue", queue(|q| q.waiting)),
-            ("max_listen_queue", self.max_listen_queue.to_string()),
+            ("max_listen_queue", Field::Number(self.max_listen_queue)),
             ("listen_queue_len", queue(|q| q.backlog)),
-            ("connection_limit_hits", self.limit_hits.to_string()),
-            ("slow_requests", self.slow.to_string()),
-            ("timed_out_requests", self.timed_out.to_string()),
+            ("connection_limit_hits", Field::Number(self.limit_hits)),
+            ("slow_requests", Field::Number(self.slow)),
+            ("timed_out_requests", Field::Number(self.timed_out)),
         ];
-        for (class, count) in self.by_class.iter().enumerate() {
-            fields.push((
-                ["responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx", "responses_5xx"][class],
-                count.to_string(),
-            ));
-        }
-        fields.push(("bytes_in", self.bytes_in.to_string()));
-        fields.push(("bytes_out", self.bytes_out.to_string()));
+        let classes = ["responses_1xx", "responses_2xx", "responses_3xx", "responses_4xx", "responses_5xx"];
+        fields.extend(classes.into_iter().zip(self.by_class).map(|(name, count)| (name, Field::Number(count))));
+        fields.push(("bytes_in", Field::Number(self.bytes_in)));
+        fields.push(("bytes_out", Field::Number(self.bytes_out)));
         fields
     }
 
-    /// Each worker's fields: (name, value).
-    fn worker_fields(&self, worker: &Worker) -> Vec<(&'static str, String)> {
-        let running_us = self.running_us(worker);
-        let busy = worker.state.is_busy();
-        let started =
-            busy.then(|| clock::utc(((self.now_unix_ms * 1000).saturating_sub(running_us) / 1_000_000) as i64));
+    /// Each process's fields.
+    fn process_fields(process: &ProcessRow) -> Fields {
         vec![
-            ("pid", worker.pid.to_string()),
-            ("thread", worker.tid.to_string()),
-            ("state", worker.state.name().to_owned()),
-            ("requests", worker.served.to_string()),
-            ("request", if busy { worker.line.clone() } else { "-".to_owned() }),
-            ("request_start", started.unwrap_or_else(|| "-".to_owned())),
-            ("request_duration_us", running_us.to_string()),
-            ("request_body_bytes", if busy { worker.body_bytes.to_string() } else { "0".to_owned() }),
-            ("last_request_duration_us", worker.last_duration_us.to_string()),
+            ("pid", Field::Number(u64::from(process.pid))),
+            ("start_time", Field::time(process.started_unix_ms)),
+            ("requests", Field::Number(process.requests)),
+            ("active", Field::Number(process.active)),
+            ("waiting", Field::Number(process.waiting)),
+            ("retiring", Field::Flag(process.retiring)),
         ]
     }
 
+    /// Each worker's fields.
+    fn worker_fields(&self, worker: &Worker) -> Fields {
+        let running_us = self.running_us(worker);
+        let busy = worker.state.is_busy();
+        let started_ms = (self.now_unix_ms * 1000).saturating_sub(running_us) / 1000;
+        let when_busy = |field: Field| if busy { field } else { Field::Missing };
+        vec![
+            ("pid", Field::Number(u64::from(worker.pid))),
+            ("thread", Field::Number(worker.tid)),
+            ("state", Field::Text(worker.state.name().to_owned())),
+            ("requests", Field::Number(worker.served)),
+            ("request", when_busy(Field::Text(worker.line.clone()))),
+            ("request_start", when_busy(Field::time(started_ms))),
+            ("request_duration_us", Field::Number(running_us)),
+            ("request_body_bytes", Field::Number(if busy { worker.body_bytes } else { 0 })),
+            ("last_request_duration_us", Field::Number(worker.last_duration_us)),
+        ]
+    }
+
+    /// The sections of the page, each a list of entries: the server, its processes, and (with
+    /// `full`) its workers.
+    fn sections(&self) -> Vec<(&'static str, Vec<Fields>)> {
+        let mut sections = vec![
+            ("server", vec![self.fields()]),
+            ("process_list", self.processes.iter().map(Self::process_fields).collect()),
+        ];
+        if let Some(workers) = &self.workers {
+            sections.push(("workers", workers.iter().map(|w| self.worker_fields(w)).collect()));
+        }
+        sections
+    }
+
+    /// PHP-FPM's shape: `name: value` lines, one block per entry.
     fn text(&self) -> String {
         let mut out = String::new();
-        for (name, value) in self.fields() {
-            let _ = writeln!(out, "{:<24}{value}", format!("{}:", name.replace('_', " ")));
-        }
-        for process in &self.processes {
-            let _ = writeln!(
-                out,
-                "\nprocess {}: started {}, {} requests, {} active, {} waiting{}",
-                process.pid,
-                clock::utc((process.started_unix_ms / 1000) as i64),
-                process.requests,
-                process.active,
-                process.waiting,
-                if process.retiring { ", retiring" } else { "" }
-            );
-        }
-        for worker in self.workers.iter().flatten() {
-            out.push_str("\n************************\n");
-            for (name, value) in self.worker_fields(worker) {
-                let _ = writeln!(out, "{:<28}{value}", format!("{}:", name.replace('_', " ")));
+        for (_, entries) in self.sections() {
+            for fields in entries {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                for (name, value) in fields {
+                    let _ = writeln!(out, "{:<28}{value}", format!("{}:", name.replace('_', " ")));
+                }
             }
         }
         out
     }
 
+    /// The server's fields as members, then `process_list` and `workers` as arrays of objects.
     fn json(&self) -> String {
-        let object = |fields: Vec<(&str, String)>, numeric: &dyn Fn(&str) -> bool| {
-            let members: Vec<String> = fields
-                .into_iter()
-                .map(|(name, value)| {
-                    let value = if numeric(&value) { value } else { json_string(&value) };
-                    format!("{}:{value}", json_string(name))
-                })
-                .collect();
-            format!("{{{}}}", members.join(","))
+        let object = |fields: &Fields| {
+            let members: Vec<String> =
+                fields.iter().map(|(name, value)| format!("{}:{}", json_string(name), value.json())).collect();
+            members.join(",")
         };
-        let is_number = |value: &str| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-        let mut out = object(self.fields(), &is_number);
-        out.pop();
-        let processes: Vec<String> = self
-            .processes
-            .iter()
-            .map(|p| {
-                format!(
-                    "{{\"pid\":{},\"start_time\":{},\"requests\":{},\"active\":{},\"waiting\":{},\"retiring\":{}}}",
-                    p.pid,
-                    json_string(&clock::utc((p.started_unix_ms / 1000) as i64)),
-                    p.requests,
-                    p.active,
-                    p.waiting,
-                    p.retiring
-                )
-            })
-            .collect();
-        let _ = write!(out, ",\"process_list\":[{}]", processes.join(","));
-        if let Some(workers) = &self.workers {
-            // A request line may be all digits: only the counts are numbers.
-            let numeric = |value: &str| is_number(value);
-            let workers: Vec<String> = workers
-                .iter()
-                .map(|w| {
-                    let mut fields = self.worker_fields(w);
-                    for (name, value) in &mut fields {
-                        if *name == "request" || *name == "request_start" {
-                            *value = json_string(value);
-                        }
-                    }
-                    object(fields, &|value| numeric(value) || value.starts_with('"'))
-                })
-                .collect();
-            let _ = write!(out, ",\"workers\":[{}]", workers.join(","));
+        let mut sections = self.sections().into_iter();
+        let (_, server) = sections.next().expect("the server's section comes first");
+        let mut out = format!("{{{}", object(&server[0]));
+        for (name, entries) in sections {
+            let entries: Vec<String> = entries.iter().map(|fields| format!("{{{}}}", object(fields))).collect();
+            let _ = write!(out, ",{}:[{}]", json_string(name), entries.join(","));
         }
         out.push('}');
         out
@@ -325,52 +303,88 @@ impl Snapshot {
         out
     }
 
+    /// A page a person reads: a table per section, refreshing itself every 2 s.
     fn html(&self) -> String {
         let mut out = String::from(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
              <title>FastCGI server status</title><style>body{font:14px system-ui,sans-serif;margin:2em}\
              table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}\
              th{background:#eee}.running,.writing{background:#fde9b8}</style></head><body>\n\
-             <h1>FastCGI server status</h1>\n<table>\n",
+             <h1>FastCGI server status</h1>\n",
         );
-        for (name, value) in self.fields() {
-            let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", name.replace('_', " "), html_escape(&value));
-        }
-        out.push_str(
-            "</table>\n<table><tr><th>pid</th><th>started</th><th>requests</th><th>active</th><th>waiting</th><th>retiring</th></tr>\n",
-        );
-        for p in &self.processes {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                p.pid,
-                clock::utc((p.started_unix_ms / 1000) as i64),
-                p.requests,
-                p.active,
-                p.waiting,
-                if p.retiring { "yes" } else { "no" }
-            );
-        }
-        out.push_str("</table>\n");
-        if let Some(workers) = &self.workers {
-            out.push_str("<table><tr>");
-            for (name, _) in workers.first().map(|w| self.worker_fields(w)).unwrap_or_default() {
-                let _ = write!(out, "<th>{}</th>", name.replace('_', " "));
-            }
-            out.push_str("</tr>\n");
-            for worker in workers {
-                let _ = write!(out, "<tr class=\"{}\">", worker.state.name());
-                for (_, value) in self.worker_fields(worker) {
-                    let _ = write!(out, "<td>{}</td>", html_escape(&value));
+        for (section, entries) in self.sections() {
+            out.push_str("<table>\n");
+            if section == "server" {
+                for (name, value) in &entries[0] {
+                    let _ = writeln!(
+                        out,
+                        "<tr><th>{}</th><td>{}</td></tr>",
+                        name.replace('_', " "),
+                        html_escape(&value.to_string())
+                    );
+                }
+            } else {
+                out.push_str("<tr>");
+                for (name, _) in entries.first().into_iter().flatten() {
+                    let _ = write!(out, "<th>{}</th>", name.replace('_', " "));
                 }
                 out.push_str("</tr>\n");
+                for fields in &entries {
+                    // A worker's row is coloured by its state.
+                    let state = fields.iter().find(|(name, _)| *name == "state").map(|(_, v)| v.to_string());
+                    let _ = write!(out, "<tr class=\"{}\">", state.unwrap_or_default());
+                    for (_, value) in fields {
+                        let _ = write!(out, "<td>{}</td>", html_escape(&value.to_string()));
+                    }
+                    out.push_str("</tr>\n");
+                }
             }
             out.push_str("</table>\n");
-        } else {
+        }
+        if self.workers.is_none() {
             out.push_str("<p><a href=\"?html&amp;full\">every worker</a></p>\n");
         }
         out.push_str("</body></html>\n");
         out
+    }
+}
+
+/// A field's value, typed so that each format writes it its way.
+#[derive(Debug, Clone)]
+enum Field {
+    Number(u64),
+    Text(String),
+    Flag(bool),
+    /// Not known, or not applying (an idle worker's request): `-`, JSON's null.
+    Missing,
+}
+
+type Fields = Vec<(&'static str, Field)>;
+
+impl Field {
+    /// A moment given in Unix milliseconds, as the logs print times.
+    fn time(unix_ms: u64) -> Self {
+        Self::Text(clock::utc((unix_ms / 1000) as i64))
+    }
+
+    fn json(&self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Text(text) => json_string(text),
+            Self::Flag(yes) => yes.to_string(),
+            Self::Missing => "null".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(text) => f.write_str(text),
+            Self::Flag(yes) => f.write_str(if *yes { "yes" } else { "no" }),
+            Self::Missing => f.write_str("-"),
+        }
     }
 }
 
@@ -418,7 +432,7 @@ mod tests {
         let snapshot = Snapshot::take(&board, 4, Some(Queue { waiting: 2, backlog: 128 }), true);
         assert_eq!((snapshot.active, snapshot.idle, snapshot.max_listen_queue), (1, 3, 2));
         let text = snapshot.render(Format::Text).1;
-        assert!(text.contains("active workers:         1\n"), "{text}");
+        assert!(text.contains("active workers:             1\n"), "{text}");
         let json = snapshot.render(Format::Json).1;
         assert!(json.contains("\"active_workers\":1,"), "{json}");
         assert!(json.contains("\"request\":\"GET /slow?<x>\""), "{json}");
