@@ -18,7 +18,9 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Callable, Union
 
-from . import _errors, _hooks, _reload
+# _logging: the server imports it while it serves; imported now, while the package can be read
+# (a process that drops its privileges may no longer reach root's site-packages).
+from . import _errors, _hooks, _logging, _reload  # noqa: F401
 from ._fcgi_wsgi import (
     ClientDisconnected,
     ErrorStream,
