@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ._fcgi_wsgi import check_settings, settings
+from ._fcgi_wsgi import __version__, check_settings, settings
 
 ENV = "FCGI_WSGI_ARGS"
 
@@ -104,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("app", nargs="?", help=OPTIONS["app"].help)
+    p.add_argument("--version", action="version", version=f"fcgi-wsgi {__version__}")
     p.add_argument("--config", metavar="FILE", help="read settings from this TOML file")
     p.add_argument("--check-config", action="store_true", help="print the effective settings and their sources")
     debug = p.add_mutually_exclusive_group()
