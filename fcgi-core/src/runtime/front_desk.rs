@@ -14,6 +14,7 @@ use super::config::ServerConfig;
 use super::context::Context;
 use super::listen_queue::{ListenQueue, Queue};
 use super::request::Request;
+use super::scoreboard::Scoreboard;
 use super::status_page::{self, Snapshot};
 
 /// The pages the server answers itself, and who may see them.
@@ -66,7 +67,8 @@ impl FrontDesk {
         } else {
             let (format, full) = status_page::parse_query(request.param("QUERY_STRING").unwrap_or_default());
             let workers = ctx.info.workers;
-            let snapshot = Snapshot::take(ctx.stats.scoreboard(), workers, self.measure(), full);
+            let board = ctx.stats.scoreboard();
+            let snapshot = Snapshot::take(board, workers, self.measure(board), full);
             let (content_type, body) = snapshot.render(format);
             let head = format!(
                 "Status: 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\nContent-Length: {}\r\n\r\n",
@@ -77,15 +79,12 @@ impl FrontDesk {
         true
     }
 
-    /// The listener's accept queue now (noted as the longest seen, if it is).
-    pub(crate) fn measure(&self) -> Option<Queue> {
-        self.listen_queue.lock().unwrap_or_else(|p| p.into_inner()).measure()
-    }
-
-    /// Notes the accept queue's length for the status page's maximum.
-    pub(crate) fn sample(&self, ctx: &Context) {
-        if let Some(queue) = self.measure() {
-            ctx.stats.scoreboard().totals().max_listen_queue.fetch_max(queue.waiting, Ordering::Relaxed);
+    /// The listener's accept queue now, noted on `board` as the longest seen if it is.
+    pub(crate) fn measure(&self, board: &Scoreboard) -> Option<Queue> {
+        let queue = self.listen_queue.lock().unwrap_or_else(|p| p.into_inner()).measure();
+        if let Some(queue) = queue {
+            board.totals().max_listen_queue.fetch_max(queue.waiting, Ordering::Relaxed);
         }
+        queue
     }
 }

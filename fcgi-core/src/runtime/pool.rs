@@ -281,8 +281,9 @@ impl Pool {
         if self.ctx.is_stopping() {
             return false;
         }
-        desk.sample(&self.ctx);
         let board = self.ctx.stats.scoreboard();
+        // Sampled every round, for the status page's longest queue.
+        desk.measure(board);
         let capacity = self.ctx.info.workers as u64 * board.running_processes() as u64;
         // A request queued here waits for a worker of this process: not behind one stuck past
         // the request timeout, nor while a dynamic pool can still grow (another process will

@@ -98,9 +98,6 @@ impl Snapshot {
             .collect();
         let active: u64 = processes.iter().map(|p| p.active).sum();
         let capacity = workers_per_process as u64 * processes.len() as u64;
-        if let Some(queue) = queue {
-            totals.max_listen_queue.fetch_max(queue.waiting, Ordering::Relaxed);
-        }
         Self {
             started_unix_ms: load(&totals.started_unix_ms),
             now_unix_ms: clock::unix_millis(),
@@ -429,6 +426,7 @@ mod tests {
         let board = Arc::new(Scoreboard::new(1, 4));
         board.enter_process(0);
         let _seat = Seat::new(&board, 0, &[b"GET /slow?<x>"]);
+        board.totals().max_listen_queue.fetch_max(2, Ordering::Relaxed);
         let snapshot = Snapshot::take(&board, 4, Some(Queue { waiting: 2, backlog: 128 }), true);
         assert_eq!((snapshot.active, snapshot.idle, snapshot.max_listen_queue), (1, 3, 2));
         let text = snapshot.render(Format::Text).1;
