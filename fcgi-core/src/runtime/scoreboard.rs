@@ -239,38 +239,46 @@ impl Scoreboard {
         block.retiring.store(0, Ordering::Relaxed);
         block.last_busy_us.store(clock::monotonic_micros(), Ordering::Relaxed);
         block.pid.store(std::process::id(), Ordering::Relaxed);
-        for slot in 0..self.slots_per_process {
-            self.slot(index, slot).tid.store(0, Ordering::Release);
-        }
+        self.free_slots(index);
     }
 
     /// Process block `index` is free again (its process ended).
     pub(crate) fn leave_process(&self, index: usize) {
         self.process(index).pid.store(0, Ordering::Relaxed);
-        for slot in 0..self.slots_per_process {
-            self.slot(index, slot).tid.store(0, Ordering::Release);
+        self.free_slots(index);
+    }
+
+    /// Frees every worker slot of process `index`.
+    fn free_slots(&self, index: usize) {
+        for slot in self.slots(index) {
+            slot.tid.store(0, Ordering::Release);
         }
+    }
+
+    /// The worker slots of process `process`.
+    fn slots(&self, process: usize) -> impl Iterator<Item = &Slot> {
+        (0..self.slots_per_process).map(move |i| self.slot(process, i))
+    }
+
+    /// The blocks of the processes that are running.
+    fn running(&self) -> impl Iterator<Item = &ProcessBlock> {
+        (0..self.processes).map(|i| self.process(i)).filter(|block| block.pid.load(Ordering::Relaxed) != 0)
     }
 
     /// How many processes are running.
     pub(crate) fn running_processes(&self) -> usize {
-        (0..self.processes).filter(|&i| self.process(i).pid.load(Ordering::Relaxed) != 0).count()
+        self.running().count()
     }
 
     /// Sum of `count` over the processes that are running.
     pub(crate) fn sum(&self, count: impl Fn(&ProcessBlock) -> &AtomicU64) -> u64 {
-        (0..self.processes)
-            .map(|i| self.process(i))
-            .filter(|block| block.pid.load(Ordering::Relaxed) != 0)
-            .map(|block| count(block).load(Ordering::Relaxed))
-            .sum()
+        self.running().map(|block| count(block).load(Ordering::Relaxed)).sum()
     }
 
     /// Copies of the workers of process `index`.
     pub(crate) fn workers(&self, index: usize) -> Vec<Worker> {
         let pid = self.process(index).pid.load(Ordering::Relaxed);
-        (0..self.slots_per_process)
-            .map(|i| self.slot(index, i))
+        self.slots(index)
             .filter_map(|slot| {
                 let tid = slot.tid.load(Ordering::Acquire);
                 (tid != 0).then(|| slot.copy(pid, tid))
@@ -297,11 +305,8 @@ impl Scoreboard {
                 .filter(|h| h.pid == pid && h.process == process && std::ptr::eq(h.board.as_ptr(), Arc::as_ptr(self)))
                 .map(|h| h.index)
         });
-        if let Some(index) = held {
-            let busy = WorkerState::from_u32(self.slot(process, index).state.load(Ordering::Relaxed)).is_busy();
-            if !busy {
-                return Some((index, false));
-            }
+        if let Some(index) = held.filter(|&index| !self.slot(process, index).state().is_busy()) {
+            return Some((index, false));
         }
         let (pthread, tid) = thread_id::current();
         let index = (0..self.slots_per_process).find(|&i| {
@@ -326,14 +331,10 @@ impl Scoreboard {
     /// not marked with `mark` yet, marked now: each is returned once per mark.
     pub(crate) fn newly_past(&self, process: usize, since_us: u64, mark: Mark) -> Vec<Worker> {
         let pid = self.process(process).pid.load(Ordering::Relaxed);
-        (0..self.slots_per_process)
-            .map(|i| self.slot(process, i))
+        self.slots(process)
+            .filter(|slot| slot.is_busy())
             .filter_map(|slot| {
-                let tid = slot.tid.load(Ordering::Acquire);
-                if tid == 0 || !WorkerState::from_u32(slot.state.load(Ordering::Relaxed)).is_busy() {
-                    return None;
-                }
-                let worker = slot.copy(pid, tid);
+                let worker = slot.copy(pid, slot.tid.load(Ordering::Acquire));
                 let this_request = worker.served + 1;
                 let marks = match mark {
                     Mark::Reported => &slot.reported,
@@ -347,20 +348,17 @@ impl Scoreboard {
 
     /// Whether a request of process `process` ran past the request timeout and still runs.
     pub(crate) fn has_timed_out_request(&self, process: usize) -> bool {
-        (0..self.slots_per_process).map(|i| self.slot(process, i)).any(|slot| {
-            slot.tid.load(Ordering::Acquire) != 0
-                && WorkerState::from_u32(slot.state.load(Ordering::Relaxed)).is_busy()
-                && slot.cut.load(Ordering::Relaxed) == slot.served.load(Ordering::Relaxed) + 1
-        })
+        self.slots(process)
+            .any(|slot| slot.is_busy() && slot.cut.load(Ordering::Relaxed) == slot.served.load(Ordering::Relaxed) + 1)
     }
 
     /// Whether the request `worker` was serving (a copy taken earlier) still runs.
     pub(crate) fn still_serving(&self, process: usize, worker: &Worker) -> bool {
-        (0..self.slots_per_process).map(|i| self.slot(process, i)).any(|slot| {
+        self.slots(process).any(|slot| {
             slot.tid.load(Ordering::Acquire) == worker.tid
                 && slot.served.load(Ordering::Relaxed) == worker.served
                 && slot.started_us.load(Ordering::Relaxed) == worker.started_us
-                && WorkerState::from_u32(slot.state.load(Ordering::Relaxed)).is_busy()
+                && slot.is_busy()
         })
     }
 }
@@ -387,6 +385,15 @@ impl Drop for Scoreboard {
 }
 
 impl Slot {
+    fn state(&self) -> WorkerState {
+        WorkerState::from_u32(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Whether a thread holds it and serves a request on it now.
+    fn is_busy(&self) -> bool {
+        self.tid.load(Ordering::Acquire) != 0 && self.state().is_busy()
+    }
+
     /// A consistent copy, retried while the thread writes its request's fields.
     fn copy(&self, pid: u32, tid: u64) -> Worker {
         loop {
@@ -405,7 +412,7 @@ impl Slot {
                 pid,
                 tid,
                 pthread: self.pthread.load(Ordering::Relaxed),
-                state: WorkerState::from_u32(self.state.load(Ordering::Relaxed)),
+                state: self.state(),
                 served: self.served.load(Ordering::Relaxed),
                 line: {
                     // Escaped as the access log escapes: a client must not forge log lines.
