@@ -66,6 +66,13 @@ impl Server {
     /// [`serve`](Self::serve), with `lifecycle`'s hooks around the worker threads and processes.
     pub fn serve_with(&self, handler: &dyn Handler, lifecycle: &dyn Lifecycle) -> io::Result<Served> {
         logging::install_default(self.config.log_level);
+        if self.config.processes == 0 && self.config.max_processes == 0 {
+            // Refused before anything is bound or written.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "processes 0 needs max_processes (a dynamic pool)",
+            ));
+        }
         let identity = self.identity()?;
         let (listener, on_fd0, transport) = match self.listener()? {
             Some(found) => found,
@@ -86,12 +93,6 @@ impl Server {
         let config = self.resolved_config(on_fd0);
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
-        if config.processes == 0 && config.max_processes == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "processes 0 needs max_processes (a dynamic pool)",
-            ));
-        }
         let result = if config.processes > 1 || config.max_processes > config.processes {
             // The supervisor keeps its user: it runs no request, and removes the pid and socket
             // files at the end and re-executes itself for a reload. Each worker drops.
