@@ -6,7 +6,7 @@
 //! its stack is logged and its process replaced (`Replace`), the process finishing its other
 //! requests first, within the graceful timeout.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::clock;
 use super::context::Context;
@@ -70,9 +70,13 @@ pub(crate) fn watch(watch: Watch, stats: &Stats, hooks: &dyn Lifecycle, done: &d
     let (board, process) = (stats.scoreboard(), stats.process_index());
     let mut ending: Vec<(Worker, u64)> = Vec::new();
     let mut replaced = false;
+    let mut memory_seen = Instant::now();
     while !done() {
         std::thread::sleep(every);
-        if let Some(max) = watch.max_rss.filter(|_| !replaced) {
+        // Each second, not each round: the rounds follow the shortest timeout.
+        let memory_due = memory_seen.elapsed() >= MEMORY_EVERY;
+        if let Some(max) = watch.max_rss.filter(|_| !replaced && memory_due) {
+            memory_seen = Instant::now();
             if let Some(resident) = resident_bytes().filter(|&resident| resident > max) {
                 log::warn!(
                     "resident memory {} MiB is past max_rss ({} MiB): recycling this process",
