@@ -135,3 +135,11 @@ impl Default for ServerConfig {
         }
     }
 }
+
+impl ServerConfig {
+    /// Whether the process pool grows and shrinks with the load (`max_processes` above
+    /// `processes`).
+    pub fn has_dynamic_pool(&self) -> bool {
+        self.max_processes > self.processes
+    }
+}

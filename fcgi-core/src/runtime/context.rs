@@ -80,7 +80,7 @@ impl Context {
             || config.ping_path.is_some()
             || config.slow_request_timeout.is_some()
             || config.timeout.is_some()
-            || config.max_processes > config.processes
+            || config.has_dynamic_pool()
     }
 
     /// Logs request `id` of connection `connection`, refused for `error` before it had params.

@@ -44,11 +44,6 @@ impl PoolSize {
         }
     }
 
-    /// Whether the size moves with the load.
-    pub(crate) fn is_dynamic(&self) -> bool {
-        self.max > self.min
-    }
-
     /// How many processes should run, given the `live` ones (pid and scoreboard block, not
     /// counting those already on their way out); the idle ones to stop are returned.
     pub(crate) fn adjust(&mut self, board: &Scoreboard, live: &[(i32, usize)]) -> Vec<i32> {

@@ -86,7 +86,7 @@ pub(crate) fn supervise(
             })
             .map(|(pid, (_, index))| (*pid, *index))
             .collect();
-        let wanted = if size.is_dynamic() && !stopping {
+        let wanted = if config.has_dynamic_pool() && !stopping {
             let idle = size.adjust(&board, &live);
             stop_workers(&idle);
             leaving.extend(idle);

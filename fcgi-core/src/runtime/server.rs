@@ -93,7 +93,7 @@ impl Server {
         let config = self.resolved_config(on_fd0);
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
-        let result = if config.processes > 1 || config.max_processes > config.processes {
+        let result = if config.processes > 1 || config.has_dynamic_pool() {
             // The supervisor keeps its user: it runs no request, and removes the pid and socket
             // files at the end and re-executes itself for a reload. Each worker drops.
             prefork::supervise(self, handler, lifecycle, &listener, &config, transport, &identity)
