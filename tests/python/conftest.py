@@ -29,12 +29,22 @@ def wait_until_listening(process: subprocess.Popen, address: str, log: Path | No
             time.sleep(0.05)
 
 
-def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
-    address = str(tmp_path / "app.sock")
-    log = tmp_path / "app.log"
-    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(HERE), "semantics_app:app", "--bind", address, *args]
+def launch(
+    folder: Path, *args: str, app: str = "semantics_app:app", chdir: Path = HERE
+) -> tuple[subprocess.Popen, str, Path]:
+    """``python -m fcgi_wsgi`` serving `app` on ``folder/app.sock``, its stderr in
+    ``folder/app.log``; returns at once (it may yet fail)."""
+    address = str(folder / "app.sock")
+    log = folder / "app.log"
+    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(chdir), app, "--bind", address, *args]
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=log_file)
+    return process, address, log
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
+    """The semantics app, once it listens."""
+    process, address, log = launch(tmp_path, *args)
     wait_until_listening(process, address, log)
     return process, address, log
 

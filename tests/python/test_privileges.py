@@ -20,7 +20,7 @@ from pathlib import Path
 
 import fcgi_wsgi
 import pytest
-from conftest import HERE, wait_until_listening
+from conftest import HERE, launch, wait_until_listening
 from fcgi_client import request
 
 NOBODY = pwd.getpwnam("nobody")
@@ -30,12 +30,7 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing the user needs 
 
 
 def serve(folder: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
-    address = str(folder / "app.sock")
-    log = folder / "app.log"
-    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(APPS), "identity_app:app", "--bind", address, *args]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=log_file)
-    return process, address, log
+    return launch(folder, *args, app="identity_app:app", chdir=APPS)
 
 
 def ask(address: str) -> dict:
