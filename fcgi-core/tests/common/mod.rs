@@ -165,6 +165,20 @@ impl App {
         std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
     }
 
+    /// Waits up to `timeout` until the app's main thread blocks in an epoll wait (as its
+    /// `/proc` wchan says), so that a signal sent next finds it there and not on its way.
+    pub fn wait_until_blocked_in_epoll(&self, timeout: Duration) -> bool {
+        let wchan = format!("/proc/{}/wchan", self.child.id());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&wchan).is_ok_and(|at| at.contains("epoll")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Panics unless the app still runs and serves a fresh connection correctly.
     pub fn assert_serves(&mut self) {
         assert!(self.child.try_wait().unwrap().is_none(), "the app exited: {}", self.stderr());
