@@ -111,6 +111,25 @@ impl Exchange for InlineExchange {
         }
     }
 
+    fn try_read(&mut self, input: Input) -> io::Result<Option<Option<Bytes>>> {
+        // `read` without the wait: what has arrived is taken in, up to the answer.
+        loop {
+            if let Some(answer) = self.inputs.take(input) {
+                return Ok(Some(answer));
+            }
+            if self.aborted {
+                return Err(Error::aborted());
+            }
+            let Some(event) = self.next_event(Wait::No)? else { return Ok(None) };
+            if let Some(answer) = self.inputs.offer(self.id, event, input)? {
+                return Ok(Some(answer));
+            }
+            if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
+                return Err(Error::other_stream_overflow());
+            }
+        }
+    }
+
     fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
         if let Some(kind) = self.broken {
             return Err(kind.into());

@@ -36,6 +36,11 @@ where
 pub(crate) trait Exchange: Send {
     /// The next chunk of `input`, `None` at its end.
     fn read(&mut self, input: Input) -> io::Result<Option<Bytes>>;
+    /// [`read`](Self::read) if that needs no wait: the chunk (or the end) if it has arrived
+    /// already, `Ok(None)` if it has not (or the exchange cannot tell without waiting).
+    fn try_read(&mut self, _input: Input) -> io::Result<Option<Option<Bytes>>> {
+        Ok(None)
+    }
     /// Sends (or buffers) `data` on `output`.
     fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()>;
     /// Buffers `data` if that needs no I/O; `Ok(false)` means it was not written.
@@ -322,12 +327,32 @@ impl<'a> Request<'a> {
         self.receive(input)
     }
 
-    /// The next chunk from the exchange, counting the body against `max_body_bytes` and
-    /// CONTENT_LENGTH: a body that ends short of CONTENT_LENGTH is an error, not a short body
-    /// the application could take for whole.
+    /// [`read_chunk`](Self::read_chunk) if that needs no wait: `Ok(None)` when the next chunk
+    /// has not arrived yet (an event loop then has a thread wait for it). The web server's
+    /// records that arrived meanwhile are taken in, so an abort is seen too (an error).
+    pub fn try_read_chunk(&mut self, input: Input) -> io::Result<Option<Option<Bytes>>> {
+        let pending = &mut self.pending[input as usize];
+        if !pending.is_empty() {
+            return Ok(Some(Some(std::mem::take(pending))));
+        }
+        self.check_timeout()?;
+        match self.exchange.try_read(input)? {
+            Some(chunk) => self.count(input, chunk).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The next chunk from the exchange, counted (see [`count`](Self::count)).
     fn receive(&mut self, input: Input) -> io::Result<Option<Bytes>> {
         self.check_timeout()?;
         let chunk = self.exchange.read(input)?;
+        self.count(input, chunk)
+    }
+
+    /// Counts a chunk of the body against `max_body_bytes` and CONTENT_LENGTH: a body that
+    /// ends short of CONTENT_LENGTH is an error, not a short body the application could take
+    /// for whole.
+    fn count(&mut self, input: Input, chunk: Option<Bytes>) -> io::Result<Option<Bytes>> {
         if input == Input::Stdin {
             match &chunk {
                 Some(chunk) => {
