@@ -21,6 +21,10 @@ pub struct ServerConfig {
     /// Worker threads serving requests at once. `None`: 1 on an inherited fd 0 (mod_fcgid sends
     /// one request at a time to each process), else twice the cores, between 4 and 32.
     pub workers: Option<usize>,
+    /// The face's own default for `workers` where the web server may send many requests at
+    /// once (a bound or systemd socket): an ASGI app's requests each hold a parked thread. Not a
+    /// setting; on mod_fcgid's fd 0 the default stays 1.
+    pub default_workers: Option<usize>,
     /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`).
     pub max_requests: Option<u64>,
     /// A random 0 to this many requests added to `max_requests` in each process.
@@ -100,6 +104,7 @@ impl Default for ServerConfig {
             bind: None,
             force_cgi: false,
             workers: None,
+            default_workers: None,
             max_requests: None,
             max_requests_jitter: 0,
             max_rss: None,

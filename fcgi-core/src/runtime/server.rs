@@ -39,7 +39,7 @@ impl Server {
     pub fn new(config: ServerConfig) -> Self {
         // A slot on the scoreboard for each worker thread; the C API's program threads are not
         // counted in advance, so some room is left for them.
-        let slots = config.workers.unwrap_or(0).max(32);
+        let slots = config.workers.or(config.default_workers).unwrap_or(0).max(32);
         // Worker processes of a pool each get a block, and so does the one that takes the place
         // of a process retiring (stuck past the request timeout) while it ends.
         let processes = config.processes.max(config.max_processes);
@@ -200,7 +200,8 @@ impl Server {
     /// The configuration with the worker count and what GET_VALUES reports filled in.
     fn resolved_config(&self, on_fd0: bool) -> ServerConfig {
         let mut config = self.config.clone();
-        let workers = config.workers.unwrap_or_else(|| default_workers(on_fd0)).max(1);
+        let face_default = config.default_workers.filter(|_| !on_fd0);
+        let workers = config.workers.or(face_default).unwrap_or_else(|| default_workers(on_fd0)).max(1);
         config.workers = Some(workers);
         config.connection.capabilities = Capabilities {
             max_conns: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
