@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::environ;
 use crate::error::{ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
+use crate::process::{self, ProcessHooks};
 use crate::response::StartResponse;
 use fcgi_core::runtime::is_disconnect;
 use fcgi_core::{Error, ErrorKind};
@@ -29,14 +30,6 @@ pub struct WsgiHandler {
     pub interruptible: bool,
     /// `post_fork()` and `worker_exit()`: the program's hooks around each serving process.
     pub process_hooks: ProcessHooks,
-}
-
-/// The program's hooks around each serving process (gunicorn's `post_fork`, `worker_exit`),
-/// called without arguments (the Python side passes on what they want).
-#[derive(Default)]
-pub struct ProcessHooks {
-    pub start: Option<Py<PyAny>>,
-    pub exit: Option<Py<PyAny>>,
 }
 
 /// The threads (their `threading.get_ident()`) inside an app call now. Changed and read only
@@ -71,13 +64,8 @@ impl Lifecycle for WsgiHandler {
         Python::attach(|py| py.detach(work));
     }
 
-    /// Forks through `os.fork()`, so the interpreter does its own before- and after-fork work.
     fn fork(&self) -> io::Result<i32> {
-        Python::attach(|py| {
-            let pid = py.import("os")?.call_method0("fork")?;
-            pid.extract::<i32>()
-        })
-        .map_err(|e| io::Error::other(format!("os.fork() failed: {e}")))
+        process::fork()
     }
 
     /// The stack of the Python thread `thread` (its `threading.get_ident()`, which is its
@@ -105,9 +93,7 @@ impl Lifecycle for WsgiHandler {
     }
 
     fn process_exit(&self) {
-        if let Some(hook) = &self.process_hooks.exit {
-            Python::attach(|py| hook.bind(py).call0().map(drop).unwrap_or_else(|e| e.print(py)));
-        }
+        Python::attach(|py| self.process_hooks.exited(py));
     }
 
     /// Runs the program's `post_fork` hook, then loads a lazily given app: in each worker
@@ -116,13 +102,7 @@ impl Lifecycle for WsgiHandler {
     /// another).
     fn before_serving(&self) -> io::Result<()> {
         Python::attach(|py| {
-            if let Some(hook) = &self.process_hooks.start {
-                hook.bind(py).call0().map_err(|e| {
-                    let message = format!("the post_fork hook failed: {e}");
-                    e.print(py);
-                    io::Error::other(message)
-                })?;
-            }
+            self.process_hooks.started(py)?;
             self.load(py).map(drop).map_err(|e| {
                 let message = format!("the app failed to load: {e}");
                 e.print(py);
