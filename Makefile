@@ -17,6 +17,7 @@ build:
 
 # The raw-protocol suites of fcgi-core, pointed at the Python face.
 PYTHON_ECHO_APP = $(PYTHON) -m fcgi_wsgi --chdir $(CURDIR)/tests/apps wsgi_echo:app
+ASGI_ECHO_APP = $(PYTHON) -m fcgi_wsgi --chdir $(CURDIR)/tests/apps --interface asgi asgi_echo:app
 
 ## Everything CI runs: lints, Rust unit/property/protocol tests, fuzz smoke, the Python face, end-to-end tests,
 ## the benchmark's tools, packaging.
@@ -41,6 +42,7 @@ python-install:
 python-test: python-install
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/python
 	FCGI_TEST_APP="$(PYTHON_ECHO_APP)" $(CARGO) test -p fcgi-core --test spec --test hostile --test modes --test trust --test reload
+	FCGI_TEST_APP="$(ASGI_ECHO_APP)" $(CARGO) test -p fcgi-core --test spec --test hostile --test modes --test trust --test reload
 
 fuzz-smoke-short:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)

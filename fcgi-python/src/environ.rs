@@ -40,8 +40,10 @@ fn key<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
     )
 }
 
-fn is_on(value: Option<&[u8]>) -> bool {
-    value.is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1")
+/// Whether the client came over TLS: HTTPS on (as web servers spell it) or REQUEST_SCHEME https.
+pub(crate) fn is_https(params: &Params) -> bool {
+    let on = params.get(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
+    on || params.get(b"REQUEST_SCHEME") == Some(b"https")
 }
 
 /// A length param (CONTENT_LENGTH, a Filter's FCGI_DATA_LENGTH) as a number, if present and valid.
@@ -50,7 +52,7 @@ fn length_param(params: &Params, name: &[u8]) -> Option<u64> {
 }
 
 /// `FCGI_ROLE` as libfcgi spells it in every request's environment.
-fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
+pub(crate) fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
     match role {
         Role::Responder => intern!(py, "RESPONDER"),
         Role::Authorizer => intern!(py, "AUTHORIZER"),
@@ -84,8 +86,7 @@ pub fn build<'py>(
     }
     // Set after the params: the role of BEGIN_REQUEST is the truth, whatever a param says.
     environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
-    let https = is_on(params.get(b"HTTPS")) || params.get(b"REQUEST_SCHEME") == Some(b"https");
-    let scheme = if https { intern!(py, "https") } else { intern!(py, "http") };
+    let scheme = if is_https(params) { intern!(py, "https") } else { intern!(py, "http") };
     environ.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
     environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
     let body = InputStream::new(live.clone(), Input::Stdin, length_param(params, b"CONTENT_LENGTH"));

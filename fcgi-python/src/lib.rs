@@ -2,11 +2,16 @@
 //! one CGI request) on the fcgi-core runtime. The pure-Python package around it parses
 //! arguments and formats errors; everything per request happens here.
 
+mod asgi;
+mod asgi_bridge;
+mod asgi_call;
 mod environ;
 mod error;
 mod live_request;
 mod logging;
+mod process;
 mod response;
+mod scope;
 mod streams;
 mod wsgi;
 
@@ -28,8 +33,12 @@ static RUNNING: Mutex<Option<Arc<Stats>>> = Mutex::new(None);
 /// entry of `settings` is a row of the core's settings table (`settings()`), set through it, so
 /// 0 and a bad value mean on this face what they mean on every other. `hooks`: `post_fork` and
 /// `worker_exit`, called without arguments in each serving process before it serves and after.
+/// With `asgi_runner` (`fcgi_wsgi._asgi.Runner`) the app is an ASGI app run by it, at most
+/// `max_concurrency` requests at once in a process (default 100, 1 on mod_fcgid's fd 0), each
+/// held by a worker thread of its own (`app`, `loader` and `report` are the runner's then).
 #[pyfunction]
-#[pyo3(signature = (app, report, bind=None, *, loader=None, settings=None, hooks=None))]
+#[pyo3(signature = (app, report, bind=None, *, loader=None, settings=None, hooks=None, asgi_runner=None, max_concurrency=None))]
+#[allow(clippy::too_many_arguments)]
 fn serve(
     py: Python<'_>,
     app: Option<Py<PyAny>>,
@@ -38,34 +47,66 @@ fn serve(
     loader: Option<Py<PyAny>>,
     settings: Option<Bound<'_, PyDict>>,
     hooks: Option<Bound<'_, PyDict>>,
+    asgi_runner: Option<Py<PyAny>>,
+    max_concurrency: Option<usize>,
 ) -> PyResult<&'static str> {
     let hook = |name: &str| -> PyResult<Option<Py<PyAny>>> {
         let Some(hooks) = &hooks else { return Ok(None) };
         Ok(hooks.get_item(name)?.filter(|hook| !hook.is_none()).map(Bound::unbind))
     };
-    let process_hooks = wsgi::ProcessHooks { start: hook("post_fork")?, exit: hook("worker_exit")? };
-    let config = config_from(py, bind, settings)?;
-    if app.is_none() && loader.is_none() {
+    let process_hooks = process::ProcessHooks { start: hook("post_fork")?, exit: hook("worker_exit")? };
+    let mut config = config_from(py, bind, settings)?;
+    if app.is_none() && loader.is_none() && asgi_runner.is_none() {
         return Err(PyValueError::new_err("serve() needs an app or a loader"));
     }
     logging::attach(py, config.log_level)?;
     let interruptible = config.timeout.is_some();
-    let server = Server::new(config);
-    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
-    let handler = wsgi::WsgiHandler {
-        app: app.map(OnceLock::from).unwrap_or_default(),
-        loader,
-        report,
-        interruptible,
-        process_hooks,
+    let served = match asgi_runner {
+        Some(runner) => {
+            if max_concurrency == Some(0) {
+                return Err(PyValueError::new_err("max_concurrency must be 1 or more"));
+            }
+            // A worker thread holds each request in flight. Under mod_fcgid (fd 0), which sends
+            // a process one request at a time, one is enough.
+            config.workers = max_concurrency.or(config.workers);
+            config.default_workers = Some(ASGI_DEFAULT_CONCURRENCY);
+            let server = Server::new(config);
+            let handler = asgi::AsgiHandler::new(runner, process_hooks);
+            run(py, &server, &handler, &handler)
+        }
+        None => {
+            let server = Server::new(config);
+            let handler = wsgi::WsgiHandler {
+                app: app.map(OnceLock::from).unwrap_or_default(),
+                loader,
+                report,
+                interruptible,
+                process_hooks,
+            };
+            run(py, &server, &handler, &handler)
+        }
     };
-    let served = py.detach(|| server.serve_with(&handler, &handler));
-    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    logging::detach();
-    match served.map_err(to_py)? {
+    match served? {
         Served::FastCgi => Ok("fastcgi"),
         Served::Cgi { .. } => Ok("cgi"),
     }
+}
+
+/// An ASGI app's requests at once in a process, unless told (`max_concurrency`).
+const ASGI_DEFAULT_CONCURRENCY: usize = 100;
+
+/// Serves `handler` without the GIL, with the server's counters published for `server_stats()`.
+fn run(
+    py: Python<'_>,
+    server: &Server,
+    handler: &(dyn fcgi_core::Handler + Sync),
+    lifecycle: &(dyn fcgi_core::Lifecycle + Sync),
+) -> PyResult<Served> {
+    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.stats());
+    let served = py.detach(|| server.serve_with(handler, lifecycle));
+    *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    logging::detach();
+    served.map_err(to_py)
 }
 
 /// Checks `bind` and `settings` as `serve` would take them, serving nothing: raises what `serve`
@@ -171,6 +212,8 @@ fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<streams::ErrorStream>()?;
     m.add_class::<response::StartResponse>()?;
     m.add_class::<response::FileWrapper>()?;
+    m.add_class::<asgi_call::AsgiCall>()?;
+    m.add_class::<asgi_bridge::EventBridge>()?;
     m.add("ClientDisconnected", m.py().get_type::<error::ClientDisconnected>())?;
     m.add("RequestTooLarge", m.py().get_type::<error::RequestTooLarge>())?;
     m.add("RequestTimeout", m.py().get_type::<error::RequestTimeout>())?;

@@ -16,11 +16,11 @@ import functools
 import importlib.util
 import os
 from collections.abc import Iterable, Sequence
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 # _logging: the server imports it while it serves; imported now, while the package can be read
 # (a process that drops its privileges may no longer reach root's site-packages).
-from . import _errors, _hooks, _logging, _reload  # noqa: F401
+from . import _asgi, _errors, _hooks, _logging, _reload  # noqa: F401
 from ._fcgi_wsgi import (
     ClientDisconnected,
     ErrorStream,
@@ -52,6 +52,7 @@ __all__ = [
     "load_app",
     "request_reload",
     "request_stop",
+    "serve_asgi",
     "serve_wsgi",
     "settings",
     "server_stats",
@@ -151,8 +152,13 @@ def serve_wsgi(
     worker_exit: _hooks.Hook = None,
     pre_request: _hooks.Hook = None,
     post_request: _hooks.Hook = None,
+    interface: str = "wsgi",
+    lifespan: str = "auto",
+    max_concurrency: int | None = None,
 ) -> str:
     """Serve ``app`` until SIGTERM, SIGINT or SIGUSR1 (FastCGI), or for one request (CGI).
+
+    ``interface="asgi"`` serves an ASGI 3 app instead: ``serve_asgi``.
 
     ``bind=None`` serves the listening socket on fd 0 (mod_fcgid, lighttpd, spawn-fcgi), else a
     systemd socket, else one CGI request from the environment and stdin. Requests in flight finish
@@ -278,6 +284,18 @@ def serve_wsgi(
     }
     report = functools.partial(_errors.report, show_traceback=_errors.traceback_policy(debug))
     hooks = {"post_fork": _hooks.process_hook(post_fork), "worker_exit": _hooks.process_hook(worker_exit)}
+    if interface not in ("wsgi", "asgi"):
+        raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
+    asgi = interface == "asgi"
+    if asgi and (pre_request is not None or post_request is not None):
+        raise ValueError("pre_request and post_request are hooks of WSGI requests; an ASGI app wraps itself")
+    if asgi and workers is not None:
+        # The same thing (requests at once in a process), under the name uvicorn gives it.
+        if max_concurrency is not None and max_concurrency != workers:
+            raise ValueError("workers and max_concurrency are one setting for an ASGI app: give one")
+        max_concurrency, given["workers"] = workers, None
+    if not asgi and (lifespan != "auto" or max_concurrency is not None):
+        raise ValueError("lifespan and max_concurrency are settings of an ASGI app (interface='asgi')")
     hooked = functools.partial(_hooks.with_request_hooks, pre_request=pre_request, post_request=post_request)
     loader = None
     many = max(processes or 1, max_processes or 0) > 1
@@ -292,18 +310,60 @@ def serve_wsgi(
             # Imported in each worker process, or by the core once the privileges are dropped
             # (never with root's rights).
             name = app
-            app, loader = None, lambda: hooked(load_app(name))
+            app, loader = None, (lambda: load_app(name)) if asgi else (lambda: hooked(load_app(name)))
         else:
             app = load_app(app)
-    if app is not None:
+    if app is not None and not asgi:
         app = hooked(app)
+    runner = _asgi.Runner(app, loader, report, lifespan) if asgi else None
     if reload:
         _reload.watch(request_reload)
     settings = {name: value for name, value in given.items() if value is not None}
     starting = _hooks.resolve(on_starting)
     if starting is not None:
         starting()
+    if runner is not None:
+        try:
+            return _serve(
+                None,
+                report,
+                bind_address(bind),
+                settings=settings,
+                hooks=hooks,
+                asgi_runner=runner,
+                max_concurrency=max_concurrency,
+            )
+        finally:
+            # A CGI request started the loop without a serving process's end to stop it.
+            runner.stop()
     return _serve(app, report, bind_address(bind), loader=loader, settings=settings, hooks=hooks)
+
+
+def serve_asgi(app: Callable | str, bind: Bind = None, **settings: Any) -> str:
+    """Serve the ASGI 3 app ``app`` (Starlette, FastAPI, Django's ``get_asgi_application()``)
+    over FastCGI, or for one CGI request, taking every keyword of ``serve_wsgi`` but its WSGI
+    request hooks (``pre_request``, ``post_request``), plus:
+
+    ``lifespan``: ``"auto"`` (default) runs the app's lifespan protocol if it supports it,
+    ``"on"`` requires it, ``"off"`` skips it. ``startup`` runs in each serving process before its
+    first request (a failure stops the server with the app's message), ``shutdown`` after its
+    last; the state the app keeps in ``scope["state"]`` is copied into each request's scope.
+
+    ``max_concurrency`` (default 100, 1 under mod_fcgid; ``workers`` is another name for it):
+    requests in flight at once in a process. Each runs as a task on the process's event loop
+    (uvloop's when installed), while a thread of the core parks with it and does its I/O (about
+    20 KiB each once used); the requests beyond wait for one, as WSGI's wait for a worker, and
+    the status page still answers. Raise it for many slow requests (long polls, streams): 1,000
+    requests each awaiting a one-second sleep take a little over a second with
+    ``max_concurrency=1000``.
+
+    Each request's scope carries every FastCGI param as sent, decoded as WSGI decodes them, in
+    ``scope["extensions"]["fastcgi"]["params"]``, and its role in ``...["role"]``. ``receive()``
+    reads the socket only when the app awaits it, and gives ``http.disconnect`` when the web
+    server aborts the request or goes away; each awaited ``send()`` returns once the socket took
+    the bytes. A request timeout (``timeout``) cancels the request's task.
+    """
+    return serve_wsgi(app, bind, interface="asgi", **settings)
 
 
 def pool_size(text: str) -> tuple[int, int | None]:

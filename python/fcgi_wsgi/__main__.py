@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         reload=bool(values.get("reload")),
         force_cgi=bool(values.get("cgi")),
         debug=debug,
+        **effective.interface(),
         **effective.serve_settings(),  # type: ignore[arg-type]
         **effective.hooks(),  # type: ignore[arg-type]
     )

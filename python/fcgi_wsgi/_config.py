@@ -28,6 +28,9 @@ ENV = "FCGI_WSGI_ARGS"
 #: of its own, an address list, a server hook (MODULE:FUNCTION), and the process count, which
 #: also takes MIN:MAX (a dynamic pool).
 BOOL, ADDRESSES, HOOK, POOL = "bool", "addresses", "hook", "pool"
+#: A choice among fixed words.
+INTERFACE, LIFESPAN = "interface", "lifespan"
+CHOICES = {INTERFACE: ("wsgi", "asgi"), LIFESPAN: ("auto", "on", "off")}
 
 #: gunicorn's server hooks, passed to ``serve_wsgi`` as keywords.
 HOOKS = ("on_starting", "post_fork", "worker_exit", "pre_request", "post_request")
@@ -47,7 +50,10 @@ class Option:
 
 def _options() -> dict[str, Option]:
     own = [
-        Option("app", "text", "the WSGI app as module:attribute", "none: it must be given"),
+        Option("app", "text", "the WSGI (or ASGI) app as module:attribute", "none: it must be given"),
+        Option("interface", INTERFACE, "the app's interface: wsgi or asgi", "wsgi"),
+        Option("lifespan", LIFESPAN, "an ASGI app's lifespan protocol: auto, on or off", "auto"),
+        Option("max_concurrency", "count", "an ASGI app's requests in flight at once in a process", "100"),
         Option("bind", "text", "unix:PATH, PATH, HOST:PORT or [IPV6]:PORT", "fd 0, else systemd's socket, else CGI"),
         Option("preload", BOOL, "import the app before forking the processes", "no"),
         Option("reload", BOOL, "re-execute when a source file changes", "no"),
@@ -76,7 +82,7 @@ def _options() -> dict[str, Option]:
 OPTIONS = _options()
 #: How a flag's text becomes a value of each kind (the core reads a mode's octal text itself).
 FLAG_TYPES = {"count": int, "bytes": int, "seconds": float, "text": str, "mode": str, ADDRESSES: str, HOOK: str}
-FLAG_TYPES[POOL] = str
+FLAG_TYPES[POOL] = FLAG_TYPES[INTERFACE] = FLAG_TYPES[LIFESPAN] = str
 
 
 def flag(name: str) -> str:
@@ -98,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line, with only the options given in the namespace it parses to."""
     p = _Parser(
         prog="python -m fcgi_wsgi",
-        description="Serve a WSGI app over FastCGI (or one CGI request).",
+        description="Serve a WSGI or ASGI app over FastCGI (or one CGI request).",
         epilog=f"Options may also come from {ENV} (a command line) and a --config file (TOML, its keys the "
         "long option names); a flag wins over the environment, which wins over the file.",
         argument_default=argparse.SUPPRESS,
@@ -117,7 +123,13 @@ def parser() -> argparse.ArgumentParser:
             where.add_argument(flag(option.name), action="store_true", help=help_text)
         else:
             metavar = "LIST" if option.kind == ADDRESSES else None
-            where.add_argument(flag(option.name), type=FLAG_TYPES[option.kind], metavar=metavar, help=help_text)
+            where.add_argument(
+                flag(option.name),
+                type=FLAG_TYPES[option.kind],
+                metavar=metavar,
+                choices=CHOICES.get(option.kind),
+                help=help_text,
+            )
     return p
 
 
@@ -136,6 +148,8 @@ KINDS = {
     HOOK: (lambda v: isinstance(v, str) and ":" in v, 'a "module:function" string'),
     POOL: (lambda v: (_whole(v) and v >= 0) or isinstance(v, str), 'a whole number, or "MIN:MAX"'),
     "flag": (lambda v: isinstance(v, bool), "true or false"),
+    INTERFACE: (lambda v: v in CHOICES[INTERFACE], "wsgi or asgi"),
+    LIFESPAN: (lambda v: v in CHOICES[LIFESPAN], "auto, on or off"),
     ADDRESSES: (
         lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(e, str) for e in v)),
         "a string or a list of strings",
@@ -205,6 +219,11 @@ class Effective:
                 given["max_processes"] = most
         return given
 
+    def interface(self) -> dict[str, object]:
+        """The interface and, for an ASGI app, its own settings, as ``serve_wsgi`` keywords."""
+        names = ("interface", "lifespan", "max_concurrency")
+        return {name: self.values[name] for name in names if name in self.values}
+
     def hooks(self) -> dict[str, object]:
         """The server hooks given, as ``serve_wsgi`` keywords."""
         return {name: value for name, value in self.values.items() if OPTIONS[name].kind == HOOK}
@@ -271,6 +290,12 @@ def validate(effective: Effective) -> None:
     values = effective.values
     if "app" not in values:
         raise ConfigError("app: not given (module:attribute, on the command line, in FCGI_WSGI_ARGS or as app = ...)")
+    if values.get("interface", "wsgi") != "asgi":
+        for name in ("lifespan", "max_concurrency"):
+            if name in values:
+                raise fail(name, "is a setting of an ASGI app (interface = asgi)")
+    if values.get("max_concurrency") == 0:
+        raise fail("max_concurrency", "must be 1 or more")
     if values.get("debug") and "debug_addresses" in values:
         raise fail("debug_addresses", "debug and debug-addresses exclude each other")
     if "debug_addresses" in values:

@@ -21,6 +21,7 @@ from fcgi_wsgi import (
     load_app,
     request_reload,
     request_stop,
+    serve_asgi,
     serve_wsgi,
     server_stats,
     settings,
@@ -42,6 +43,11 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     return FileWrapper(iter([data]))
 
 
+async def asgi_app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
 def main() -> str:
     version: str = __version__
     rows: list[tuple[str, str, str, str, str]] = settings()
@@ -52,4 +58,6 @@ def main() -> str:
     print(version, len(rows), stats, loaded, guarded, sessions, list_environment, fcgi_wsgi.serve_wsgi)
     request_stop()
     request_reload()
+    if version == "asgi":
+        return serve_asgi(asgi_app, "unix:/tmp/app.sock", lifespan="on", max_concurrency=500)
     return serve_wsgi(app, "unix:/tmp/app.sock", workers=2, timeout=30.0, status_path="/fcgi-status")

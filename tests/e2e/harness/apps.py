@@ -74,6 +74,13 @@ def python_echo(workroot: Path) -> tuple[str, ...]:
     return pythonpath.command([folder], "-m", "fcgi_wsgi", "wsgi_echo:app")
 
 
+def asgi_echo(workroot: Path) -> tuple[str, ...]:
+    """tests/apps/asgi_echo.py, served the way python_echo is, as an ASGI app."""
+    folder = pythonpath.fcgi_wsgi(REPO, workroot)
+    shutil.copy(REPO / "tests/apps/asgi_echo.py", folder)
+    return pythonpath.command([folder], "-m", "fcgi_wsgi", "--interface", "asgi", "asgi_echo:app")
+
+
 REGISTRY: tuple[App, ...] = (
     App(
         name="rust-echo",
@@ -81,6 +88,7 @@ REGISTRY: tuple[App, ...] = (
         build=("cargo", "build", "--release", "-p", "fcgi-core", "--example", "echo"),
     ),
     App(name="python-echo", setup=python_echo, extra_routes=frozenset({"fail"})),
+    App(name="asgi-echo", setup=asgi_echo, extra_routes=frozenset({"fail"})),
     # examples/c/echo.c linked statically against libfcgi_capi.a: a lone binary that Apache's
     # www-data can run from a copy, without reading the build tree.
     App(
