@@ -77,6 +77,12 @@ struct Progress {
     ended: bool,
     /// The future an awaited `receive()` (`reading`) or `send()` (`writing`) waits on.
     reading: Option<Py<PyAny>>,
+    /// A read is with the worker thread: its end resolves `reading`.
+    read_ordered: bool,
+    /// A message whose `receive()` was given up (its future cancelled: Starlette's
+    /// `is_disconnected()` asks in a cancelled scope): the next `receive()` returns it, so no
+    /// body chunk is lost.
+    unclaimed: Option<Py<PyAny>>,
     writing: Option<Py<PyAny>>,
     /// The task running the app for this request.
     task: Option<Py<PyAny>>,
@@ -120,6 +126,8 @@ impl Call {
             timed_out: false,
             ended: false,
             reading: None,
+            read_ordered: false,
+            unclaimed: None,
             writing: None,
             task: None,
         };
@@ -227,27 +235,42 @@ impl Call {
         self.bridge.future(py)
     }
 
-    /// Resolves `future` with `value`, unless its task gave up on it (cancelled).
-    fn resolve(py: Python<'_>, future: Option<Py<PyAny>>, value: PyResult<Bound<'_, PyAny>>) -> PyResult<()> {
-        let Some(future) = future else { return Ok(()) };
+    /// Resolves `future` with `value`; false if its task gave up on it (cancelled), or there is
+    /// none.
+    fn resolve(py: Python<'_>, future: Option<Py<PyAny>>, value: PyResult<Bound<'_, PyAny>>) -> PyResult<bool> {
+        let Some(future) = future else { return Ok(false) };
         let future = future.bind(py);
-        if future.call_method0(intern!(py, "done"))?.is_truthy()? {
-            return Ok(());
+        if is_done(future)? {
+            return Ok(false);
         }
         match value {
             Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
             Err(e) => future.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
         };
+        Ok(true)
+    }
+
+    /// Resolves the awaited `receive()` with `message`, or keeps it for the next one.
+    fn deliver(&self, py: Python<'_>, message: PyResult<Bound<'_, PyDict>>) -> PyResult<()> {
+        let future = self.progress().reading.take();
+        let kept = match &message {
+            Ok(message) => Some(message.clone().into_any().unbind()),
+            Err(_) => None,
+        };
+        if !Self::resolve(py, future, message.map(Bound::into_any))? {
+            self.progress().unclaimed = kept;
+        }
         Ok(())
     }
 
     /// On the loop: a read ordered by `receive()` ended.
     pub(crate) fn read_ended(&self, py: Python<'_>, chunk: io::Result<Option<Bytes>>) -> PyResult<()> {
-        let mut progress = self.progress();
-        let future = progress.reading.take();
-        let message = Self::read_message(py, &mut progress, chunk);
-        drop(progress);
-        Self::resolve(py, future, message.map(Bound::into_any))
+        let message = {
+            let mut progress = self.progress();
+            progress.read_ordered = false;
+            Self::read_message(py, &mut progress, chunk)
+        };
+        self.deliver(py, message)
     }
 
     /// The `receive()` message of a body chunk that was read (`None`: the body's end).
@@ -293,16 +316,18 @@ impl Call {
             progress.disconnected = true;
         }
         drop(progress);
-        Self::resolve(py, future, written.map(|()| py.None().into_bound(py)).map_err(to_py))
+        Self::resolve(py, future, written.map(|()| py.None().into_bound(py)).map_err(to_py)).map(drop)
     }
 
     /// On the loop: the web server went away while the app waits in `receive()`.
     pub(crate) fn disconnected(&self, py: Python<'_>) -> PyResult<()> {
-        let mut progress = self.progress();
-        progress.disconnected = true;
-        let future = progress.reading.take();
-        drop(progress);
-        Self::resolve(py, future, disconnect_message(py).map(Bound::into_any))
+        self.progress().disconnected = true;
+        if self.progress().read_ordered {
+            // The read under way ends with the disconnect itself.
+            return Ok(());
+        }
+        let future = self.progress().reading.take();
+        Self::resolve(py, future, disconnect_message(py).map(Bound::into_any)).map(drop)
     }
 
     /// On the loop: cancels the task of a request that ran past its timeout.
@@ -410,6 +435,11 @@ impl Call {
         }
         Ok(Some(future))
     }
+}
+
+/// Whether an asyncio future is done (resolved, failed or cancelled).
+fn is_done(future: &Bound<'_, PyAny>) -> PyResult<bool> {
+    future.call_method0(intern!(future.py(), "done"))?.is_truthy()
 }
 
 /// `message[key]`, or a clear error naming it.
@@ -528,8 +558,21 @@ impl AsgiCall {
     fn receive<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let call = &self.0;
         let mut progress = call.progress();
-        if progress.reading.is_some() {
-            return Err(PyRuntimeError::new_err("receive() called while another receive() waits"));
+        if let Some(message) = progress.unclaimed.take() {
+            return Ok(message.into_bound(py));
+        }
+        if let Some(waiting) = &progress.reading {
+            if !is_done(waiting.bind(py))? {
+                return Err(PyRuntimeError::new_err("receive() called while another receive() waits"));
+            }
+            // Given up (cancelled): this call takes its place.
+            progress.reading = None;
+        }
+        if progress.read_ordered {
+            // The read under way answers this call.
+            let future = call.future(py)?;
+            progress.reading = Some(future.clone().unbind());
+            return Ok(future);
         }
         if progress.disconnected || progress.complete {
             // After the response, or once the web server is gone, there is only the end.
@@ -553,6 +596,7 @@ impl AsgiCall {
                 }
                 let future = call.future(py)?;
                 progress.reading = Some(future.clone().unbind());
+                progress.read_ordered = true;
                 call.order(Order::Read);
                 Ok(future)
             }

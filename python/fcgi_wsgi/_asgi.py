@@ -174,7 +174,7 @@ class Runner:
         try:
             self._wait(self.lifespan.startup())
         except (LifespanFailure, concurrent.futures.TimeoutError) as e:
-            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._halt()
             raise LifespanFailure(f"the ASGI lifespan startup failed: {e or 'it timed out'}") from None
         self.state = self.lifespan.state if self.lifespan.running else None
         self.loop.call_soon_threadsafe(self.loop.add_reader, bridge.fileno(), bridge.drain, self.begin)
@@ -187,6 +187,11 @@ class Runner:
             self._wait(self.lifespan.shutdown())
         except concurrent.futures.TimeoutError:
             logger.error("the ASGI lifespan shutdown did not end within %s s", LIFESPAN_TIMEOUT)
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stops the loop thread; the runner is then stopped for good."""
+        assert self.loop is not None
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(LIFESPAN_TIMEOUT)
         self.loop = None

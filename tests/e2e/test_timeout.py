@@ -21,7 +21,15 @@ from .harness.fronts import FRONTS, Front
 
 #: The faces whose slow route stops at its abort check (Rust, C) or is Python code the server can
 #: interrupt (the Python echo's /spin): they end at the timeout, in the same process.
-ENDING = {"rust-echo": "/app/slow?ms=30000", "c-echo": "/app/slow?ms=30000", "python-echo": "/app/spin?s=30"}
+ENDING = {
+    "rust-echo": "/app/slow?ms=30000",
+    "c-echo": "/app/slow?ms=30000",
+    "python-echo": "/app/spin?s=30",
+    # The ASGI echo's /spin awaits between its rounds: the timeout cancels its task.
+    "asgi-echo": "/app/spin?s=30",
+}
+#: The faces whose view unwinds at the timeout (its `finally` leaves a mark).
+UNWINDING = ("python-echo", "asgi-echo")
 #: The faces stuck in a sleep nothing interrupts: their process is replaced.
 STUCK = {"python-echo": "/app/slow?ms=30000", "compat-echo": "/app/slow?ms=30000"}
 TIMEOUT = ("--timeout", "1", "--timeout-grace", "1", "--graceful-timeout", "1")
@@ -55,14 +63,14 @@ def test_a_request_past_the_timeout_gets_a_504_and_its_worker_serves_on(ending_a
     flags = ("--workers", "2", "--access-logfile", str(access_log), "--access-logformat", "%(s)s %(r)s")
     with served(ending_app, workdir, *flags) as front:
         pid = client.get(front, "/app/pid").body
-        path = ENDING[ending_app.name] + (f"&mark={mark}" if ending_app.name == "python-echo" else "")
+        path = ENDING[ending_app.name] + (f"&mark={mark}" if ending_app.name in UNWINDING else "")
         started = time.monotonic()
         response = client.get(front, path, timeout=60)
         took = time.monotonic() - started
         assert response.status == 504 and response.body == b"Gateway Timeout\n", response
         assert took < 15, f"ended at the timeout, not at the end of the 30 s route: {took:.1f} s"
-        if ending_app.name == "python-echo":
-            assert mark.read_text() == "unwound\n", "RequestTimeout unwound the view: its finally ran"
+        if ending_app.name in UNWINDING:
+            assert mark.read_text() == "unwound\n", "the timeout unwound the view: its finally ran"
         # The same process serves on: nothing was replaced.
         assert client.get(front, "/app/pid").body == pid
         assert client.get(front, "/app/hello").status == 200

@@ -16,8 +16,9 @@ user root;
 worker_processes 2;
 pid {workdir}/nginx.pid;
 error_log {error_log} info;
+worker_rlimit_nofile {worker_connections_twice};
 events {{
-    worker_connections 512;
+    worker_connections {worker_connections};
 }}
 http {{
     access_log off;
@@ -74,13 +75,15 @@ def upstream(name: str, servers: list[Address], keepalive: int = 0) -> str:
     return f"    upstream {name} {{\n" + "\n".join(lines) + "\n    }\n"
 
 
-def location(prefix: str, fastcgi_pass: str, keep_conn: bool = False) -> str:
+def location(prefix: str, fastcgi_pass: str, keep_conn: bool = False, buffering: bool = True) -> str:
     """`prefix/...` to FastCGI: SCRIPT_NAME is the prefix, PATH_INFO the rest.
 
     `fastcgi_pass` is an upstream name or a `target()`. With `keep_conn` nginx asks the app to
-    keep the connection (KEEP_CONN) and reuses it through the upstream's keepalive pool.
+    keep the connection (KEEP_CONN) and reuses it through the upstream's keepalive pool. Without
+    `buffering` nginx passes each piece of the response on as it comes (a streamed response).
     """
     extra = "            fastcgi_keep_conn on;\n" if keep_conn else ""
+    extra += "" if buffering else "            fastcgi_buffering off;\n"
     return f"""\
         location {prefix}/ {{
             fastcgi_split_path_info ^({prefix})(/.*)$;
@@ -109,7 +112,7 @@ def root_location(fastcgi_pass: str, keep_conn: bool = False) -> str:
 class Nginx(WebServer):
     """`nginx -p DIR -c CONF -g 'daemon off; master_process on;'`."""
 
-    def __init__(self, workdir: Path, port: int, upstreams: str, locations: str):
+    def __init__(self, workdir: Path, port: int, upstreams: str, locations: str, worker_connections: int = 512):
         self.address = (LOOPBACK, port)
         self.error_log = workdir / "error.log"
         self.config = workdir / "nginx.conf"
@@ -122,6 +125,8 @@ class Nginx(WebServer):
                 port=port,
                 upstreams=upstreams,
                 locations=locations,
+                worker_connections=worker_connections,
+                worker_connections_twice=2 * worker_connections,
             )
         )
         argv = [
