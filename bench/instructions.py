@@ -46,11 +46,15 @@ sys.path.insert(0, str(BENCH))
 from fcgi_client import read_response, request_records  # noqa: E402
 from svgchart import Bar, Panel, commit_label, grid_svg  # noqa: E402
 
-OURS = ("python", "capi", "rust")
-PEERS = ("uwsgi", "libfcgi", "flup")
+OURS = ("python", "capi", "rust", "python-asgi")
+PEERS = ("uwsgi", "libfcgi", "flup", "fcgisgi")
 # Requests sent ahead, each on its own connection, while the app serves the first.
 AHEAD = 16
-WORKLOADS = {"hello": ("/hello", b"Hello, world!"), "django": ("/", b"Hello from Django")}
+WORKLOADS = {
+    "hello": ("/hello", b"Hello, world!"),
+    "django": ("/", b"Hello from Django"),
+    "asgi": ("/hello", b"Hello, world!"),
+}
 
 # What nginx sends for `GET /hello` from wrk with bench/run.py's fastcgi_params: the same names,
 # values as nginx fills them, and the one request header wrk sends.
@@ -120,6 +124,7 @@ def make_cases(workloads: list[str], only: set[str] | None) -> list[Case]:
     one = ["--workers", "1"]
     fcgi_wsgi = ["{valgrind}", PYTHON, "-m", "fcgi_wsgi", *one, "--processes", "1", "--bind", "unix:{sock}"]
     flup = ["{valgrind}", PYTHON, str(BENCH / "apps" / "flup_server.py")]
+    fcgisgi = ["{valgrind}", PYTHON, str(BENCH / "apps" / "fcgisgi_server.py")]
     uwsgi = ["{valgrind}", script("uwsgi") or "uwsgi", "--fastcgi-socket", "{sock}", "--processes", "1"]
     uwsgi += ["--disable-logging", "--die-on-term", "--need-app"]
     apps = BENCH / "apps"
@@ -149,7 +154,18 @@ def make_cases(workloads: list[str], only: set[str] | None) -> list[Case]:
         ),
         Case("flup", "peer", "django", [*flup, "demo_site.wsgi:application", "{sock}", "1"], cwd=DJANGO_SITE),
     ]
+    asgi = [
+        Case(
+            "python-asgi",
+            "ours",
+            "asgi",
+            ["{valgrind}", PYTHON, "-m", "fcgi_wsgi", "--max-concurrency", "1", "--bind", "unix:{sock}"]
+            + ["--interface", "asgi", "--chdir", str(apps), "bench_asgi:app"],
+        ),
+        Case("fcgisgi", "peer", "asgi", [*fcgisgi, "bench_asgi:app", "{sock}"], cwd=apps),
+    ]
     cases = (hello if "hello" in workloads else []) + (django if "django" in workloads else [])
+    cases += asgi if "asgi" in workloads else []
     cases = [c for c in cases if only is None or c.target in only]
     for case in cases:
         for arg in case.argv:
@@ -400,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="N: the runs serve N, then 3N requests")
     parser.add_argument("--runs", type=int, default=2, help="how many times to count everything (stability)")
     parser.add_argument("--only", help=f"comma-separated targets: {', '.join(OURS + PEERS)}")
-    parser.add_argument("--workloads", default="hello,django", help="comma-separated: hello, django")
+    parser.add_argument(
+        "--workloads", default="hello,django,asgi", help="comma-separated: hello, django, asgi (an ASGI hello)"
+    )
     parser.add_argument("--startup-timeout", type=float, default=300, help="seconds a target may take to listen")
     parser.add_argument("--no-write", action="store_true", help="print only; nothing into bench/results/")
     parser.add_argument("--keep", action="store_true", help="keep callgrind's files (for callgrind_annotate)")

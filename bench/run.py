@@ -47,8 +47,8 @@ MIB = 1 << 20
 HELLO = b"Hello, world!"
 
 # Ours (those with a base when there is a baseline), the peers, and nginx's own ceiling.
-OURS = ("python", "capi", "rust")
-PEERS = ("flup", "uwsgi", "libfcgi", "nginx")
+OURS = ("python", "capi", "rust", "python-asgi")
+PEERS = ("flup", "uwsgi", "libfcgi", "nginx", "fcgisgi", "uvicorn")
 MULTICORE = "python-2proc"
 ACCESS_LOG = "python-accesslog"
 BASE = "base"
@@ -93,6 +93,8 @@ class Workload:
     big: bool = False
     # Run once with curl, for peak RSS: "upload" to /sink or "download" from /big.
     transfer: str = ""
+    # wrk's connections, if not the run's (--connections).
+    connections: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,9 @@ class Site:
 
     app: str  # the App it runs, or "nginx"
     key: str  # the process: app.workload
-    mode: str  # "plain", "keep" (fastcgi_keep_conn, upstream keepalive) or "stream" (no buffering)
+    # "plain", "keep" (fastcgi_keep_conn, upstream keepalive), "stream" (no buffering) or "proxy"
+    # (HTTP to an HTTP server: proxy_pass to an upstream with keep-alive)
+    mode: str
     port: int = 0
 
 
@@ -199,6 +203,23 @@ def our_apps(s: Settings, build: Build) -> list[App]:
         # Each request's line to a file beside the socket: the access log's cost.
         App("py-access", [*py, "--processes", "1", "--access-logfile", "{sock}.access.log", *bench_app]),
         App("py-django", [*py, "--processes", "1", "--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]),
+        # Each request in flight holds a parked thread: room for the 256 connections of the
+        # awaiting route.
+        App(
+            "py-asgi",
+            [
+                build.python,
+                "-m",
+                "fcgi_wsgi",
+                "--bind",
+                "unix:{sock}",
+                "--interface",
+                "asgi",
+                "--max-concurrency",
+                "512",
+            ]
+            + ["--chdir", str(BENCH / "apps"), "bench_asgi:app"],
+        ),
         App("capi-hello", [build.binary("c-examples", "hello"), "--bind", "unix:{sock}"]),
         App("capi-echo", [build.binary("c-examples", "echo"), "--bind", "unix:{sock}", "--workers", n]),
         App("capi-sink", [build.binary("bench", "capi_sink"), "--bind", "unix:{sock}", "--threads", n]),
@@ -224,6 +245,17 @@ def make_apps(s: Settings, builds: list[Build]) -> dict[str, App]:
         App("uwsgi", [*uwsgi, "--chdir", str(BENCH / "apps"), "--module", "bench_app:app"]),
         App("uwsgi-django", [*uwsgi, "--chdir", str(DJANGO_SITE), "--module", "demo_site.wsgi:application"]),
         App("libfcgi", [script("spawn-fcgi"), "-n", "-s", "{sock}", "-M", "0600", "--", libfcgi_app, n]),
+        App(
+            "fcgisgi",
+            [PYTHON, str(BENCH / "apps" / "fcgisgi_server.py"), "bench_asgi:app", "{sock}"],
+            cwd=BENCH / "apps",
+        ),
+        # uvicorn with uvloop and httptools (both installed), as in production.
+        App(
+            "uvicorn",
+            [script("uvicorn"), "--uds", "{sock}", "--app-dir", str(BENCH / "apps"), "bench_asgi:app"]
+            + ["--no-access-log", "--log-level", "warning", "--lifespan", "off"],
+        ),
     ]
     return {app.key: app for app in apps}
 
@@ -239,13 +271,18 @@ OUR_TARGETS = [
     Target("rust", "ours", {"hello": "rust", "routes": "rust", "sink": "rust-sink"}, "examples/echo.rs"),
     Target(MULTICORE, "ours", {"hello": "py2"}, "fcgi_wsgi --processes 2"),
     Target(ACCESS_LOG, "ours", {"hello": "py-access"}, "fcgi_wsgi --access-logfile FILE"),
+    Target("python-asgi", "ours", {"asgi": "py-asgi"}, "fcgi_wsgi --interface asgi (bench/apps/bench_asgi.py)"),
 ]
 PEER_TARGETS = [
     Target("flup", "peer", {"hello": "flup", "routes": "flup", "sink": "flup", "django": "flup-django"}),
     Target("uwsgi", "peer", {"hello": "uwsgi", "routes": "uwsgi", "sink": "uwsgi", "django": "uwsgi-django"}),
     Target("libfcgi", "peer", {"hello": "libfcgi", "routes": "libfcgi", "sink": "libfcgi"}, "under spawn-fcgi"),
     Target("nginx", "ceiling", {"hello": "nginx"}, "return 200"),
+    Target("fcgisgi", "peer", {"asgi": "fcgisgi"}, "fcgisgi (PyPI), ASGI over FastCGI"),
+    Target("uvicorn", "peer", {"asgi": "uvicorn"}, "uvicorn behind nginx proxy_pass, HTTP/1.1 kept-alive upstream"),
 ]
+#: Targets that speak HTTP: nginx proxies to them.
+PROXIED = ("uvicorn",)
 
 
 def make_targets(base: Build | None) -> list[Target]:
@@ -265,6 +302,17 @@ def make_workloads() -> list[Workload]:
         Workload("1MiB", "1 MiB response", f"/big?n={MIB}", "routes", big=True),
         Workload("upload-10MiB", "10 MiB upload, echoed", "/echo", "routes", body_bytes=10 * MIB, big=True),
         Workload("django", "Django page /, DEBUG=False", "/", "django"),
+        # Kept upstream connections for every ASGI server, as uvicorn's usual production route
+        # has them (FastCGI's fastcgi_keep_conn; HTTP/1.1 keep-alive to uvicorn).
+        Workload("asgi-hello", "ASGI hello world, kept connections", "/hello", "asgi", keep_conn=True),
+        Workload(
+            "asgi-await10ms",
+            "ASGI, awaits 10 ms, 256 connections, kept",
+            "/sleep10",
+            "asgi",
+            keep_conn=True,
+            connections=256,
+        ),
     ]
 
 
@@ -453,10 +501,15 @@ def nginx_conf(run_dir: Path, sites: list[Site], apps: dict[str, App], s: Settin
             body = 'default_type text/plain; return 200 "Hello, world!";'
         else:
             upstream = "".join(c if c.isalnum() else "_" for c in site.key)
-            keepalive = f" keepalive {s.connections}; keepalive_requests 1000000;" if site.mode == "keep" else ""
+            kept = site.mode in ("keep", "proxy")
+            keepalive = f" keepalive {s.connections}; keepalive_requests 1000000;" if kept else ""
             upstreams.append(f"    upstream {upstream} {{ server unix:{apps[site.key].sock};{keepalive} }}")
             body = f"include {run_dir / 'fastcgi_params'}; fastcgi_pass {upstream};"
-            if site.mode == "keep":
+            if site.mode == "proxy":
+                # The usual production route to an HTTP app server: kept HTTP/1.1 connections.
+                body = f'proxy_pass http://{upstream}; proxy_http_version 1.1; proxy_set_header Connection "";'
+                body += " proxy_set_header Host $host; proxy_buffering on;"
+            elif site.mode == "keep":
                 # A request stuck behind kept connections (a thread per connection) becomes a 504
                 # that wrk counts, rather than a silent stall.
                 body += " fastcgi_keep_conn on; fastcgi_read_timeout 5s;"
@@ -513,7 +566,7 @@ def check(workload: Workload, port: int) -> str | None:
     status, got = fetch(port, workload.path, body)
     if status != 200:
         return f"status {status}, {got[:80]!r}"
-    if workload.uses == "hello" and got != HELLO:
+    if workload.uses in ("hello", "asgi") and got != HELLO:
         return f"body {got[:60]!r}"
     if workload.name == "1MiB" and len(got) != MIB:
         return f"{len(got)} bytes"
@@ -529,7 +582,7 @@ def check(workload: Workload, port: int) -> str | None:
 
 
 def wrk(s: Settings, workload: Workload, port: int, duration: float) -> dict:
-    connections = s.big_connections if workload.big else s.connections
+    connections = workload.connections or (s.big_connections if workload.big else s.connections)
     argv = ["wrk", "-t", str(min(s.wrk_threads, connections)), "-c", str(connections), "--timeout", "10s"]
     argv += ["-d", f"{max(1, round(duration))}s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}{workload.path}"]
     env = dict(os.environ, BENCH_BODY_BYTES=str(workload.body_bytes))
@@ -842,6 +895,7 @@ class Bench:
                 if app is None or (workload.keep_conn and target.name in ("nginx", MULTICORE, ACCESS_LOG)):
                     continue
                 mode = "keep" if workload.keep_conn else "stream" if workload.transfer else "plain"
+                mode = "proxy" if target.name in PROXIED else mode
                 site = Site(app, f"{app}.{workload.name}", "plain" if app == "nginx" else mode)
                 plan.append((workload, target, site))
         return plan

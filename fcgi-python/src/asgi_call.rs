@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fcgi_core::{Error, ErrorKind, Input, Params, Role};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::{intern, Bound};
@@ -343,6 +343,28 @@ impl Call {
         Ok(())
     }
 
+    /// What `send` does with `message`: `None` when nothing is left to wait for, else the future.
+    pub(crate) fn send_message<'py>(&self, message: &Bound<'py, PyDict>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let call = self;
+        let mut progress = call.progress();
+        if progress.writing.is_some() {
+            return Err(PyRuntimeError::new_err("send() called before the previous send() finished"));
+        }
+        if progress.ended && !progress.complete {
+            return Err(ClientDisconnected::new_err("the request has ended"));
+        }
+        let kind = required(message, "type")?;
+        let kind = kind.cast::<PyString>().map_err(|_| PyValueError::new_err("the message's type must be a str"))?;
+        match kind.to_cow()?.as_ref() {
+            "http.response.start" => call.start(&mut progress, message).map(|()| None),
+            "http.response.body" => call.body(&mut progress, message),
+            "http.response.trailers" => Err(PyRuntimeError::new_err(
+                "http.response.trailers: FastCGI carries no trailers (the scope offers no such extension)",
+            )),
+            other => Err(PyValueError::new_err(format!("unknown message type {other:?} for an http scope"))),
+        }
+    }
+
     /// `http.response.start`: keeps the head until the first body message.
     fn start(&self, progress: &mut Progress, message: &Bound<'_, PyDict>) -> PyResult<()> {
         if progress.started {
@@ -435,6 +457,34 @@ impl Call {
         }
         Ok(Some(future))
     }
+}
+
+/// An awaitable already done with `value`: what `receive()` and `send()` return when they need
+/// no wait, cheaper than a coroutine or a future (an `await` on it is one `__next__` call).
+#[pyclass(module = "fcgi_wsgi")]
+pub struct Ready(Option<Py<PyAny>>);
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Ends the `await` at once: with no value (`send()`'s None) the iteration just ends, which
+    /// costs no exception object; a value travels as StopIteration's.
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let Some(value) = self.0.take().filter(|value| !value.is_none(py)) else {
+            return Ok(None);
+        };
+        // Wrapped so that a tuple is not taken for the exception's args.
+        let stop = PyStopIteration::new_err(()).into_value(py);
+        stop.bind(py).setattr(intern!(py, "value"), value)?;
+        Err(PyErr::from_value(stop.into_any().into_bound(py)))
+    }
+}
+
+fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(Bound::new(py, Ready(Some(value.unbind())))?.into_any())
 }
 
 /// Whether an asyncio future is done (resolved, failed or cancelled).
@@ -554,12 +604,13 @@ impl AsgiCall {
         self.0.progress().task = Some(task);
     }
 
-    /// The next `receive()` message if it is known now, else a future of it.
+    /// ASGI's `receive()`: an awaitable of the next message, already done when the message is
+    /// known now (no event-loop round), else the future the worker thread's read resolves.
     fn receive<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let call = &self.0;
         let mut progress = call.progress();
         if let Some(message) = progress.unclaimed.take() {
-            return Ok(message.into_bound(py));
+            return ready(py, message.into_bound(py));
         }
         if let Some(waiting) = &progress.reading {
             if !is_done(waiting.bind(py))? {
@@ -576,12 +627,12 @@ impl AsgiCall {
         }
         if progress.disconnected || progress.complete {
             // After the response, or once the web server is gone, there is only the end.
-            return Ok(disconnect_message(py)?.into_any());
+            return ready(py, disconnect_message(py)?.into_any());
         }
         match progress.body {
             Body::Unread(Some(0)) => {
                 progress.body = Body::Read;
-                Ok(request_message(py, b"", false)?.into_any())
+                ready(py, request_message(py, b"", false)?.into_any())
             }
             Body::Unread(_) => {
                 // What has arrived already is taken at once; only a wait goes to the worker thread.
@@ -592,7 +643,7 @@ impl AsgiCall {
                     Err(e) => Some(Err(e)),
                 };
                 if let Some(chunk) = chunk {
-                    return Ok(Call::read_message(py, &mut progress, chunk)?.into_any());
+                    return ready(py, Call::read_message(py, &mut progress, chunk)?.into_any());
                 }
                 let future = call.future(py)?;
                 progress.reading = Some(future.clone().unbind());
@@ -611,26 +662,13 @@ impl AsgiCall {
         }
     }
 
-    /// Handles a `send()` message: `None` when nothing is left to wait for, else a future that
-    /// resolves once the socket took the bytes.
-    fn send<'py>(&self, message: &Bound<'py, PyDict>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let call = &self.0;
-        let mut progress = call.progress();
-        if progress.writing.is_some() {
-            return Err(PyRuntimeError::new_err("send() called before the previous send() finished"));
-        }
-        if progress.ended && !progress.complete {
-            return Err(ClientDisconnected::new_err("the request has ended"));
-        }
-        let kind = required(message, "type")?;
-        let kind = kind.cast::<PyString>().map_err(|_| PyValueError::new_err("the message's type must be a str"))?;
-        match kind.to_cow()?.as_ref() {
-            "http.response.start" => call.start(&mut progress, message).map(|()| None),
-            "http.response.body" => call.body(&mut progress, message),
-            "http.response.trailers" => Err(PyRuntimeError::new_err(
-                "http.response.trailers: FastCGI carries no trailers (the scope offers no such extension)",
-            )),
-            other => Err(PyValueError::new_err(format!("unknown message type {other:?} for an http scope"))),
+    /// ASGI's `send(message)`: an awaitable, already done when nothing is left to wait for,
+    /// else a future that resolves once the socket took the bytes.
+    fn send<'py>(&self, message: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        let py = message.py();
+        match self.0.send_message(message)? {
+            Some(future) => Ok(future),
+            None => ready(py, py.None().into_bound(py)),
         }
     }
 

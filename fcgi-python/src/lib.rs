@@ -214,6 +214,8 @@ fn _fcgi_wsgi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::FileWrapper>()?;
     m.add_class::<asgi_call::AsgiCall>()?;
     m.add_class::<asgi_bridge::EventBridge>()?;
+    m.add_class::<asgi_call::Ready>()?;
+    m.add_class::<scope::FastCgiParams>()?;
     m.add("ClientDisconnected", m.py().get_type::<error::ClientDisconnected>())?;
     m.add("RequestTooLarge", m.py().get_type::<error::RequestTooLarge>())?;
     m.add("RequestTimeout", m.py().get_type::<error::RequestTimeout>())?;

@@ -91,9 +91,7 @@ pub(crate) fn build<'py>(
     scope.set_item(intern!(py, "root_path"), path_text(py, script_name))?;
     scope.set_item(intern!(py, "query_string"), PyBytes::new(py, param(b"QUERY_STRING")))?;
     let headers = PyList::empty(py);
-    let fastcgi_params = PyDict::new(py);
     for (name, value) in params.iter() {
-        fastcgi_params.set_item(latin1(py, name), latin1(py, value))?;
         if value.is_empty() && name == b"CONTENT_LENGTH" {
             continue;
         }
@@ -108,12 +106,89 @@ pub(crate) fn build<'py>(
         scope.set_item(intern!(py, "state"), state.copy()?)?;
     }
     let fastcgi = PyDict::new(py);
-    fastcgi.set_item(intern!(py, "params"), fastcgi_params)?;
+    fastcgi.set_item(intern!(py, "params"), FastCgiParams { params: params.clone() })?;
     fastcgi.set_item(intern!(py, "role"), role_name(py, role))?;
     let extensions = PyDict::new(py);
     extensions.set_item(intern!(py, "fastcgi"), fastcgi)?;
     scope.set_item(intern!(py, "extensions"), extensions)?;
     Ok(scope)
+}
+
+/// `scope["extensions"]["fastcgi"]["params"]`: every param as the web server sent it, as a
+/// read-only mapping of str to str decoded as WSGI decodes them (latin-1). Each is decoded when
+/// asked for: most requests ask for none (the scope's keys already carry what apps read).
+#[pyclass(module = "fcgi_wsgi", frozen, mapping)]
+pub struct FastCgiParams {
+    params: Params,
+}
+
+impl FastCgiParams {
+    /// The params' `(name, value)` pairs, as Python strings.
+    fn pairs<'a, 'py: 'a>(
+        &'a self,
+        py: Python<'py>,
+    ) -> impl Iterator<Item = (Bound<'py, PyString>, Bound<'py, PyString>)> + 'a {
+        self.params.iter().map(move |(name, value)| (latin1(py, name), latin1(py, value)))
+    }
+
+    /// `name` as the bytes it was sent as (latin-1 encodes back exactly).
+    fn raw_name(name: &str) -> Option<Vec<u8>> {
+        name.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    }
+}
+
+#[pymethods]
+impl FastCgiParams {
+    fn __getitem__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyString>> {
+        Self::raw_name(name)
+            .and_then(|raw| self.params.get(&raw).map(|value| latin1(py, value)))
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(name.to_owned()))
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        Self::raw_name(name).is_some_and(|raw| self.params.get(&raw).is_some())
+    }
+
+    fn __len__(&self) -> usize {
+        self.params.iter().len()
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.keys(py)?.try_iter().map(Bound::into_any)
+    }
+
+    #[pyo3(signature = (name, default=None))]
+    fn get<'py>(&self, py: Python<'py>, name: &str, default: Option<Bound<'py, PyAny>>) -> Bound<'py, PyAny> {
+        match Self::raw_name(name).and_then(|raw| self.params.get(&raw).map(|value| latin1(py, value))) {
+            Some(value) => value.into_any(),
+            None => default.unwrap_or_else(|| py.None().into_bound(py)),
+        }
+    }
+
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.params.iter().map(|(name, _)| latin1(py, name)))
+    }
+
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.params.iter().map(|(_, value)| latin1(py, value)))
+    }
+
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.pairs(py).map(|pair| PyTuple::new(py, [pair.0, pair.1])).collect::<PyResult<Vec<_>>>()?)
+    }
+
+    /// A plain dict of them all.
+    fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in self.pairs(py) {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("FastCgiParams({})", self.copy(py)?.repr()?))
+    }
 }
 
 /// `%XX` sequences decoded to their bytes; anything else (a stray `%`) kept as it is.

@@ -13,7 +13,13 @@ import concurrent.futures
 import logging
 import threading
 import traceback
+from collections.abc import Mapping
 from typing import Any, Callable
+
+from ._fcgi_wsgi import FastCgiParams
+
+# The params decode each value when asked: a read-only mapping, as isinstance() checks see it.
+Mapping.register(FastCgiParams)
 
 logger = logging.getLogger("fcgi_wsgi.error")
 
@@ -204,20 +210,10 @@ class Runner:
     async def run(self, call: Any) -> None:
         scope = call.scope(self.state)
         scope["extensions"]["fastcgi"]["errors"] = ErrorLog(call)
-
-        async def receive() -> dict:
-            message = call.receive()
-            if type(message) is not dict:
-                message = await message
-            return message
-
-        async def send(message: dict) -> None:
-            waiting = call.send(message)
-            if waiting is not None:
-                await waiting
-
         try:
-            await self.app(scope, receive, send)  # type: ignore[misc]
+            # receive() and send() return awaitables of their own: done at once when no wait
+            # is needed, else a future of the loop.
+            await self.app(scope, call.receive, call.send)  # type: ignore[misc]
         except asyncio.CancelledError:
             call.cancelled()
         except BaseException as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 LIFESPAN = os.environ.get("ASGI_LIFESPAN", "ok")
 
@@ -38,7 +39,9 @@ async def app(scope, receive, send) -> None:
         shown["headers"] = [[name.decode("latin-1"), value.decode("latin-1")] for name, value in scope["headers"]]
         for key in ("raw_path", "query_string"):
             shown[key] = None if shown[key] is None else shown[key].decode("latin-1")
-        shown["params"] = scope["extensions"]["fastcgi"]["params"]
+        params = scope["extensions"]["fastcgi"]["params"]
+        assert isinstance(params, Mapping) and "REQUEST_METHOD" in params and "NOPE" not in params
+        shown["params"] = dict(params)
         shown["role"] = scope["extensions"]["fastcgi"]["role"]
         await reply(send, 200, json.dumps(shown).encode())
     elif path.endswith("/chunks"):
