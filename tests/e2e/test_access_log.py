@@ -25,7 +25,7 @@ from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
 
-APPS = ("rust-echo", "python-echo", "c-echo", "compat-echo")
+APPS = ("rust-echo", "python-echo", "asgi-echo", "c-echo", "compat-echo")
 FORMAT = '%(s)s %(D)s %(I)s %(B)s "%(r)s" %(p)s'
 MAX_BODY = 1000
 

@@ -20,7 +20,7 @@ from .harness import logs, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
 
-APPS = ("rust-echo", "python-echo")
+APPS = ("rust-echo", "python-echo", "asgi-echo")
 CURL_PARTIAL_FILE = 18
 CURL_EMPTY_REPLY = 52
 TRUNCATED = "transfer closed with outstanding read data remaining"

@@ -24,7 +24,7 @@ from .harness import client, fcgi_tap, selection
 from .harness.apps import App
 from .harness.fronts import Front, haproxy_multiplexed
 
-APPS = ("rust-echo", "python-echo")
+APPS = ("rust-echo", "python-echo", "asgi-echo")
 MIB = 1 << 20
 HANG_LIMIT = 90.0
 """Seconds after which a request still unanswered counts as hung (each takes well under one)."""

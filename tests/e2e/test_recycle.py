@@ -17,7 +17,7 @@ from .harness.apps import App
 from .harness.fronts import FRONTS, Front
 from .harness.procfs import rss
 
-APPS = ("python-echo", "rust-echo")
+APPS = ("python-echo", "asgi-echo", "rust-echo")
 
 
 pytest_generate_tests, recycled_app = selection.module_apps("nginx", recycled_app=APPS)

@@ -26,7 +26,7 @@ from .harness import client, selection
 from .harness.apps import App
 from .harness.fronts import FRONTS, Front
 
-APPS = ("rust-echo", "python-echo", "c-echo", "compat-echo")
+APPS = ("rust-echo", "python-echo", "asgi-echo", "c-echo", "compat-echo")
 STATUS = "/app/fcgi-status"
 PING = "/app/fcgi-ping"
 SLOW = "/app/slow?ms=4000"
