@@ -24,7 +24,7 @@ from .harness.procfs import MIB
 from .harness.stress import nginx_streaming
 
 TRANSFER = int(os.environ.get("MEMORY_TRANSFER_BYTES", str(1 << 30)))
-MEMORY_APPS = ("python-echo",)
+MEMORY_APPS = ("python-echo", "asgi-echo")
 PEAK_BOUND = 32 * MIB
 BLOCK = bytes(range(contract.BIG_PERIOD)) * 4096
 """Whole periods of the /big pattern (about 1 MiB): repeated, byte i is i % 251."""
