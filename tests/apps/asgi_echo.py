@@ -16,12 +16,6 @@ IMPORTED_BY = os.getpid()
 PATTERN = bytes(i % 251 for i in range(251 * 1044))
 #: What `/grow` keeps: memory the process holds until it ends (a leak, on purpose).
 HELD = []
-#: The start of a response streamed in several body messages.
-STREAM_START = {
-    "type": "http.response.start",
-    "status": 200,
-    "headers": [(b"content-type", b"application/octet-stream")],
-}
 #: Set by the lifespan's startup, seen in every request's scope.
 STARTED = {"lifespan": "started"}
 
@@ -42,6 +36,13 @@ async def respond(send, status, body, content_type=b"text/plain", extra=()):
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def stream_start(send, first):
+    """Starts a response streamed in several body messages, `first` its first bytes."""
+    headers = [(b"content-type", b"application/octet-stream")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": first, "more_body": True})
 
 
 async def chunks(receive):
@@ -72,10 +73,7 @@ async def env(scope, receive, send, rest):
 async def echo(scope, receive, send, rest):
     prefix = query(scope, "prefix")
     if prefix:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
-        )
-        await send({"type": "http.response.body", "body": b"p" * int(prefix), "more_body": True})
+        await stream_start(send, b"p" * int(prefix))
         async for chunk in chunks(receive):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
@@ -158,20 +156,10 @@ async def sha256(scope, receive, send, rest):
     await respond(send, 200, f"{size} {digest.hexdigest()}\n".encode())
 
 
-STREAM_START = {
-    "type": "http.response.start",
-    "status": 200,
-    "headers": [(b"content-type", b"application/octet-stream")],
-}
-
-
 async def fail(scope, receive, send, rest):
     after = query(scope, "after")
     if after:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
-        )
-        await send({"type": "http.response.body", "body": b"f" * int(after), "more_body": True})
+        await stream_start(send, b"f" * int(after))
     raise RuntimeError("the app failed on purpose")
 
 
