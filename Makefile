@@ -7,7 +7,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 PREFIX ?= /usr/local
 
 .PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e bench-test clean \
-	capi c-examples cargo-c install-capi compat compat-examples install-compat dist packaging-test
+	capi c-examples cargo-c install-capi compat compat-examples install-compat dist packaging-test c-install-test
 
 all: build
 
@@ -127,9 +127,16 @@ dist: $(DIST_VENV)/bin/maturin
 	$(DIST_VENV)/bin/twine check --strict dist/*
 
 ## The wheel in a fresh venv of each pyenv CPython 3.9-3.13 with no Rust on PATH, running
-## tests/python's PEP 3333 suite and Django page; and the sdist building a working wheel.
+## tests/python's PEP 3333 suite and Django page; the sdist building a working wheel; and
+## c-install-test's C libraries.
 packaging-test: dist
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/packaging --durations=0
+
+## The C libraries installed by `make install-capi install-compat` under a scratch DESTDIR, and C
+## programs (examples/c/hello.c, libfcgi's examples/compat/echo.c and stdio.c) built against that
+## tree with pkg-config alone, shared and static, run as CGI (tests/packaging/test_c_install.py).
+c-install-test:
+	$(PYTHON) -m pytest -c tests/pytest.ini tests/packaging/test_c_install.py --durations=0
 
 ## demo/app.py served by fcgi_wsgi behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
 demo:
