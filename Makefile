@@ -72,12 +72,11 @@ c-examples: capi
 ## in each crate's Cargo.toml): lib/libNAME.so.VERSION, its soname link .so.0 and its link-time
 ## name .so, lib/libNAME.a, the headers, lib/pkgconfig/NAME.pc; under $(DESTDIR)$(PREFIX).
 LIBDIR ?= $(PREFIX)/lib
-CARGO_C_VERSION := 0.10.24
 CINSTALL = $(CARGO) cinstall --release --prefix $(PREFIX) --libdir $(LIBDIR) $(if $(DESTDIR),--destdir $(DESTDIR))
 
 cargo-c:
 	@$(CARGO) cinstall --version >/dev/null 2>&1 || { \
-	    echo "cargo-c is missing: bash tests/install-deps.sh installs it (cargo install cargo-c@$(CARGO_C_VERSION) --locked)" >&2; \
+	    echo "cargo-c is missing: bash tests/install-deps.sh builds it (cargo install --locked cargo-c)" >&2; \
 	    exit 1; }
 
 ## libfcgi_capi, include/fcgi.h and fcgi-capi.pc under $(DESTDIR)$(PREFIX)
