@@ -5,10 +5,9 @@ PYTHON ?= python3
 FUZZ_SMOKE_SECONDS ?= 10
 
 PREFIX ?= /usr/local
-CAPI_VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
 
 .PHONY: all build test demo deps lint rust-test python-install python-test fuzz-smoke-short e2e bench-test clean \
-	capi c-examples install-capi compat compat-examples install-compat dist packaging-test
+	capi c-examples cargo-c install-capi compat compat-examples install-compat dist packaging-test c-install-test
 
 all: build
 
@@ -57,11 +56,11 @@ bench-test:
 	$(CARGO) build --release -p fcgi-core --example echo
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/bench
 
-## The C library (target/release/libfcgi_capi.{so,a}; soname libfcgi_capi.so.0) and target/pkgconfig/fcgi-capi.pc
+## The C library for development, uninstalled: target/release/libfcgi_capi.{so,a} (soname
+## libfcgi_capi.so.0, linked under that name beside it for the loader); the header is include/fcgi.h.
 capi:
 	$(CARGO) build --release -p fcgi-capi
 	ln -sf libfcgi_capi.so target/release/libfcgi_capi.so.0
-	LIBDIR=$(CURDIR)/target/release INCLUDEDIR=$(CURDIR)/include sh fcgi-capi/make-pc.sh $(CURDIR) target/pkgconfig
 
 ## examples/c/*.c built into target/c-examples/
 c-examples: capi
@@ -71,18 +70,24 @@ c-examples: capi
 	        -Ltarget/release -Wl,-rpath,$(CURDIR)/target/release -lfcgi_capi -pthread -o target/c-examples/$$example || exit 1; \
 	done
 
-## The library, fcgi.h and fcgi-capi.pc under $(DESTDIR)$(PREFIX)
-install-capi: capi
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 644 target/release/libfcgi_capi.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 target/release/libfcgi_capi.so $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so.$(CAPI_VERSION)
-	ln -sf libfcgi_capi.so.$(CAPI_VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so.0
-	ln -sf libfcgi_capi.so.0 $(DESTDIR)$(PREFIX)/lib/libfcgi_capi.so
-	install -m 644 include/fcgi.h $(DESTDIR)$(PREFIX)/include/
-	sh fcgi-capi/make-pc.sh $(PREFIX) $(DESTDIR)$(PREFIX)/lib/pkgconfig
+## Installing the C libraries is cargo-c's (`cargo cinstall`, configured by [package.metadata.capi]
+## in each crate's Cargo.toml): lib/libNAME.so.VERSION, its soname link .so.0 and its link-time
+## name .so, lib/libNAME.a, the headers, lib/pkgconfig/NAME.pc; under $(DESTDIR)$(PREFIX).
+LIBDIR ?= $(PREFIX)/lib
+CINSTALL = $(CARGO) cinstall --release --prefix $(PREFIX) --libdir $(LIBDIR) $(if $(DESTDIR),--destdir $(DESTDIR))
+
+cargo-c:
+	@$(CARGO) cinstall --version >/dev/null 2>&1 || { \
+	    echo "cargo-c is missing: bash tests/install-deps.sh builds it (cargo install --locked cargo-c)" >&2; \
+	    exit 1; }
+
+## libfcgi_capi, include/fcgi.h and fcgi-capi.pc under $(DESTDIR)$(PREFIX)
+install-capi: cargo-c
+	$(CINSTALL) -p fcgi-capi
 	[ -n "$(DESTDIR)" ] || ldconfig
 
-## libfcgi drop-in: target/release/libfcgi_compat.{so,a} (soname libfcgi_compat.so.0) for include/compat/
+## libfcgi drop-in for development, uninstalled: target/release/libfcgi_compat.{so,a} (soname
+## libfcgi_compat.so.0, linked under that name beside it) for include/compat/
 compat:
 	$(CARGO) build --release -p fcgi-compat
 	ln -sf libfcgi_compat.so target/release/libfcgi_compat.so.0
@@ -97,14 +102,10 @@ compat-examples: compat
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -O2 -Iinclude/compat examples/compat/echo.c \
 	    target/release/libfcgi_compat.a -pthread -ldl -lm -o target/compat-examples/echo-static
 
-## The library under $(DESTDIR)$(PREFIX)/lib, its headers under include/fcgi-compat/ (not to shadow libfcgi-dev's)
-install-compat: compat
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/fcgi-compat
-	install -m 644 target/release/libfcgi_compat.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 target/release/libfcgi_compat.so $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so.$(CAPI_VERSION)
-	ln -sf libfcgi_compat.so.$(CAPI_VERSION) $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so.0
-	ln -sf libfcgi_compat.so.0 $(DESTDIR)$(PREFIX)/lib/libfcgi_compat.so
-	install -m 644 include/compat/fcgiapp.h include/compat/fcgi_stdio.h include/compat/fastcgi.h $(DESTDIR)$(PREFIX)/include/fcgi-compat/
+## libfcgi_compat, its headers under include/fcgi-compat/ (not to shadow libfcgi-dev's) and
+## fcgi-compat.pc (whose Cflags point there) under $(DESTDIR)$(PREFIX)
+install-compat: cargo-c
+	$(CINSTALL) -p fcgi-compat
 	[ -n "$(DESTDIR)" ] || ldconfig
 
 ## dist/: the sdist and one abi3 wheel (cp39-abi3, manylinux2014_x86_64) for every CPython 3.9+.
@@ -127,9 +128,16 @@ dist: $(DIST_VENV)/bin/maturin
 	$(DIST_VENV)/bin/twine check --strict dist/*
 
 ## The wheel in a fresh venv of each pyenv CPython 3.9-3.13 with no Rust on PATH, running
-## tests/python's PEP 3333 suite and Django page; and the sdist building a working wheel.
+## tests/python's PEP 3333 suite and Django page; the sdist building a working wheel; and
+## c-install-test's C libraries.
 packaging-test: dist
 	$(PYTHON) -m pytest -c tests/pytest.ini tests/packaging --durations=0
+
+## The C libraries installed by `make install-capi install-compat` under a scratch DESTDIR, and C
+## programs (examples/c/hello.c, libfcgi's examples/compat/echo.c and stdio.c) built against that
+## tree with pkg-config alone, shared and static, run as CGI (tests/packaging/test_c_install.py).
+c-install-test:
+	$(PYTHON) -m pytest -c tests/pytest.ini tests/packaging/test_c_install.py --durations=0
 
 ## demo/app.py served by fcgi_wsgi behind nginx on 127.0.0.1:8080; Ctrl-C stops everything it started.
 demo:

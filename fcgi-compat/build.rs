@@ -81,7 +81,9 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,--undefined={name}");
     }
 
-    // 0.x releases keep ABI 0; from 1.0 on the soname follows the major version.
+    // 0.x releases keep ABI 0; from 1.0 on the soname follows the major version. `cargo
+    // cinstall` gives the same ([package.metadata.capi.library] in Cargo.toml); this one is for a
+    // plain `cargo build`, which the tests and the examples link against.
     let major = env!("CARGO_PKG_VERSION_MAJOR");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libfcgi_compat.so.{major}");
     println!("cargo:rerun-if-changed=build.rs");
