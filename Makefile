@@ -24,6 +24,7 @@ test: deps lint rust-test fuzz-smoke-short python-test e2e bench-test packaging-
 
 deps:
 	bash tests/install-deps.sh
+	bash tests/install-cargo-c.sh start
 	$(PYTHON) -m pip install -q --root-user-action=ignore -r tests/requirements.txt
 
 lint:
@@ -77,9 +78,7 @@ LIBDIR ?= $(PREFIX)/lib
 CINSTALL = $(CARGO) cinstall --release --prefix $(PREFIX) --libdir $(LIBDIR) $(if $(DESTDIR),--destdir $(DESTDIR))
 
 cargo-c:
-	@$(CARGO) cinstall --version >/dev/null 2>&1 || { \
-	    echo "cargo-c is missing: bash tests/install-deps.sh builds it (cargo install --locked cargo-c)" >&2; \
-	    exit 1; }
+	@bash tests/install-cargo-c.sh wait
 
 ## libfcgi_capi, include/fcgi.h and fcgi-capi.pc under $(DESTDIR)$(PREFIX)
 install-capi: cargo-c

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the end-to-end tests drive: nginx, Apache (mod_fcgid, mod_cgi, mod_proxy_fcgi),
-# lighttpd, HAProxy (the one server that multiplexes FastCGI), curl, headless Chromium; cargo-c for
+# lighttpd, HAProxy (the one server that multiplexes FastCGI), curl, headless Chromium; cargo-c (tests/install-cargo-c.sh) for
 # installing the C libraries; and pytest and ruff for the tests and their lint. Idempotent: does
 # nothing when all is there.
 #
@@ -50,24 +50,6 @@ if [ "${#packages[@]}" -gt 0 ]; then
     echo "install-deps: installing ${packages[*]}"
     install_packages "${packages[@]}"
 fi
-
-# cargo-c, which `make install-capi` / `install-compat` (and so the packaging tests) run. Debian
-# bookworm's cargo-c 0.9.14 is built on cargo 0.66 (Rust 1.65): it cannot read this workspace
-# (Cargo.lock version 4, dependencies of edition 2024, `dep:` features), and trixie's needs glibc
-# 2.39. So it is built from crates.io, once per machine, pinned and --locked. A debug build
-# without debug info: the tool only drives cargo and rustc (its output is byte for byte an optimised
-# build's), and it builds in about 4-6 minutes, downloads included, where an optimised one took
-# some twenty on two cores.
-CARGO_C_VERSION=0.10.24
-cargo_c_version() {
-    cargo cinstall --version 2>/dev/null | sed -n 's/^cargo-c \([0-9][0-9.]*\).*/\1/p'
-}
-case "$(cargo_c_version)" in
-    0.[0-9].* | "")
-        echo "install-deps: building cargo-c $CARGO_C_VERSION (cargo install, once per machine)"
-        CARGO_PROFILE_DEV_DEBUG=0 cargo install --locked --debug "cargo-c@$CARGO_C_VERSION"
-        ;;
-esac
 
 for module in pytest ruff; do
     if ! "$PYTHON" -c "import $module" 2>/dev/null; then
