@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -25,6 +26,11 @@ async def lifespan(receive, send) -> None:
     await send({"type": "lifespan.startup.complete"})
     await receive()
     await send({"type": "lifespan.shutdown.complete"})
+
+
+async def nap_in_a_view() -> None:
+    """A view awaiting something slow: its await chain is what the slow-request log shows."""
+    await asyncio.sleep(0.6)
 
 
 async def app(scope, receive, send) -> None:
@@ -68,6 +74,9 @@ async def app(scope, receive, send) -> None:
         for piece in (b"one ", b"two ", b"three"):
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path.endswith("/nap"):
+        await nap_in_a_view()
+        await reply(send, 200, b"rested")
     elif path.endswith("/errors"):
         scope["extensions"]["fastcgi"]["errors"].write("to the web server's log\n")
         await reply(send, 200, b"logged")

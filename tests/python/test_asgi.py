@@ -169,3 +169,16 @@ def test_one_cgi_request_runs_in_an_event_loop() -> None:
     done = subprocess.run(command, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(b"Status: 201 Created\r\n") and done.stdout.endswith(b"\r\n\r\none two three")
+
+
+def test_the_slow_request_log_shows_the_tasks_await_chain(tmp_path) -> None:
+    process, address, log = launch(tmp_path, *ASGI, "--slow-request-timeout", "0.2", app="asgi_semantics_app:app")
+    try:
+        wait_until_listening(process, address, log)
+        assert request(address, "/nap", params={"PATH_INFO": "/nap"}).body == b"rested"
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+    said = log.read_text()
+    assert "slow request: GET /nap" in said, said
+    assert "in nap_in_a_view" in said and "asyncio.sleep(0.6)" in said, said
