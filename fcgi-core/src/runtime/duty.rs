@@ -9,8 +9,8 @@
 //! epoll set with EPOLLEXCLUSIVE, which wakes one waiter, not none): a wake-up and a sleep for
 //! nearly every such request, where one process would have taken it from the backlog once done.
 //! Measured with the echo example (4 workers) behind nginx and wrk on 2 cores, `--processes 2`
-//! cost 0.9 to 1.2 context switches and 23 to 25 µs of CPU per hello request, one process 0.3
-//! to 0.5 and 15 to 17 µs; with the standby shared, two processes cost what one does.
+//! cost 0.6 to 1.2 context switches and 17 to 25 µs of CPU per hello request, one process 0.3
+//! to 0.5 and 14 to 17 µs; with the standby shared, two processes cost what one does.
 //!
 //! A process whose last listener leaves the epoll set sets a standby alarm, as within a process,
 //! but the alarm of the process with the most threads standing by (another one on a tie): a
@@ -20,6 +20,20 @@
 //! by live in each process's block of the scoreboard, so a process that dies stops counting once
 //! its supervisor has reaped it, which then rings every alarm: a standing-by thread comes in
 //! should the dead one have been listening.
+//!
+//! A thread that goes back to listening because it found the backlog empty (it caught up)
+//! disarms the alarms set for want of a listener: when the listener is away for less than the
+//! alarm's delay, which is the rule for short requests, no standing-by thread wakes for
+//! nothing. One that goes back for another reason (the bounded run of accepts ended with
+//! connections still waiting) leaves them set, so that a second thread still comes in while
+//! the backlog does not empty.
+//!
+//! Long requests (100 µs and more: `pool.rs`) are worth the wake-up: a thread whose last one was
+//! long calls in, at once, a process whose threads all stand by, when it leaves the epoll set or
+//! finds another connection waiting. Else a Python app of `processes 2` at 130 µs of CPU per
+//! request lost a fifth of its requests per second, the second process waiting for the alarm
+//! while the first served the backlog; now it is within a few percent of every process
+//! listening, at the same CPU per request.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -32,6 +46,12 @@ use super::scoreboard::{ProcessBlock, Scoreboard};
 /// How long the listening thread may be away from the epoll set (serving) before the alarm
 /// calls a standing-by thread in to listen meanwhile.
 const STANDBY_ALARM: Duration = Duration::from_micros(500);
+
+/// Why a process's alarm is set (its block's `alarm_set`; 0: it is not): nobody listens on the
+/// shared listener; or nobody of that process listens while it has connections of its own to
+/// watch, which only a thread of its own may answer.
+const FOR_LISTENER: u32 = 1;
+const FOR_OWN_WORK: u32 = 2;
 
 /// The standby alarms of a server, one per block of its scoreboard, made before any fork so
 /// that its worker processes share them.
@@ -60,11 +80,13 @@ pub(crate) struct Duty {
     /// This process's block.
     index: usize,
     alarms: Arc<Alarms>,
+    /// Worker threads per process.
+    workers: u64,
 }
 
 impl Duty {
-    pub(crate) fn new(board: Arc<Scoreboard>, index: usize, alarms: Arc<Alarms>) -> Self {
-        let duty = Self { board, index, alarms };
+    pub(crate) fn new(board: Arc<Scoreboard>, index: usize, alarms: Arc<Alarms>, workers: usize) -> Self {
+        let duty = Self { board, index, alarms, workers: workers as u64 };
         // Left by a process that held the block before.
         duty.alarm().clear();
         duty
@@ -114,24 +136,69 @@ impl Duty {
     /// The last listener of this process left: sets the alarm that calls a standing-by thread
     /// in, unless a thread of another process listens (and this process has nothing of its own
     /// to watch: `own_work`). The alarm of this process if it has, else of the process with the
-    /// most threads standing by (never this one if it is stopping: `leaving`).
-    pub(crate) fn call_in(&self, own_work: bool, leaving: bool) {
-        let target = if own_work {
-            Some(self.index)
-        } else if self.others_listen() {
-            None
-        } else {
-            self.most_standing_by(leaving)
-        };
-        if let Some(index) = target {
-            self.set_alarm(index, STANDBY_ALARM);
+    /// most threads standing by (never this one if it is stopping: `leaving`), after the
+    /// standby delay. With `at_once` (the requests are long, see `pool.rs`), that of another
+    /// process whose threads all stand by, if there is one, and at once: a process serving
+    /// nothing takes the next request as cheaply as the busy one would, and sooner, where a
+    /// second thread of a busy process would share its interpreter's lock.
+    pub(crate) fn call_in(&self, own_work: bool, leaving: bool, at_once: bool) {
+        if own_work {
+            self.set_alarm(self.index, STANDBY_ALARM, FOR_OWN_WORK, false);
+            return;
+        }
+        if self.others_listen() {
+            return;
+        }
+        if let Some(index) = at_once.then(|| self.idle_process()).flatten() {
+            self.set_alarm(index, Duration::ZERO, FOR_LISTENER, true);
+        } else if let Some(index) = self.most_standing_by(leaving) {
+            self.set_alarm(index, STANDBY_ALARM, FOR_LISTENER, false);
         }
     }
 
-    /// Calls a standing-by thread of this process in at once, unless its alarm is set already
-    /// (the front desk left work for the workers).
+    /// Another running process whose threads all stand by.
+    fn idle_process(&self) -> Option<usize> {
+        self.board.running_indexed().find_map(|(index, block)| {
+            (index != self.index && block.standing_by.load(Ordering::SeqCst) >= self.workers).then_some(index)
+        })
+    }
+
+    /// Whether a thread of any process listens now.
+    pub(crate) fn anyone_listens(&self) -> bool {
+        self.listening_here() > 0 || self.others_listen()
+    }
+
+    /// A thread of this process goes back to listening because it found the backlog empty:
+    /// disarms this process's alarm, and those of the others set for want of a listener.
+    pub(crate) fn caught_up(&self) {
+        for (index, block) in self.board.running_indexed() {
+            let flag = &block.alarm_set;
+            let reason = flag.load(Ordering::SeqCst);
+            if reason == 0 || (index != self.index && reason != FOR_LISTENER) {
+                continue;
+            }
+            let alarm = &self.alarms.alarms[index];
+            if let Err(e) = alarm.disarm() {
+                log::error!("disarming a standby alarm: {e}");
+                continue;
+            }
+            if index == self.index {
+                // A thread of this process listening is what every reason asks for.
+                flag.store(0, Ordering::SeqCst);
+            } else if flag.compare_exchange(FOR_LISTENER, 0, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                // That process asked for one of its own threads meanwhile: its alarm stays.
+                if let Err(e) = alarm.set(STANDBY_ALARM) {
+                    log::error!("setting a standby alarm: {e}");
+                    flag.store(0, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Calls a standing-by thread of this process in at once (the front desk left work for the
+    /// workers).
     pub(crate) fn call_in_here_now(&self) {
-        self.set_alarm(self.index, Duration::ZERO);
+        self.set_alarm(self.index, Duration::ZERO, FOR_OWN_WORK, true);
     }
 
     /// A standing-by thread took this process's alarm.
@@ -149,10 +216,11 @@ impl Duty {
             .map(|(_, _, index)| index)
     }
 
-    /// Sets the alarm of process `index` to go off `after` from now, unless it is set already.
-    fn set_alarm(&self, index: usize, after: Duration) {
+    /// Sets the alarm of process `index` to go off `after` from now for `reason`, unless it is
+    /// set already and not `sooner` (then it keeps its time, and the weightier reason).
+    fn set_alarm(&self, index: usize, after: Duration, reason: u32, sooner: bool) {
         let flag = &self.board.process(index).alarm_set;
-        if flag.swap(1, Ordering::SeqCst) == 0 {
+        if flag.fetch_max(reason, Ordering::SeqCst) == 0 || sooner {
             if let Err(e) = self.alarms.alarms[index].set(after) {
                 log::error!("setting the standby alarm: {e}");
                 flag.store(0, Ordering::SeqCst);
