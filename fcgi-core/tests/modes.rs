@@ -357,3 +357,27 @@ fn slow_requests_run_side_by_side_on_the_workers() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(2400), "4 slow requests on 4 workers took {took:?}");
 }
+
+/// The worker processes of a pool share the standby (one thread of all listens), and slow
+/// requests still run side by side on all of them: four of 800 ms on two processes of two
+/// workers end together, where one process would take 1.6 s and one worker 3.2 s.
+#[test]
+fn slow_requests_run_side_by_side_on_the_processes_of_a_prefork_pool() {
+    let mut app = App::start(&["--processes", "2", "--workers", "2"]);
+    app.assert_serves();
+    let started = std::time::Instant::now();
+    let mut clients: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = app.connect();
+            client.request(1, "GET", "/slow?ms=800", b"", false);
+            client
+        })
+        .collect();
+    for client in &mut clients {
+        assert_eq!(client.response(1).body(), b"slept 800\n");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "4 slow requests on 2 processes of 2 workers took {took:?}");
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}: {}", app.stderr());
+}

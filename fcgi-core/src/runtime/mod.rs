@@ -9,6 +9,7 @@ mod clock;
 mod config;
 mod connection;
 mod context;
+mod duty;
 pub mod error;
 mod front_desk;
 mod graceful;

@@ -117,11 +117,20 @@ impl Alarm {
 
     /// Makes the alarm go off once, `after` from now (replacing an earlier setting).
     pub(crate) fn set(&self, after: Duration) -> io::Result<()> {
-        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        let value = libc::timespec {
+        // A zero value would disarm it.
+        self.set_time(libc::timespec {
             tv_sec: after.as_secs() as libc::time_t,
             tv_nsec: after.subsec_nanos().max(1) as libc::c_long,
-        };
+        })
+    }
+
+    /// Disarms the alarm, and takes an expiry not yet taken.
+    pub(crate) fn disarm(&self) -> io::Result<()> {
+        self.set_time(libc::timespec { tv_sec: 0, tv_nsec: 0 })
+    }
+
+    fn set_time(&self, value: libc::timespec) -> io::Result<()> {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         let setting = libc::itimerspec { it_interval: zero, it_value: value };
         // SAFETY: a valid timerfd, a pointer to an initialised itimerspec, no old value asked.
         if unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &setting, std::ptr::null_mut()) } < 0 {
@@ -190,5 +199,25 @@ impl Bell {
 impl AsRawFd for Bell {
     fn as_raw_fd(&self) -> RawFd {
         self.event.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disarmed_alarm_neither_goes_off_nor_keeps_an_expiry() {
+        let alarm = Alarm::new().unwrap();
+        let poller = Poller::new().unwrap();
+        poller.add(alarm.as_raw_fd(), Token::Alarm).unwrap();
+        alarm.set(Duration::ZERO).unwrap();
+        assert_eq!(poller.wait_one(Some(Duration::from_secs(5))).unwrap(), Some(Token::Alarm));
+        alarm.disarm().unwrap();
+        assert!(!alarm.clear(), "the expiry went with the disarm");
+        alarm.set(Duration::from_millis(20)).unwrap();
+        alarm.disarm().unwrap();
+        assert_eq!(poller.wait_one(Some(Duration::from_millis(60))).unwrap(), None);
+        assert!(!alarm.clear());
     }
 }

@@ -12,21 +12,24 @@
 //! leaves the epoll set to serve, an alarm is set: if nobody listens when it goes off (the
 //! server is busy, or a request is slow), a standing-by thread comes in to listen. Short
 //! requests thus run on one thread without hand-offs, and slow ones still run side by side,
-//! each new one waiting at most the alarm's delay for a free thread.
+//! each new one waiting at most the alarm's delay for a free thread. The worker processes of a
+//! pre-fork pool share this standby (`duty.rs`).
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::connection::{log_rate_limited, FcgiConnection, Opened};
 use super::context::Context;
+use super::duty::{Alarms, Duty};
 use super::front_desk::FrontDesk;
 use super::listener::Listener;
-use super::poller::{Alarm, Bell, Poller, Token};
+use super::poller::{Bell, Poller, Token};
 use super::request::Request;
 
 /// The longest time between two sweeps of the parked connections.
@@ -35,15 +38,18 @@ const SWEEP_AT_MOST_EVERY: Duration = Duration::from_millis(100);
 /// Connections a thread accepts one after the other before it waits in epoll again.
 const ACCEPT_RUN: usize = 16;
 
+/// A thread whose last request took at least this long and that finds another connection
+/// waiting calls a standing-by thread in at once, rather than after the alarm's delay: waking
+/// one costs a few µs of CPU, a small part of such requests, and a thread or process otherwise
+/// idle serves the connections waiting behind it (the second core of a Python app that runs
+/// `processes 2`). Shorter requests run in series on the listening thread.
+const LONG_ENOUGH_TO_SHARE: Duration = Duration::from_micros(100);
+
 /// How long, from the stop, the connections taken then may take to send their requests.
 const DRAIN_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
 /// Connections taken from the listener's queue when the server stops.
 const DRAIN_AT_MOST: usize = 1024;
-
-/// How long the listening thread may be away from the epoll set (serving) before the alarm
-/// calls a standing-by thread in to listen meanwhile.
-const STANDBY_ALARM: Duration = Duration::from_micros(500);
 
 /// How often the front desk looks whether every worker is busy (and samples the accept queue),
 /// and the longest it listens at a time.
@@ -58,6 +64,11 @@ const REFUSED_PARKED_MAX: usize = 32;
 /// Connections waiting in the poller (kept-alive ones, and new ones whose request has not come
 /// yet), with the time each started waiting.
 type Parked = Mutex<HashMap<RawFd, (FcgiConnection, Instant)>>;
+
+thread_local! {
+    /// When the calling thread was given its last request, until it asks for the next.
+    static DELIVERED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
 
 /// What [`Pool::next_or_interrupted`] came to.
 // Moved out at once into `Accepted` or an `Option`: boxing the request would cost an
@@ -97,13 +108,11 @@ pub(crate) struct Pool {
     refused: Mutex<VecDeque<(RawFd, Instant)>>,
     last_sweep: Mutex<Instant>,
     sweep_every: Duration,
-    /// Threads waiting in `poller` now.
-    listening: AtomicUsize,
+    /// Who listens (threads waiting in `poller`), here and in the other processes of a pool.
+    duty: Duty,
     /// Where the other threads wait: the alarm (one thread at a time) and the wake-up socket.
     standby: Poller,
-    alarm: Alarm,
-    alarm_set: AtomicBool,
-    /// More than one thread may ask: the standby applies.
+    /// More than one thread may ask, or other processes share the listener: the standby applies.
     several: bool,
     ready: Mutex<VecDeque<Ready>>,
     /// Rung when work is queued in `ready`.
@@ -122,9 +131,16 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool serving `listener`; `wake` is the read end of the server's wake-up socket, and
-    /// `several` says whether more than one thread will ask for requests.
-    pub(crate) fn new(ctx: Context, listener: Arc<Listener>, wake: UnixStream, several: bool) -> io::Result<Arc<Self>> {
+    /// A pool serving `listener`; `wake` is the read end of the server's wake-up socket,
+    /// `several` says whether more than one thread (of this process or another sharing the
+    /// listener) will ask for requests, and `alarms` are the server's standby alarms.
+    pub(crate) fn new(
+        ctx: Context,
+        listener: Arc<Listener>,
+        wake: UnixStream,
+        several: bool,
+        alarms: Arc<Alarms>,
+    ) -> io::Result<Arc<Self>> {
         listener.set_nonblocking(true)?;
         let poller = Poller::new()?;
         poller.add_exclusive(listener.as_raw_fd(), Token::Listener)?;
@@ -132,8 +148,8 @@ impl Pool {
         let bell = Bell::new()?;
         poller.add(bell.as_raw_fd(), Token::Bell)?;
         let standby = Poller::new()?;
-        let alarm = Alarm::new()?;
-        standby.add_exclusive(alarm.as_raw_fd(), Token::Alarm)?;
+        let duty = Duty::new(ctx.stats.scoreboard().clone(), ctx.stats.process_index(), alarms, ctx.info.workers);
+        standby.add_exclusive(duty.alarm().as_raw_fd(), Token::Alarm)?;
         standby.add(wake.as_raw_fd(), Token::Wake)?;
         // Parked connections are swept a few times per idle timeout.
         let sweep_every = ctx
@@ -151,10 +167,8 @@ impl Pool {
             refused: Mutex::new(VecDeque::new()),
             last_sweep: Mutex::new(Instant::now()),
             sweep_every,
-            listening: AtomicUsize::new(0),
+            duty,
             standby,
-            alarm,
-            alarm_set: AtomicBool::new(false),
             several,
             ready: Mutex::new(VecDeque::new()),
             bell,
@@ -182,6 +196,7 @@ impl Pool {
     /// while it waits (in epoll_wait or poll: not while it reads a connection up to its
     /// request) makes it return [`Next::Interrupted`].
     pub(crate) fn next_or_interrupted(self: &Arc<Self>, interruptible: bool) -> Next {
+        let served_long = DELIVERED.take().is_some_and(|at| at.elapsed() >= LONG_ENOUGH_TO_SHARE);
         loop {
             if let Some(ready) = lock(&self.ready).pop_front() {
                 let request = match ready {
@@ -213,23 +228,32 @@ impl Pool {
             // Under load more connections wait in the backlog: taking them straight away saves
             // a trip through epoll (and a sleep and a wake-up) for each. A bounded run, so that
             // parked connections get their turn.
+            let mut caught_up = false;
             if self.accept_run.load(Ordering::Relaxed) > 0 {
                 self.accept_run.fetch_sub(1, Ordering::Relaxed);
                 match self.accept() {
-                    Some(conn) => match self.open(conn).and_then(|request| self.deliver(request)) {
-                        Some(next) => return next,
-                        None => continue,
-                    },
-                    None => self.accept_run.store(0, Ordering::Relaxed),
+                    Some(conn) => {
+                        if served_long && self.several && !self.duty.anyone_listens() {
+                            self.duty.call_in(false, false, true);
+                        }
+                        match self.open(conn).and_then(|request| self.deliver(request)) {
+                            Some(next) => return next,
+                            None => continue,
+                        }
+                    }
+                    None => {
+                        self.accept_run.store(0, Ordering::Relaxed);
+                        caught_up = true;
+                    }
                 }
             }
-            if self.several && self.listening.load(Ordering::SeqCst) > 0 {
+            if self.several && self.stands_by() {
                 if self.stand_by().is_err() && interruptible {
                     return Next::Interrupted;
                 }
                 continue;
             }
-            let listened = self.listen();
+            let listened = self.listen(caught_up, served_long);
             if listened.is_err() && interruptible {
                 return Next::Interrupted;
             }
@@ -264,6 +288,7 @@ impl Pool {
             return None;
         }
         request.take_seat(&self.ctx);
+        DELIVERED.set(Some(Instant::now()));
         Some(Next::Request(request))
     }
 
@@ -311,22 +336,48 @@ impl Pool {
                 None
             }
         };
-        let Some(mut request) = conn.and_then(|conn| self.open(conn)) else { return true };
-        if !desk.answers(&mut request, &self.ctx) {
+        let Some(conn) = conn else { return true };
+        // Whatever it leaves (a parked connection, a queued request) needs a thread of this
+        // process listening, and they may all stand by for another process's.
+        if let Some(mut request) = self.open(conn) {
+            if desk.answers(&mut request, &self.ctx) {
+                return true;
+            }
             self.ctx.stats.waiting(true);
             lock(&self.ready).push_back(Ready::Waiting(request));
             self.bell.ring();
         }
+        if self.several {
+            self.duty.call_in_here_now();
+        }
         true
     }
 
-    /// Waits in the epoll set for one ready thing; sets the alarm when this thread was the
-    /// last one listening.
-    fn listen(&self) -> Result<Option<Token>, Interrupted> {
-        self.listening.fetch_add(1, Ordering::SeqCst);
+    /// Whether the calling thread stands by rather than listen: another thread of this process
+    /// listens, or one of another process sharing the listener does and this process has
+    /// nothing of its own to watch.
+    fn stands_by(&self) -> bool {
+        self.duty.listening_here() > 0 || (self.duty.others_listen() && !self.has_own_work())
+    }
+
+    /// Whether something only a thread of this process can see may come: a parked connection's
+    /// next request, a request of a multiplexed connection.
+    fn has_own_work(&self) -> bool {
+        self.readers.load(Ordering::SeqCst) > 0 || !lock(&self.parked).is_empty()
+    }
+
+    /// Waits in the epoll set for one ready thing; sets an alarm when this thread was the last
+    /// one of its process listening: to go off at once if its last request was a long one
+    /// (`served_long`, see [`LONG_ENOUGH_TO_SHARE`]). `caught_up`: the thread found the backlog
+    /// empty, so the alarms set for want of a listener are disarmed (see `duty.rs`).
+    fn listen(&self, caught_up: bool, served_long: bool) -> Result<Option<Token>, Interrupted> {
+        self.duty.start_listening();
+        if caught_up && self.several {
+            self.duty.caught_up();
+        }
         let ready = self.poller.wait_one(Some(self.sweep_every));
-        if self.listening.fetch_sub(1, Ordering::SeqCst) == 1 && self.several {
-            self.set_alarm();
+        if self.duty.stop_listening() && self.several {
+            self.duty.call_in(self.has_own_work(), self.ctx.is_stopping(), served_long);
         }
         self.sweep_idle();
         match ready {
@@ -344,10 +395,13 @@ impl Pool {
     /// Waits until the alarm goes off (or the server stops); then the caller listens if nobody
     /// else does.
     fn stand_by(&self) -> Result<(), Interrupted> {
-        match self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY)) {
+        self.duty.standing_by(true);
+        let woken = self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY));
+        self.duty.standing_by(false);
+        match woken {
             Ok(Some(Token::Alarm)) => {
-                if self.alarm.clear() {
-                    self.alarm_set.store(false, Ordering::SeqCst);
+                if self.duty.alarm().clear() {
+                    self.duty.alarm_taken();
                 }
             }
             Ok(_) => {}
@@ -358,16 +412,6 @@ impl Pool {
             }
         }
         Ok(())
-    }
-
-    /// Sets the alarm that calls a standing-by thread in, unless it is already set.
-    fn set_alarm(&self) {
-        if !self.alarm_set.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.alarm.set(STANDBY_ALARM) {
-                log::error!("setting the standby alarm: {e}");
-                self.alarm_set.store(false, Ordering::SeqCst);
-            }
-        }
     }
 
     /// Reads `conn` up to its next request: the request, if one is ready.

@@ -62,6 +62,8 @@ pub(crate) fn supervise(
     // Each worker process by pid: when it started, and its block of the scoreboard.
     let mut workers: HashMap<i32, (Instant, usize)> = HashMap::new();
     let board = server.stats().scoreboard().clone();
+    // Made before the first fork: every worker process can set every other's.
+    let alarms = server.alarms()?;
     // The supervisor serves nothing: the scoreboard shows the worker processes only.
     board.leave_process(0);
     // The workers of the generation before a reload, finishing their requests.
@@ -135,7 +137,9 @@ pub(crate) fn supervise(
             stop_workers(workers.keys().chain(&draining));
             passed_on = true;
         }
-        for (pid, status) in reap(workers.keys().chain(&draining).copied().collect()) {
+        let reaped = reap(workers.keys().chain(&draining).copied().collect());
+        let any_reaped = !reaped.is_empty();
+        for (pid, status) in reaped {
             let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             if draining.remove(&pid) {
                 if !clean_exit {
@@ -152,6 +156,11 @@ pub(crate) fn supervise(
             if !stopping && !clean_exit {
                 log::error!("worker process {pid} died (wait status {status}); starting another");
             }
+        }
+        if any_reaped {
+            // One may have been listening while the others stood by: they look again, now
+            // that its block is free.
+            alarms.ring_all();
         }
         if stopping && workers.is_empty() && draining.is_empty() {
             return Ok(());

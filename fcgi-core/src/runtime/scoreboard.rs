@@ -68,6 +68,12 @@ pub(crate) struct ProcessBlock {
     pub retiring: AtomicU32,
     /// When it last started or ended a request (monotonic µs): how long it has been idle.
     pub last_busy_us: AtomicU64,
+    /// Its threads waiting in its epoll set, which holds the shared listener, and its threads
+    /// standing by (see `duty.rs`).
+    pub listening: AtomicU64,
+    pub standing_by: AtomicU64,
+    /// Set while its standby alarm is set and not yet taken by a standing-by thread.
+    pub alarm_set: AtomicU32,
 }
 
 /// What a worker thread is doing.
@@ -232,11 +238,14 @@ impl Scoreboard {
             &block.active,
             &block.waiting,
             &block.slow,
+            &block.listening,
+            &block.standing_by,
         ] {
             count.store(0, Ordering::Relaxed);
         }
         block.started_unix_ms.store(clock::unix_millis(), Ordering::Relaxed);
         block.retiring.store(0, Ordering::Relaxed);
+        block.alarm_set.store(0, Ordering::Relaxed);
         block.last_busy_us.store(clock::monotonic_micros(), Ordering::Relaxed);
         block.pid.store(std::process::id(), Ordering::Relaxed);
         self.free_slots(index);
@@ -262,7 +271,12 @@ impl Scoreboard {
 
     /// The blocks of the processes that are running.
     fn running(&self) -> impl Iterator<Item = &ProcessBlock> {
-        (0..self.processes).map(|i| self.process(i)).filter(|block| block.pid.load(Ordering::Relaxed) != 0)
+        self.running_indexed().map(|(_, block)| block)
+    }
+
+    /// The blocks of the processes that are running, with their indexes.
+    pub(crate) fn running_indexed(&self) -> impl Iterator<Item = (usize, &ProcessBlock)> {
+        (0..self.processes).map(|i| (i, self.process(i))).filter(|(_, block)| block.pid.load(Ordering::Relaxed) != 0)
     }
 
     /// How many processes are running.

@@ -12,6 +12,7 @@ use super::access_log::AccessLog;
 use super::cgi;
 use super::config::ServerConfig;
 use super::context::{Context, Moment};
+use super::duty::Alarms;
 use super::graceful;
 use super::lifecycle::{Lifecycle, NoHooks};
 use super::listener::{Bind, Inherited, Listener};
@@ -32,6 +33,8 @@ pub struct Server {
     config: ServerConfig,
     stats: Arc<Stats>,
     stop: StopHandle,
+    /// The standby alarms, one per block of the scoreboard (made by the first serve).
+    alarms: OnceLock<Arc<Alarms>>,
 }
 
 impl Server {
@@ -45,7 +48,8 @@ impl Server {
         let processes = config.processes.max(config.max_processes);
         let blocks = if processes > 1 { processes * 2 } else { 1 };
         let stats = Arc::new(Stats::new(blocks, slots));
-        Self { config, stats, stop: StopHandle { stopping: Arc::default(), wake: Arc::default() } }
+        let stop = StopHandle { stopping: Arc::default(), wake: Arc::default() };
+        Self { config, stats, stop, alarms: OnceLock::new() }
     }
 
     /// The server's counters.
@@ -148,7 +152,8 @@ impl Server {
         let signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let graceful_timeout = config.graceful_timeout;
         let watch = wake_reader.try_clone()?;
-        let pool = Pool::new(self.context(config, transport, false)?, listener.clone(), wake_reader, true)?;
+        let ctx = self.context(config, transport, false)?;
+        let pool = Pool::new(ctx, listener.clone(), wake_reader, true, self.alarms()?)?;
         let ctx = pool.context();
         let watched_requests = Watch::of(ctx);
         if watched_requests.is_needed() {
@@ -234,7 +239,8 @@ impl Server {
         let watch = wake_reader.try_clone()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let ctx = self.context(config, transport, !owns_listener)?;
-        let pool = Pool::new(ctx, listener.clone(), wake_reader, workers > 1)?;
+        // A worker process of a pool stands by for the others too, even with one thread.
+        let pool = Pool::new(ctx, listener.clone(), wake_reader, workers > 1 || !owns_listener, self.alarms()?)?;
         let running = AtomicUsize::new(workers);
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -317,6 +323,16 @@ impl Server {
         };
         while (&wake.reader).read(&mut [0; 64]).is_ok_and(|n| n > 0) {}
         Ok((wake.reader.try_clone()?, wake.writer.as_raw_fd()))
+    }
+
+    /// The standby alarms of the pool's threads. A supervisor makes them before it forks, so
+    /// that its worker processes share them (see `duty.rs`).
+    pub(crate) fn alarms(&self) -> io::Result<Arc<Alarms>> {
+        if let Some(alarms) = self.alarms.get() {
+            return Ok(alarms.clone());
+        }
+        let made = Arc::new(Alarms::new(self.stats.scoreboard().processes())?);
+        Ok(self.alarms.get_or_init(|| made).clone())
     }
 
     /// In a forked worker process: a wake-up socket of its own, behind the same descriptors
