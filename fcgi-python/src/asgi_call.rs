@@ -21,7 +21,8 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::{intern, Bound};
 
 use crate::asgi_bridge::{Bridge, Event};
-use crate::error::{to_py, ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
+use crate::environ::length_param;
+use crate::error::{failure_page, to_py, ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::LiveRequest;
 use crate::scope;
 
@@ -112,7 +113,7 @@ impl From<Arc<Call>> for AsgiCall {
 impl Call {
     /// A call for the request published as `live`.
     pub(crate) fn new(live: Arc<LiveRequest>, bridge: Arc<Bridge>, params: Params, role: Role) -> Arc<Self> {
-        let declared = params.get(b"CONTENT_LENGTH").and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        let declared = length_param(&params, b"CONTENT_LENGTH");
         // Only a Responder or a Filter has a body to read (an Authorizer's stdin is empty).
         let body = if role == Role::Authorizer { Body::Read } else { Body::Unread(declared) };
         let progress = Progress {
@@ -281,20 +282,17 @@ impl Call {
     ) -> PyResult<Bound<'py, PyDict>> {
         match chunk {
             Ok(Some(chunk)) => {
-                let (chunk, more) = match progress.body {
+                let (chunk, next) = match progress.body {
                     // Never more than CONTENT_LENGTH, and no further read once it has all come.
                     Body::Unread(Some(left)) => {
                         let taken = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        (chunk.slice(..taken), left > taken as u64)
+                        let left = left - taken as u64;
+                        (chunk.slice(..taken), if left > 0 { Body::Unread(Some(left)) } else { Body::Read })
                     }
-                    _ => (chunk, true),
+                    body => (chunk, body),
                 };
-                progress.body = match progress.body {
-                    Body::Unread(Some(left)) if more => Body::Unread(Some(left - chunk.len() as u64)),
-                    Body::Unread(None) => Body::Unread(None),
-                    _ => Body::Read,
-                };
-                request_message(py, &chunk, more)
+                progress.body = next;
+                request_message(py, &chunk, next != Body::Read)
             }
             Ok(None) => {
                 progress.body = Body::Read;
@@ -321,12 +319,15 @@ impl Call {
 
     /// On the loop: the web server went away while the app waits in `receive()`.
     pub(crate) fn disconnected(&self, py: Python<'_>) -> PyResult<()> {
-        self.progress().disconnected = true;
-        if self.progress().read_ordered {
-            // The read under way ends with the disconnect itself.
-            return Ok(());
-        }
-        let future = self.progress().reading.take();
+        let future = {
+            let mut progress = self.progress();
+            progress.disconnected = true;
+            // A read under way ends with the disconnect itself.
+            if progress.read_ordered {
+                return Ok(());
+            }
+            progress.reading.take()
+        };
         Self::resolve(py, future, disconnect_message(py).map(Bound::into_any)).map(drop)
     }
 
@@ -704,17 +705,8 @@ impl AsgiCall {
         } else if progress.head_sent {
             Err(io::Error::other("the app failed after its response began"))
         } else {
-            let (status, body) = if error.is_instance_of::<RequestBodyIncomplete>(py) {
-                ("400 Bad Request", format!("Bad Request: {}\n", error.value(py)).into_bytes())
-            } else {
-                ("500 Internal Server Error", page.to_vec())
-            };
-            let mut data = format!(
-                "Status: {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            )
-            .into_bytes();
-            data.extend_from_slice(&body);
+            let incomplete = error.is_instance_of::<RequestBodyIncomplete>(py).then(|| error.value(py).to_string());
+            let data = failure_page(incomplete, page.to_vec());
             progress.head_sent = true;
             call.order(Order::Page(data));
             Ok(())

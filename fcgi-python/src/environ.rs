@@ -47,7 +47,7 @@ pub(crate) fn is_https(params: &Params) -> bool {
 }
 
 /// A length param (CONTENT_LENGTH, a Filter's FCGI_DATA_LENGTH) as a number, if present and valid.
-fn length_param(params: &Params, name: &[u8]) -> Option<u64> {
+pub(crate) fn length_param(params: &Params, name: &[u8]) -> Option<u64> {
     std::str::from_utf8(params.get(name)?).ok()?.trim().parse().ok()
 }
 

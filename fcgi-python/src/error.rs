@@ -47,3 +47,20 @@ pub fn to_py(e: io::Error) -> PyErr {
         ErrorKind::TimedOut | ErrorKind::Protocol | ErrorKind::Io => PyOSError::new_err(e.to_string()),
     }
 }
+
+/// The page of an app that failed before its response began: a 400 for a body that ended
+/// early (`incomplete`, the error's message: the web server's fault, or its client's), else a
+/// 500 with `report_body`, what the error report gave (the traceback only under `debug`).
+pub fn failure_page(incomplete: Option<String>, report_body: Vec<u8>) -> Vec<u8> {
+    let (status, body) = match incomplete {
+        Some(message) => ("400 Bad Request", format!("Bad Request: {message}\n").into_bytes()),
+        None => ("500 Internal Server Error", report_body),
+    };
+    let mut page = format!(
+        "Status: {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    page.extend_from_slice(&body);
+    page
+}

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::environ;
-use crate::error::{ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
+use crate::error::{failure_page, ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::process::{self, ProcessHooks};
 use crate::response::StartResponse;
@@ -182,8 +182,7 @@ impl WsgiHandler {
             // The core answers 413 for a failed request whose body passed the limit.
             return Err(Error::io(ErrorKind::BodyTooLarge, error.to_string()));
         }
-        let bad_request =
-            error.is_instance_of::<RequestBodyIncomplete>(py).then(|| format!("Bad Request: {}\n", error.value(py)));
+        let incomplete = error.is_instance_of::<RequestBodyIncomplete>(py).then(|| error.value(py).to_string());
         // `into_value` carries the traceback onto the exception object (before Python 3.12 the
         // bare value has no `__traceback__`, and the log would show only its last line).
         let body = match self.report.bind(py).call1((environ, error.into_value(py))) {
@@ -198,19 +197,11 @@ impl WsgiHandler {
             // the web server sees it end early (nginx leaves out a chunked body's last chunk).
             return Err(io::Error::other("the app failed after its response began"));
         }
-        let (status, body) = match bad_request {
-            Some(message) => ("400 Bad Request", message.into_bytes()),
-            None => ("500 Internal Server Error", body),
-        };
-        let page = format!(
-            "Status: {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let page = failure_page(incomplete, body);
         let result = py.detach(|| {
             live.with(|request| {
                 request.set_app_status(1);
-                request.write_stdout(page.as_bytes())?;
-                request.write_stdout(&body)
+                request.write_stdout(&page)
             })
         });
         match result {
