@@ -51,6 +51,28 @@ impl InlineExchange {
         self.conn.as_mut().expect("a request used after its end")
     }
 
+    /// The answer to a read of `input`: taken from what arrived earlier, else from the events
+    /// that arrive within `wait` (each other stream's chunk held, within MAX_QUEUED_INPUT);
+    /// `None` when `wait` ends first.
+    fn answer(&mut self, input: Input, wait: Wait) -> io::Result<Option<Option<Bytes>>> {
+        loop {
+            if let Some(answer) = self.inputs.take(input) {
+                return Ok(Some(answer));
+            }
+            if self.aborted {
+                return Err(Error::aborted());
+            }
+            let Some(event) = self.next_event(wait)? else { return Ok(None) };
+            if let Some(answer) = self.inputs.offer(self.id, event, input)? {
+                return Ok(Some(answer));
+            }
+            // Chunks of the other stream can only be held, not left in the socket: bounded.
+            if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
+                return Err(Error::other_stream_overflow());
+            }
+        }
+    }
+
     /// Takes the next event, reading the socket (blocking) when none is buffered. Without a
     /// wait it reads the socket at most once: a peer that floods management records cannot keep
     /// the handler's thread here.
@@ -91,43 +113,16 @@ impl InlineExchange {
 
 impl Exchange for InlineExchange {
     fn read(&mut self, input: Input) -> io::Result<Option<Bytes>> {
+        let read_timeout = self.conn().timeouts.read;
         loop {
-            if let Some(answer) = self.inputs.take(input) {
+            if let Some(answer) = self.answer(input, Wait::For(read_timeout))? {
                 return Ok(answer);
-            }
-            if self.aborted {
-                return Err(Error::aborted());
-            }
-            let read_timeout = self.conn().timeouts.read;
-            if let Some(event) = self.next_event(Wait::For(read_timeout))? {
-                if let Some(answer) = self.inputs.offer(self.id, event, input)? {
-                    return Ok(answer);
-                }
-                // Chunks of the other stream can only be held, not left in the socket: bounded.
-                if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
-                    return Err(Error::other_stream_overflow());
-                }
             }
         }
     }
 
     fn try_read(&mut self, input: Input) -> io::Result<Option<Option<Bytes>>> {
-        // `read` without the wait: what has arrived is taken in, up to the answer.
-        loop {
-            if let Some(answer) = self.inputs.take(input) {
-                return Ok(Some(answer));
-            }
-            if self.aborted {
-                return Err(Error::aborted());
-            }
-            let Some(event) = self.next_event(Wait::No)? else { return Ok(None) };
-            if let Some(answer) = self.inputs.offer(self.id, event, input)? {
-                return Ok(Some(answer));
-            }
-            if self.inputs.queued_bytes > MAX_QUEUED_INPUT {
-                return Err(Error::other_stream_overflow());
-            }
-        }
+        self.answer(input, Wait::No)
     }
 
     fn write(&mut self, output: Output, data: &[u8]) -> io::Result<()> {
