@@ -131,22 +131,21 @@ impl FastCgiParams {
         self.params.iter().map(move |(name, value)| (latin1(py, name), latin1(py, value)))
     }
 
-    /// `name` as the bytes it was sent as (latin-1 encodes back exactly).
-    fn raw_name(name: &str) -> Option<Vec<u8>> {
-        name.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    /// The value of the param `name` (its bytes are its characters, latin-1), if sent.
+    fn value<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyString>> {
+        let raw: Vec<u8> = name.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<_>>()?;
+        self.params.get(&raw).map(|value| latin1(py, value))
     }
 }
 
 #[pymethods]
 impl FastCgiParams {
     fn __getitem__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyString>> {
-        Self::raw_name(name)
-            .and_then(|raw| self.params.get(&raw).map(|value| latin1(py, value)))
-            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(name.to_owned()))
+        self.value(py, name).ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(name.to_owned()))
     }
 
-    fn __contains__(&self, name: &str) -> bool {
-        Self::raw_name(name).is_some_and(|raw| self.params.get(&raw).is_some())
+    fn __contains__(&self, py: Python<'_>, name: &str) -> bool {
+        self.value(py, name).is_some()
     }
 
     fn __len__(&self) -> usize {
@@ -159,7 +158,7 @@ impl FastCgiParams {
 
     #[pyo3(signature = (name, default=None))]
     fn get<'py>(&self, py: Python<'py>, name: &str, default: Option<Bound<'py, PyAny>>) -> Bound<'py, PyAny> {
-        match Self::raw_name(name).and_then(|raw| self.params.get(&raw).map(|value| latin1(py, value))) {
+        match self.value(py, name) {
             Some(value) => value.into_any(),
             None => default.unwrap_or_else(|| py.None().into_bound(py)),
         }

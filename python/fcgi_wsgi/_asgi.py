@@ -47,13 +47,16 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def check_lifespan_mode(mode: str) -> None:
+    if mode not in LIFESPAN_MODES:
+        raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}, not {mode!r}")
+
+
 class Lifespan:
     """The ASGI lifespan protocol, run on the loop: ``startup`` before the first request,
     ``shutdown`` after the last; ``state`` is shared (copied) into each request's scope."""
 
     def __init__(self, app: Callable, mode: str) -> None:
-        if mode not in LIFESPAN_MODES:
-            raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}, not {mode!r}")
         self.app = app
         self.mode = mode
         self.state: dict[str, Any] = {}
@@ -151,7 +154,7 @@ class Runner:
         self.loader = loader
         self.report = report
         self.lifespan_mode = lifespan
-        Lifespan(lambda *_: None, lifespan)  # checks the mode now, before anything is bound
+        check_lifespan_mode(lifespan)  # now, before anything is bound
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> asyncio.AbstractEventLoop:
