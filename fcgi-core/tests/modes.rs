@@ -336,12 +336,8 @@ fn a_prefork_pool_shares_the_listener_and_replaces_a_dead_worker() {
     }
 }
 
-/// Only one worker listens while the others stand by (cheaper for short requests); slow
-/// requests must still run side by side: four of 800 ms on four workers end together, where
-/// one after the other would take 3.2 s.
-#[test]
-fn slow_requests_run_side_by_side_on_the_workers() {
-    let mut app = App::start(&["--workers", "4"]);
+/// How long four requests of 800 ms, sent at once on connections of their own, take to end.
+fn four_slow_requests_take(app: &mut App) -> Duration {
     app.assert_serves();
     let started = std::time::Instant::now();
     let mut clients: Vec<_> = (0..4)
@@ -354,7 +350,16 @@ fn slow_requests_run_side_by_side_on_the_workers() {
     for client in &mut clients {
         assert_eq!(client.response(1).body(), b"slept 800\n");
     }
-    let took = started.elapsed();
+    started.elapsed()
+}
+
+/// Only one worker listens while the others stand by (cheaper for short requests); slow
+/// requests must still run side by side: four of 800 ms on four workers end together, where
+/// one after the other would take 3.2 s.
+#[test]
+fn slow_requests_run_side_by_side_on_the_workers() {
+    let mut app = App::start(&["--workers", "4"]);
+    let took = four_slow_requests_take(&mut app);
     assert!(took < Duration::from_millis(2400), "4 slow requests on 4 workers took {took:?}");
 }
 
@@ -364,19 +369,7 @@ fn slow_requests_run_side_by_side_on_the_workers() {
 #[test]
 fn slow_requests_run_side_by_side_on_the_processes_of_a_prefork_pool() {
     let mut app = App::start(&["--processes", "2", "--workers", "2"]);
-    app.assert_serves();
-    let started = std::time::Instant::now();
-    let mut clients: Vec<_> = (0..4)
-        .map(|_| {
-            let mut client = app.connect();
-            client.request(1, "GET", "/slow?ms=800", b"", false);
-            client
-        })
-        .collect();
-    for client in &mut clients {
-        assert_eq!(client.response(1).body(), b"slept 800\n");
-    }
-    let took = started.elapsed();
+    let took = four_slow_requests_take(&mut app);
     assert!(took < Duration::from_millis(1500), "4 slow requests on 2 processes of 2 workers took {took:?}");
     let status = app.terminate();
     assert!(status.success(), "{status:?}: {}", app.stderr());
