@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,8 @@ pub(crate) struct Pool {
     duty: Duty,
     /// Where the other threads wait: the alarm (one thread at a time) and the wake-up socket.
     standby: Poller,
+    /// One thread standing by wakes on a timer (see [`Pool::stand_by`]): this one is taken.
+    timed_standby: AtomicBool,
     /// More than one thread may ask, or other processes share the listener: the standby applies.
     several: bool,
     ready: Mutex<VecDeque<Ready>>,
@@ -169,6 +171,7 @@ impl Pool {
             sweep_every,
             duty,
             standby,
+            timed_standby: AtomicBool::new(false),
             several,
             ready: Mutex::new(VecDeque::new()),
             bell,
@@ -393,10 +396,16 @@ impl Pool {
     }
 
     /// Waits until the alarm goes off (or the server stops); then the caller listens if nobody
-    /// else does.
+    /// else does. One thread standing by also wakes every [`SWEEP_AT_MOST_EVERY`], a safety net
+    /// should an alarm be missed; the others sleep until woken, so an idle server of a hundred
+    /// threads (ASGI's default) makes ten wake-ups a second rather than a thousand.
     fn stand_by(&self) -> Result<(), Interrupted> {
         self.duty.standing_by(true);
-        let woken = self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY));
+        let timed = !self.timed_standby.swap(true, Ordering::AcqRel);
+        let woken = self.standby.wait_one(timed.then_some(SWEEP_AT_MOST_EVERY));
+        if timed {
+            self.timed_standby.store(false, Ordering::Release);
+        }
         self.duty.standing_by(false);
         match woken {
             Ok(Some(Token::Alarm)) => {
