@@ -294,8 +294,9 @@ def serve_wsgi(
         if max_concurrency is not None and max_concurrency != workers:
             raise ValueError("workers and max_concurrency are one setting for an ASGI app: give one")
         max_concurrency, given["workers"] = workers, None
-    if not asgi and (lifespan != "auto" or max_concurrency is not None):
-        raise ValueError("lifespan and max_concurrency are settings of an ASGI app (interface='asgi')")
+    misplaced = _asgi.given_without_asgi(interface, lifespan, max_concurrency)
+    if misplaced is not None:
+        raise ValueError(f"{misplaced} is a setting of an ASGI app (interface='asgi')")
     hooked = functools.partial(_hooks.with_request_hooks, pre_request=pre_request, post_request=post_request)
     loader = None
     many = max(processes or 1, max_processes or 0) > 1

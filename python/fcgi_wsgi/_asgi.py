@@ -52,6 +52,16 @@ def check_lifespan_mode(mode: str) -> None:
         raise ValueError(f"lifespan must be one of {', '.join(LIFESPAN_MODES)}, not {mode!r}")
 
 
+def given_without_asgi(interface: str, lifespan: str, max_concurrency: int | None) -> str | None:
+    """The name of an ASGI app's own setting given (not left at its default) for an app whose
+    interface is not ASGI, if any: ``serve_wsgi`` and ``--check-config`` refuse it alike."""
+    if interface == "asgi":
+        return None
+    if lifespan != "auto":
+        return "lifespan"
+    return None if max_concurrency is None else "max_concurrency"
+
+
 class Lifespan:
     """The ASGI lifespan protocol, run on the loop: ``startup`` before the first request,
     ``shutdown`` after the last; ``state`` is shared (copied) into each request's scope."""

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._asgi import given_without_asgi
 from ._fcgi_wsgi import __version__, check_settings, settings
 
 ENV = "FCGI_WSGI_ARGS"
@@ -290,10 +291,11 @@ def validate(effective: Effective) -> None:
     values = effective.values
     if "app" not in values:
         raise ConfigError("app: not given (module:attribute, on the command line, in FCGI_WSGI_ARGS or as app = ...)")
-    if values.get("interface", "wsgi") != "asgi":
-        for name in ("lifespan", "max_concurrency"):
-            if name in values:
-                raise fail(name, "is a setting of an ASGI app (interface = asgi)")
+    misplaced = given_without_asgi(
+        values.get("interface", "wsgi"), values.get("lifespan", "auto"), values.get("max_concurrency")
+    )
+    if misplaced is not None:
+        raise fail(misplaced, "is a setting of an ASGI app (interface = asgi)")
     if values.get("max_concurrency") == 0:
         raise fail("max_concurrency", "must be 1 or more")
     if values.get("debug") and "debug_addresses" in values:

@@ -149,6 +149,17 @@ def test_check_config_exits_non_zero_naming_a_misspelt_key(tmp_path):
     assert f"config file {config}: max-reqests: unknown key (did you mean 'max-requests'?)" in checked.stderr
 
 
+def test_an_asgi_setting_for_a_wsgi_app_is_refused_alike_by_the_check_and_serve_wsgi(tmp_path):
+    config = write(tmp_path, 'app = "x:app"\nlifespan = "on"\n')
+    with pytest.raises(ConfigError, match=f"^lifespan \\(from file {config}\\): is a setting of an ASGI app"):
+        gather(["--config", config], {})
+    with pytest.raises(ConfigError, match="^max-concurrency \\(from flag\\): is a setting of an ASGI app"):
+        gather(["x:app", "--max-concurrency", "10"], {})
+    assert gather(["x:app", "--interface", "asgi", "--lifespan", "on", "--max-concurrency", "10"], {}).values
+    with pytest.raises(ValueError, match="^lifespan is a setting of an ASGI app"):
+        fcgi_wsgi.serve_wsgi(lambda environ, start_response: [], lifespan="off")
+
+
 def test_a_server_takes_its_settings_from_the_file(tmp_path):
     address = str(tmp_path / "app.sock")
     config = write(
