@@ -10,35 +10,9 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{intern, Bound};
 
 use crate::live_request::LiveRequest;
+use crate::param_strings::ParamStrings;
 use crate::response::FileWrapper;
 use crate::streams::{ErrorStream, InputStream};
-
-/// Decodes `bytes` as latin-1 (every byte is the code point of the same value).
-pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    match std::str::from_utf8(bytes) {
-        Ok(ascii) if bytes.is_ascii() => PyString::new(py, ascii),
-        _ => PyString::new(py, &bytes.iter().map(|b| char::from(*b)).collect::<String>()),
-    }
-}
-
-/// The key for a param name: the names every request carries are interned once.
-fn key<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-    macro_rules! interned {
-        ($($name:literal)*) => {
-            match name {
-                $(n if n == $name.as_bytes() => intern!(py, $name).clone(),)*
-                _ => latin1(py, name),
-            }
-        };
-    }
-    interned!(
-        "REQUEST_METHOD" "REQUEST_URI" "QUERY_STRING" "SCRIPT_NAME" "PATH_INFO" "CONTENT_TYPE" "CONTENT_LENGTH"
-        "SERVER_PROTOCOL" "SERVER_NAME" "SERVER_PORT" "SERVER_ADDR" "SERVER_SOFTWARE" "REMOTE_ADDR" "REMOTE_PORT"
-        "GATEWAY_INTERFACE" "DOCUMENT_ROOT" "DOCUMENT_URI" "SCRIPT_FILENAME" "REQUEST_SCHEME" "HTTPS"
-        "HTTP_HOST" "HTTP_USER_AGENT" "HTTP_ACCEPT" "HTTP_ACCEPT_ENCODING" "HTTP_ACCEPT_LANGUAGE" "HTTP_CONNECTION"
-        "HTTP_COOKIE" "HTTP_REFERER" "REDIRECT_STATUS"
-    )
-}
 
 /// Whether the client came over TLS: HTTPS on (as web servers spell it) or REQUEST_SCHEME https.
 pub(crate) fn is_https(params: &Params) -> bool {
@@ -65,6 +39,7 @@ pub(crate) fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
 /// Builds the environ for a request of `role` with `params`.
 pub fn build<'py>(
     py: Python<'py>,
+    strings: &ParamStrings,
     params: &Params,
     role: Role,
     info: ServerInfo,
@@ -72,11 +47,11 @@ pub fn build<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = PyDict::new(py);
     let (mut script_name, mut path_info) = (false, false);
-    for (name, value) in params.iter() {
+    strings.each(py, params, |name, key, value| {
         script_name |= name == b"SCRIPT_NAME";
         path_info |= name == b"PATH_INFO";
-        environ.set_item(key(py, name), latin1(py, value))?;
-    }
+        environ.set_item(key, value)
+    })?;
     // PEP 3333 requires these even when the web server sends none.
     if !script_name {
         environ.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;

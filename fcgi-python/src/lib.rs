@@ -9,6 +9,7 @@ mod environ;
 mod error;
 mod live_request;
 mod logging;
+mod param_strings;
 mod process;
 mod response;
 mod scope;
@@ -82,6 +83,7 @@ fn serve(
                 report,
                 interruptible,
                 process_hooks,
+                strings: Default::default(),
             };
             run(py, &server, &handler, &handler)
         }

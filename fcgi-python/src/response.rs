@@ -5,8 +5,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::error::to_py;
 use crate::live_request::LiveRequest;
@@ -100,18 +101,21 @@ impl StartResponse {
     }
 }
 
-/// Appends `text` to `out` as latin-1, refusing characters above U+00FF and line breaks (which
-/// would let a header value inject headers).
-fn push_latin1(out: &mut Vec<u8>, text: &str, what: &str) -> PyResult<()> {
-    for c in text.chars() {
-        let byte =
-            u8::try_from(u32::from(c)).map_err(|_| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))?;
-        if byte == b'\r' || byte == b'\n' {
-            return Err(PyValueError::new_err(format!("{what} {text:?} contains a line break")));
-        }
-        out.push(byte);
+/// `text` encoded as latin-1, refusing what is not a str, characters above U+00FF, and line
+/// breaks (which would let a header value inject headers).
+fn latin1_bytes<'py>(text: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyBytes>> {
+    let text = text.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{what} must be a str")))?;
+    // SAFETY: the GIL is held (`text` is bound) and `text` is a str; the result is a new
+    // reference to a bytes object, or null with an exception set.
+    let encoded =
+        unsafe { Bound::from_owned_ptr_or_err(text.py(), pyo3::ffi::PyUnicode_AsLatin1String(text.as_ptr())) }
+            .map_err(|_| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))?;
+    // SAFETY: PyUnicode_AsLatin1String returns a bytes object.
+    let encoded = unsafe { encoded.cast_into_unchecked::<PyBytes>() };
+    if encoded.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Err(PyValueError::new_err(format!("{what} {text:?} contains a line break")));
     }
-    Ok(())
+    Ok(encoded)
 }
 
 #[pymethods]
@@ -120,7 +124,7 @@ impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__<'py>(
         slf: &Bound<'py, Self>,
-        status: String,
+        status: &Bound<'py, PyAny>,
         headers: &Bound<'py, PyAny>,
         exc_info: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -140,29 +144,35 @@ impl StartResponse {
                 _ => {}
             }
         }
-        let code = status.split(' ').next().unwrap_or("");
-        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        let status = latin1_bytes(status, "status")?;
+        let code = status.as_bytes().split(|&b| b == b' ').next().unwrap_or_default();
+        if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+            let status = String::from_utf8_lossy(status.as_bytes());
             return Err(PyValueError::new_err(format!("status {status:?} does not start with a 3-digit code")));
         }
-        let mut lines = b"Status: ".to_vec();
-        push_latin1(&mut lines, &status, "status")?;
+        let mut lines = Vec::with_capacity(128);
+        lines.extend_from_slice(b"Status: ");
+        lines.extend_from_slice(status.as_bytes());
         lines.extend_from_slice(b"\r\n");
         let mut has_content_length = false;
         for header in headers.try_iter()? {
-            let (name, value): (String, String) = header?
+            let (name, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = header?
                 .extract()
                 .map_err(|_| PyTypeError::new_err("response headers must be a list of (str, str) tuples"))?;
-            if name.is_empty() || name.contains(':') {
+            let (name, value) = (latin1_bytes(&name, "header name")?, latin1_bytes(&value, "header value")?);
+            let name = name.as_bytes();
+            if name.is_empty() || name.contains(&b':') {
+                let name = String::from_utf8_lossy(name);
                 return Err(PyValueError::new_err(format!("header name {name:?} is not valid")));
             }
-            has_content_length |= name.eq_ignore_ascii_case("content-length");
-            push_latin1(&mut lines, &name, "header name")?;
+            has_content_length |= name.eq_ignore_ascii_case(b"content-length");
+            lines.extend_from_slice(name);
             lines.extend_from_slice(b": ");
-            push_latin1(&mut lines, &value, "header value")?;
+            lines.extend_from_slice(value.as_bytes());
             lines.extend_from_slice(b"\r\n");
         }
         *this.head() = Head { lines: Some(lines), has_content_length, sent: false };
-        slf.getattr("write")
+        slf.getattr(intern!(slf.py(), "write"))
     }
 
     /// The `write(data)` callable that `start_response` returns: sends `data` at once.

@@ -6,7 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, Bound};
 
-use crate::environ::{is_https, latin1, role_name};
+use crate::environ::{is_https, role_name};
+use crate::param_strings::latin1;
 
 /// The ASGI version and the spec version this server follows (2.4: `send()` on a connection
 /// the web server closed raises an `OSError`, `ClientDisconnected`).

@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::environ;
 use crate::error::{failure_page, ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
+use crate::param_strings::ParamStrings;
 use crate::process::{self, ProcessHooks};
 use crate::response::StartResponse;
 use fcgi_core::runtime::is_disconnect;
@@ -30,6 +31,8 @@ pub struct WsgiHandler {
     pub interruptible: bool,
     /// `post_fork()` and `worker_exit()`: the program's hooks around each serving process.
     pub process_hooks: ProcessHooks,
+    /// The last request's params as Python strings, for the next environ.
+    pub strings: ParamStrings,
 }
 
 /// The threads (their `threading.get_ident()`) inside an app call now. Changed and read only
@@ -131,7 +134,8 @@ impl WsgiHandler {
         role: fcgi_core::Role,
         info: fcgi_core::ServerInfo,
     ) -> io::Result<()> {
-        let environ = environ::build(py, params, role, info, live).map_err(|e| io::Error::other(e.to_string()))?;
+        let environ =
+            environ::build(py, &self.strings, params, role, info, live).map_err(|e| io::Error::other(e.to_string()))?;
         let start_response =
             Bound::new(py, StartResponse::new(live.clone())).map_err(|e| io::Error::other(e.to_string()))?;
         let thread = self.interruptible.then(fcgi_core::runtime::thread_ident);

@@ -27,6 +27,23 @@ def test_environ_values_are_latin1_native_strings(app):
     assert seen["has_file_wrapper"] is True
 
 
+def test_each_environ_has_its_own_requests_params(app):
+    """The params' strings are kept from one request to the next (param_strings.rs): a param
+    that changes its value, its name at the same position, or that comes or goes, is seen
+    as sent, long values too."""
+    long = "v" * 300
+    sent = [
+        {"HTTP_X_A": "one", "HTTP_X_B": "two", "HTTP_X_LONG": long},
+        {"HTTP_X_A": "one", "HTTP_X_B": "three", "HTTP_X_LONG": long + "w"},
+        {"HTTP_X_B": "two", "HTTP_X_A": "one"},
+        {"HTTP_X_C": "one", "HTTP_X_A": "four", "HTTP_X_LONG": long},
+        {"HTTP_X_C": "one", "HTTP_X_A": "four", "HTTP_X_LONG": long},
+    ]
+    for params in sent:
+        seen = body_json(request(app, "/environ", params=params))
+        assert {k: v for k, v in seen.items() if k.startswith("HTTP_X_")} == params
+
+
 def test_url_scheme_follows_https_and_request_scheme(app):
     assert body_json(request(app, "/environ", params={"HTTPS": "on"}))["wsgi.url_scheme"] == "https"
     assert body_json(request(app, "/environ", params={"REQUEST_SCHEME": "https"}))["wsgi.url_scheme"] == "https"
