@@ -46,8 +46,10 @@ sys.path.insert(0, str(BENCH))
 from fcgi_client import read_response, request_records  # noqa: E402
 from svgchart import Bar, Panel, commit_label, grid_svg  # noqa: E402
 
-OURS = ("python", "capi", "rust", "python-asgi")
+OURS = ("python", "python-4t", "python-2p", "capi", "rust", "python-asgi")
 PEERS = ("uwsgi", "libfcgi", "flup", "fcgisgi")
+# The Django page's own cost: its WSGIHandler called in a loop, no server (bench/django_limit.py).
+LIMIT = "limit"
 # Requests sent ahead, each on its own connection, while the app serves the first.
 AHEAD = 16
 WORKLOADS = {
@@ -147,8 +149,14 @@ def make_cases(workloads: list[str], only: set[str] | None) -> list[Case]:
         ),
         Case("flup", "peer", "hello", [*flup, "bench_app:app", "{sock}", "1"], cwd=apps),
     ]
+    site = ["--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]
+    shaped = [arg for arg in fcgi_wsgi if arg not in ("--workers", "--processes", "1")]
     django = [
-        Case("python", "ours", "django", [*fcgi_wsgi, "--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]),
+        Case(LIMIT, LIMIT, "django", ["{valgrind}", PYTHON, str(BENCH / "django_limit.py"), "{n}"]),
+        Case("python", "ours", "django", [*fcgi_wsgi, *site]),
+        # Our overhead when threads share the GIL, and across two processes (#19 item 4).
+        Case("python-4t", "ours", "django", [*shaped, "--workers", "4", "--processes", "1", *site]),
+        Case("python-2p", "ours", "django", [*shaped, "--workers", "1", "--processes", "2", *site]),
         Case(
             "uwsgi", "peer", "django", [*uwsgi, "--chdir", str(DJANGO_SITE), "--module", "demo_site.wsgi:application"]
         ),
@@ -261,6 +269,8 @@ def serve(case: Case, n: int, work: Path, startup_timeout: float) -> int:
     for arg in case.argv:
         argv += valgrind if arg == "{valgrind}" else [arg.replace("{sock}", str(sock))]
     env = CLEAN_ENV
+    if case.kind == LIMIT:
+        return count_limit(case, n, out, valgrind)
     path, expected = WORKLOADS[case.workload]
     params = {k: v.replace("{path}", path) for k, v in NGINX_PARAMS.items()}
     wire = request_records(1, params, b"")
@@ -313,6 +323,20 @@ def serve(case: Case, n: int, work: Path, startup_timeout: float) -> int:
     return sum(callgrind_total(f.read_text(errors="replace")) for f in files)
 
 
+def count_limit(case: Case, n: int, out: Path, valgrind: list[str]) -> int:
+    """Runs the in-process limit (no server: the app called n times in a loop) to its end."""
+    argv: list[str] = []
+    for arg in case.argv:
+        argv += valgrind if arg == "{valgrind}" else [arg.replace("{n}", str(n))]
+    log = out / "log.txt"
+    with open(log, "wb") as log_file:
+        done = subprocess.run(argv, cwd=case.cwd, env=CLEAN_ENV, stdout=log_file, stderr=log_file, timeout=1800)
+    files = sorted(out.glob("callgrind.out.*"))
+    if done.returncode != 0 or not files:
+        raise Failed(f"exited with status {done.returncode}; its log ends: {log.read_text(errors='replace')[-600:]}")
+    return sum(callgrind_total(f.read_text(errors="replace")) for f in files)
+
+
 def count(case: Case, n: int, work: Path, startup_timeout: float) -> dict:
     started = time.monotonic()
     low = serve(case, n, work, startup_timeout)
@@ -362,7 +386,9 @@ def render(rows: list[dict], meta: dict) -> str:
             for peer, ratio in row.get("ratios", {}).items():
                 if ratio is not None:
                     label = f"{row['target']} / {peer}"
-                    lines.append(f"{'':<10}{label:<20}{'':>{12 * runs + 9}}{ratio:>11.2f}x")
+                    # Over the limit, what matters is the server's share: the overhead.
+                    figure = f"{100 * (ratio - 1):>+10.1f}%" if peer == LIMIT else f"{ratio:>11.2f}x"
+                    lines.append(f"{'':<10}{label:<20}{'':>{12 * runs + 9}}{figure}")
         lines.append("")
     failed = [r for r in rows if r.get("error")]
     for row in failed:
@@ -490,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for row in rows:
         if row["kind"] == "ours" and row["mean"] is not None:
-            peers = [r for r in rows if r["workload"] == row["workload"] and r["kind"] == "peer"]
+            peers = [r for r in rows if r["workload"] == row["workload"] and r["kind"] in ("peer", LIMIT)]
             row["ratios"] = {p["target"]: row["mean"] / p["mean"] if p["mean"] else None for p in peers}
     text = render(rows, meta)
     print()

@@ -19,8 +19,15 @@ STYLES = {
     "base": ("#9ec2f7", "#6f9fe6"),
     "peer": ("#a8adb3", "#8a9096"),
     "ceiling": ("#ffffff", "#8a9096"),
+    "limit": ("#ffffff", "#1f6feb"),
 }
-LEGEND = (("ours", "ours"), ("base", "ours, baseline build"), ("peer", "peers"), ("ceiling", "nginx's own answer"))
+LEGEND = (
+    ("ours", "ours"),
+    ("base", "ours, baseline build"),
+    ("peer", "peers"),
+    ("ceiling", "nginx's own answer"),
+    ("limit", "the app alone, no server"),
+)
 
 FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"'
 PANEL_WIDTH = 380
