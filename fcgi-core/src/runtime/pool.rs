@@ -201,7 +201,7 @@ impl Pool {
     pub(crate) fn next_or_interrupted(self: &Arc<Self>, interruptible: bool) -> Next {
         let served_long = DELIVERED.take().is_some_and(|at| at.elapsed() >= LONG_ENOUGH_TO_SHARE);
         loop {
-            if let Some(ready) = lock(&self.ready).pop_front() {
+            if let Some(ready) = self.take_queued(served_long) {
                 let request = match ready {
                     Ready::Request(mut request) => request.claim().then_some(request),
                     Ready::Waiting(request) => {
@@ -236,9 +236,7 @@ impl Pool {
                 self.accept_run.fetch_sub(1, Ordering::Relaxed);
                 match self.accept() {
                     Some(conn) => {
-                        if served_long && self.several && !self.duty.anyone_listens() {
-                            self.duty.call_in(false, false, true);
-                        }
+                        self.going_to_serve(served_long);
                         match self.open(conn).and_then(|request| self.deliver(request)) {
                             Some(next) => return next,
                             None => continue,
@@ -347,8 +345,7 @@ impl Pool {
                 return true;
             }
             self.ctx.stats.waiting(true);
-            lock(&self.ready).push_back(Ready::Waiting(request));
-            self.bell.ring();
+            self.queue(Ready::Waiting(request));
         }
         if self.several {
             self.duty.call_in_here_now();
@@ -439,8 +436,7 @@ impl Pool {
     /// Takes back a kept connection whose request has ended.
     pub(crate) fn resume(&self, conn: FcgiConnection) {
         if conn.has_buffered_input() {
-            lock(&self.ready).push_back(Ready::Connection(conn));
-            self.bell.ring();
+            self.queue(Ready::Connection(conn));
         } else {
             self.park(conn);
         }
@@ -451,8 +447,42 @@ impl Pool {
         if request.refuse_too_large() {
             return;
         }
-        lock(&self.ready).push_back(Ready::Request(request));
+        self.queue(Ready::Request(request));
+    }
+
+    /// The next queued thing, which the calling thread goes to serve; if more wait and nobody
+    /// of this process listens, a thread standing by is called in for them at once.
+    fn take_queued(&self, served_long: bool) -> Option<Ready> {
+        let mut queue = lock(&self.ready);
+        let ready = queue.pop_front()?;
+        let more = !queue.is_empty();
+        drop(queue);
+        if more && self.several && self.duty.listening_here() == 0 {
+            self.duty.call_in_here_now();
+        } else {
+            self.going_to_serve(served_long);
+        }
+        Some(ready)
+    }
+
+    /// The calling thread, not listening, goes to serve what it took: if nobody listens, a
+    /// thread standing by is called in, as when a listener leaves the epoll set (`listen`).
+    /// Most of them sleep with no timer (see [`Pool::stand_by`]), so nobody else would come.
+    fn going_to_serve(&self, served_long: bool) {
+        if self.several && !self.duty.anyone_listens() {
+            self.duty.call_in(self.has_own_work(), self.ctx.is_stopping(), served_long);
+        }
+    }
+
+    /// Queues `ready` for the next thread that asks: the bell wakes a thread listening; if
+    /// none of this process listens, one standing by is called in, for they do not hear the
+    /// bell (and most sleep with no timer: see [`Pool::stand_by`]).
+    fn queue(&self, ready: Ready) {
+        lock(&self.ready).push_back(ready);
         self.bell.ring();
+        if self.several && self.duty.listening_here() == 0 {
+            self.duty.call_in_here_now();
+        }
     }
 
     /// A multiplexed connection's reader started.
