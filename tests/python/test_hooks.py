@@ -1,6 +1,6 @@
 """gunicorn's server hooks, given as MODULE:FUNCTION on the command line or in a config file,
-or as callables to `serve_wsgi`: each called where and
-as often as it should be, in the processes it should be."""
+or as callables to `serve_wsgi`: each called where and as often as it should be, in the
+processes it should be."""
 
 from __future__ import annotations
 
