@@ -7,6 +7,7 @@ Each echo app runs with `--access-logfile FILE --access-logformat FMT --max-body
 program's echo to fcgi-compat's FCGI_COMPAT_* variables). Requests: a 200, the app's own 404 and
 500, a 413 the server answers itself, a POST whose body bytes are counted, and one whose client
 leaves before the answer (nginx then closes the FastCGI connection: logged 499, as nginx does).
+Beside it, the slow-request log of the Python echo, with the stack of the request's thread.
 """
 
 from __future__ import annotations
