@@ -246,15 +246,17 @@ def test_the_limit_the_listen_queue_and_the_bytes_are_counted(make_workdir, buil
 def test_connections_waiting_in_the_listeners_queue_are_counted(make_workdir, build_app, request) -> None:
     """A pool of 1:2 processes of one worker: while the only worker is busy and the second
     process is yet to start, nothing accepts, and the connections wait in the listener's queue,
-    where the status page's measure sees them."""
+    where the status page's measure sees them. (Probes at the start may have queued a couple
+    already, before the first process came: five at once is more than those.)"""
     app = selection.one_app(request, build_app, "python-echo")
     flags = ("--workers", "1", "--processes", "1:2", "--max-spawn-rate", "1", "--process-idle-timeout", "1")
     with served(app, make_workdir, *flags) as front:
-        assert status(front)["max_listen_queue"] == 0
+        before = status(front)["max_listen_queue"]
         slow = Held(front, "/app/slow?ms=1500", 1)
         time.sleep(0.3)
-        waiting = Held(front, "/app/hello", 3)
-        assert slow.join() == [200] and waiting.join() == [200] * 3
+        waiting = Held(front, "/app/hello", 5)
+        assert slow.join() == [200] and waiting.join() == [200] * 5
         page = status(front)
-        assert page["max_listen_queue"] >= 1, page
-        print(f"max listen queue {page['max_listen_queue']}")
+        # Four at least: the second process, once started, takes one of the five.
+        assert page["max_listen_queue"] >= 4, page
+        print(f"max listen queue {before} at the start, {page['max_listen_queue']} after")
