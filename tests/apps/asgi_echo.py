@@ -122,16 +122,20 @@ async def slow(scope, receive, send, rest):
 
 async def spin(scope, receive, send, rest):
     """Runs Python code for `s` seconds without awaiting (a view stuck in a loop); `finally`
-    writes `mark`, so a test sees the view unwound."""
+    writes `mark`, so a test sees the view unwound, and by what."""
     seconds, mark = float(query(scope, "s", "1")), query(scope, "mark")
+    by = "nothing"
     try:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             await asyncio.sleep(0)
+    except BaseException as exc:
+        by = type(exc).__name__
+        raise
     finally:
         if mark:
             with open(mark, "w") as f:
-                f.write("unwound\n")
+                f.write(f"unwound by {by}\n")
     await respond(send, 200, b"spun\n")
 
 

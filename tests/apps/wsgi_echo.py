@@ -75,15 +75,19 @@ def fail_after(n):
 
 def spin(seconds, mark):
     """Runs Python code for `seconds` (a view stuck in a loop); `finally` writes `mark` (a path),
-    so a test sees the view unwound (`/spin?s=N&mark=PATH`)."""
+    so a test sees the view unwound, and by what (`/spin?s=N&mark=PATH`)."""
+    by = "nothing"
     try:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             pass
+    except BaseException as exc:
+        by = "fcgi_wsgi.RequestTimeout" if type(exc) is fcgi_wsgi.RequestTimeout else type(exc).__name__
+        raise
     finally:
         if mark:
             with open(mark, "w") as f:
-                f.write("unwound\n")
+                f.write(f"unwound by {by}\n")
 
 
 def sha256_of_input(environ):

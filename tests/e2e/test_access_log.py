@@ -7,6 +7,7 @@ Each echo app runs with `--access-logfile FILE --access-logformat FMT --max-body
 program's echo to fcgi-compat's FCGI_COMPAT_* variables). Requests: a 200, the app's own 404 and
 500, a 413 the server answers itself, a POST whose body bytes are counted, and one whose client
 leaves before the answer (nginx then closes the FastCGI connection: logged 499, as nginx does).
+Beside it, the slow-request log of the Python echo, with the stack of the request's thread.
 """
 
 from __future__ import annotations
@@ -111,3 +112,17 @@ def test_lines_buffered_at_a_stop_are_written(logged_front) -> None:
     process.wait(timeout=30)
     lines = access_log.read_text().splitlines()
     assert len(lines) == 5, lines
+
+
+def test_a_slow_request_is_logged_with_the_function_it_sleeps_in(make_workdir, build_app, request) -> None:
+    """`--slow-request-timeout` through nginx: one warning while the request runs, naming the
+    request and, in the stack of its thread, the function it sleeps in (the echo's `app`)."""
+    app = selection.one_app(request, build_app, "python-echo")
+    app = dataclasses.replace(app, argv=(*app.argv, "--slow-request-timeout", "0.3"))
+    with FRONTS["nginx"](app, make_workdir("slow-log")) as front:
+        assert client.get(front, "/app/slow?ms=1200").status == 200
+        said = "".join(path.read_text(errors="replace") for path in front.backends[0].logs().values())
+    records = [line for line in said.splitlines() if "[WARNING] slow request:" in line]
+    assert len(records) == 1 and "GET /app/slow?ms=1200 has run for" in records[0], said
+    stack = said[said.index(records[0]) :]
+    assert ", in app\n" in stack and "time.sleep(ms / 1000)" in stack, said

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from .harness import client, logs
+from .harness import client, djangosite, logs
 from .harness.fronts import Front
 
 UPLOAD = 20_000_000
@@ -119,3 +119,26 @@ def test_failing_view_is_500_and_logged(django_front: Front) -> None:
     # Django logs it to stderr: the server's error log when the server spawned the app.
     where = list(django_front.logs().values())
     assert logs.wait_for(where, BOOM), f"{BOOM!r} in none of {where}"
+
+
+def test_djangos_logging_receives_the_access_records_through_nginx(
+    django_site: djangosite.Site, make_workdir, request: pytest.FixtureRequest
+) -> None:
+    """The site's LOGGING routes the logger fcgi_wsgi.access to the file DEMO_ACCESS_LOG names:
+    one record per request nginx passed, with the status Django answered."""
+    from .conftest import selected_django_fronts
+
+    if "nginx" not in selected_django_fronts(request.config):
+        pytest.skip("nginx and the Django site not selected")
+    workdir = make_workdir("nginx-django-logging")
+    records = workdir / "access.log"
+    app = django_site.app(env={"DEMO_ACCESS_LOG": str(records)})
+    with djangosite.nginx_root(django_site, workdir, app) as front:
+        statuses = [client.get(front, path).status for path in ("/", "/no/such/page/", "/boom/")]
+        assert statuses == [200, 404, 500]
+        assert logs.wait_for([records], b"/boom/"), "no access record in Django's LOGGING file"
+    lines = records.read_text().splitlines()
+    # The default format (Apache's combined), one record per request, with nginx's client address.
+    requests = sorted(re.search(r'^127\.0\.0\.1 .*"(GET \S+ HTTP/1.1)" (\d{3}) ', line).groups() for line in lines)
+    expected = [("GET / HTTP/1.1", "200"), ("GET /boom/ HTTP/1.1", "500"), ("GET /no/such/page/ HTTP/1.1", "404")]
+    assert requests == expected, lines

@@ -79,10 +79,40 @@ def test_ondemand_starts_a_process_for_the_first_request_and_none_while_idle(pyt
         # The harness's readiness probe connected (which starts one): it is stopped once idle.
         assert wait_until(lambda: children(front) == []), "no process while nothing comes"
         started = time.monotonic()
-        response = client.get(front, "/app/hello")
+        response = client.get(front, "/app/pid")
         first = time.monotonic() - started
-        assert response.status == 200 and response.body == b"Hello, world!", response
-        assert len(children(front)) == 1
+        assert response.status == 200, response
+        # Served by a process started for it: the supervisor's one child now.
+        assert children(front) == [int(response.body)], (response, children(front))
         assert wait_until(lambda: children(front) == []), children(front)
         assert client.get(front, "/app/hello").status == 200, "and again on demand"
         print(f"first request answered {first * 1000:.0f} ms after it was sent (process start included)")
+
+
+def test_the_pool_grows_no_faster_than_max_spawn_rate(python_echo, make_workdir) -> None:
+    """1:4 at one process a second, under four slow requests of 4 s: the three processes the
+    queue calls for come one by one, at least a second apart (less the 50 ms the polling of
+    /proc may lose on each side)."""
+    with served(python_echo, make_workdir("pool-rate"), "--processes", "1:4", "--max-spawn-rate", "1") as front:
+        assert wait_until(lambda: len(children(front)) == 1)
+        statuses: list[int] = []
+        slow = [
+            threading.Thread(target=lambda: statuses.append(client.get(front, "/app/slow?ms=4000", 60).status))
+            for _ in range(4)
+        ]
+        started = time.monotonic()
+        for thread in slow:
+            thread.start()
+        seen: dict[int, float] = {}  # pid → when it was first seen
+        while len(seen) < 4 and time.monotonic() - started < 8:
+            for pid in children(front):
+                seen.setdefault(pid, time.monotonic() - started)
+            time.sleep(0.02)
+        for thread in slow:
+            thread.join(60)
+        assert statuses == [200] * 4
+        times = sorted(seen.values())[1:]  # the first process was there before the requests
+        assert len(times) == 3, seen
+        gaps = [round(later - earlier, 2) for earlier, later in zip(times, times[1:], strict=False)]
+        print(f"new processes seen at {', '.join(f'{t:.2f}' for t in times)} s (apart: {gaps})")
+        assert all(gap > 0.9 for gap in gaps), f"more than one process a second: {times}"

@@ -104,8 +104,16 @@ def test_status_answers_while_every_worker_is_busy_with_exact_counts(status_app,
     workers = WORKERS
     with served(status_app, make_workdir, "--workers", str(workers)) as front:
         slow = Held(front, SLOW, workers)
-        page = wait_for(front, lambda page: page["active_workers"] == workers)
-        # Answered with no worker free: the server itself, not a worker, wrote this page.
+        wait_for(front, lambda page: page["active_workers"] == workers)
+        started = time.monotonic()
+        page = status(front)
+        took = time.monotonic() - started
+        # Answered with no worker free: the server itself, not a worker, wrote this page. It came
+        # well before any worker could have been freed: the slow requests still run, and a page
+        # that waited for a worker would have taken seconds.
+        assert all(thread.is_alive() for thread in slow.threads), "answered only once a worker was free"
+        assert took < 2, f"the page waited {took:.2f} s: for a worker?"
+        print(f"{status_app.name}: status page answered in {took * 1000:.1f} ms with every worker busy")
         assert (page["active_workers"], page["idle_workers"]) == (workers, 0), page
         running = [w for w in page["workers"] if w["state"] == "running"]
         assert [w["request"] for w in running] == [f"GET {SLOW}"] * workers, page
@@ -207,3 +215,48 @@ def test_the_html_page_renders_in_a_browser(make_workdir, build_app, tmp_path: P
         subprocess.run(picture, capture_output=True, timeout=60)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert slow.join() == [200]
+
+
+def test_the_limit_the_listen_queue_and_the_bytes_are_counted(make_workdir, build_app, request) -> None:
+    """The counters no other test moves. One connection allowed: a second one while the first
+    is held is refused, and counted. A body of N bytes in, M out: the byte counts grow by them."""
+    app = selection.one_app(request, build_app, "python-echo")
+    with served(app, make_workdir, "--workers", "1", "--max-connections", "1") as front:
+        before = status(front)
+        assert before["connection_limit_hits"] == 0, before
+        body = os.urandom(100_000)
+        echoed = client.request(front, "POST", "/app/echo", body)
+        assert echoed.status == 200 and echoed.body == body, echoed
+        big = client.get(front, "/app/big?n=300000")
+        assert big.status == 200 and len(big.body) == 300_000, big
+        after = status(front)
+        assert after["bytes_in"] - before["bytes_in"] >= len(body), after
+        assert after["bytes_out"] - before["bytes_out"] >= len(body) + 300_000, after
+        slow = Held(front, "/app/slow?ms=1500", 1)
+        time.sleep(0.5)
+        # The one connection allowed is the slow request's: nginx's next one is refused.
+        refused = client.get(front, "/app/hello")
+        assert refused.status >= 500, refused
+        assert slow.join() == [200]
+        page = status(front)
+        assert page["connection_limit_hits"] >= 1, page
+        print(f"limit hits {page['connection_limit_hits']}, +{after['bytes_in'] - before['bytes_in']} bytes in")
+
+
+def test_connections_waiting_in_the_listeners_queue_are_counted(make_workdir, build_app, request) -> None:
+    """A pool of 1:2 processes of one worker: while the only worker is busy and the second
+    process is yet to start, nothing accepts, and the connections wait in the listener's queue,
+    where the status page's measure sees them. (Probes at the start may have queued a couple
+    already, before the first process came: five at once is more than those.)"""
+    app = selection.one_app(request, build_app, "python-echo")
+    flags = ("--workers", "1", "--processes", "1:2", "--max-spawn-rate", "1", "--process-idle-timeout", "1")
+    with served(app, make_workdir, *flags) as front:
+        before = status(front)["max_listen_queue"]
+        slow = Held(front, "/app/slow?ms=1500", 1)
+        time.sleep(0.3)
+        waiting = Held(front, "/app/hello", 5)
+        assert slow.join() == [200] and waiting.join() == [200] * 5
+        page = status(front)
+        # Four at least: the second process, once started, takes one of the five.
+        assert page["max_listen_queue"] >= 4, page
+        print(f"max listen queue {before} at the start, {page['max_listen_queue']} after")

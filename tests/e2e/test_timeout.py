@@ -28,8 +28,9 @@ ENDING = {
     # The ASGI echo's /spin awaits between its rounds: the timeout cancels its task.
     "asgi-echo": "/app/spin?s=30",
 }
-#: The faces whose view unwinds at the timeout (its `finally` leaves a mark).
-UNWINDING = ("python-echo", "asgi-echo")
+#: The faces whose view unwinds at the timeout (its `finally` leaves a mark), and what it
+#: unwinds by: the package's own exception in a WSGI view, the task's cancellation in ASGI.
+UNWINDING = {"python-echo": "fcgi_wsgi.RequestTimeout", "asgi-echo": "CancelledError"}
 #: The faces stuck in a sleep nothing interrupts: their process is replaced.
 STUCK = {"python-echo": "/app/slow?ms=30000", "compat-echo": "/app/slow?ms=30000"}
 TIMEOUT = ("--timeout", "1", "--timeout-grace", "1", "--graceful-timeout", "1")
@@ -70,7 +71,8 @@ def test_a_request_past_the_timeout_gets_a_504_and_its_worker_serves_on(ending_a
         assert response.status == 504 and response.body == b"Gateway Timeout\n", response
         assert took < 15, f"ended at the timeout, not at the end of the 30 s route: {took:.1f} s"
         if ending_app.name in UNWINDING:
-            assert mark.read_text() == "unwound\n", "the timeout unwound the view: its finally ran"
+            raised = UNWINDING[ending_app.name]
+            assert mark.read_text() == f"unwound by {raised}\n", "the timeout unwound the view: its finally ran"
         # The same process serves on: nothing was replaced.
         assert client.get(front, "/app/pid").body == pid
         assert client.get(front, "/app/hello").status == 200
@@ -89,7 +91,17 @@ def test_a_request_stuck_past_the_grace_has_its_process_replaced(stuck_app, make
     server answers on, with fresh counters."""
     with served(stuck_app, make_workdir(f"stuck-{stuck_app.name}"), "--workers", "2") as front:
         assert client.get(front, "/app/hello").status == 200
-        stuck = threading.Thread(target=client.get, args=(front, STUCK[stuck_app.name], 60))
+        ended: list[object] = []
+
+        def ask() -> None:
+            try:
+                ended.append(client.get(front, STUCK[stuck_app.name], 60).status)
+            except OSError as e:  # the connection closed with no response at all
+                ended.append(type(e).__name__)
+            ended.append(time.monotonic() - started)
+
+        stuck = threading.Thread(target=ask)
+        started = time.monotonic()
         stuck.start()
         log = wait_for_log(front, "replacing this process")
         assert "did not end 1s after its timeout" in log, log
@@ -97,6 +109,14 @@ def test_a_request_stuck_past_the_grace_has_its_process_replaced(stuck_app, make
             assert "in app" in log and "time.sleep(ms / 1000)" in log, "the stuck thread's stack is logged"
         wait_for_log(front, "re-executing")
         stuck.join(30)
+        assert not stuck.is_alive(), "the stuck request never ended"
+        outcome, took = ended
+        # Its own response: nginx's 504, or its 502 for a response cut off by the re-execution,
+        # or a closed connection; never the sleep's 200 after 30 s.
+        assert outcome in (502, 504) or isinstance(outcome, str), ended
+        # Timeout 1 s + grace 1 s + graceful timeout 1 s, and room for a slow machine.
+        assert took < 13, f"the stuck request ended {took:.1f} s after it was sent"
+        print(f"{stuck_app.name}: the stuck request ended after {took:.2f} s with {outcome}")
         # Served by the re-executed program: its counters started again.
         deadline = time.monotonic() + 20
         while True:

@@ -1,11 +1,14 @@
-"""gunicorn's server hooks, given as MODULE:FUNCTION on the command line: each called where and
-as often as it should be, in the processes it should be."""
+"""gunicorn's server hooks, given as MODULE:FUNCTION on the command line or in a config file,
+or as callables to `serve_wsgi`: each called where and as often as it should be, in the
+processes it should be."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
-from conftest import start
+from conftest import HERE, start, wait_until_listening
 from fcgi_client import request
 
 HOOKS = ("on_starting", "post_fork", "worker_exit", "pre_request", "post_request")
@@ -60,3 +63,49 @@ def test_a_lone_process_runs_post_fork_and_worker_exit_once_itself(tmp_path, mon
         assert process.wait(10) == 0
     pid = process.pid
     assert log.read_text().splitlines() == [f"post_fork {pid} {pid}", f"worker_exit {pid}"]
+
+
+def run_and_read(process, address: str, log) -> list[str]:
+    """Two requests to `process`, then SIGTERM: the lines the hooks wrote."""
+    try:
+        assert [request(address, path).status for path in ("/a", "/b")] == [404, 404]
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+    return log.read_text().splitlines()
+
+
+def expected(pid: int) -> list[str]:
+    return [
+        f"on_starting {pid}",
+        f"post_fork {pid} {pid}",
+        f"pre_request {pid} /a",
+        f"post_request {pid} /a 404 Not Found",
+        f"pre_request {pid} /b",
+        f"post_request {pid} /b 404 Not Found",
+        f"worker_exit {pid}",
+    ]
+
+
+def test_hooks_given_as_serve_wsgi_keywords_are_called(tmp_path, monkeypatch) -> None:
+    """The hooks as callables, keyword arguments of `serve_wsgi` in a program of one's own."""
+    log, address = tmp_path / "hooks.log", str(tmp_path / "app.sock")
+    monkeypatch.setenv("HOOKS_LOG", str(log))
+    program = (
+        "import sys, fcgi_wsgi, hooks_app, semantics_app\n"
+        "fcgi_wsgi.serve_wsgi(semantics_app.app, sys.argv[1], workers=1,\n"
+        "    **{hook: getattr(hooks_app, hook) for hook in sys.argv[2:]})\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", program, address, *HOOKS], cwd=HERE, stdin=subprocess.DEVNULL)
+    wait_until_listening(process, address)
+    # Requests are served by one thread, so their lines come in order.
+    assert run_and_read(process, address, log) == expected(process.pid)
+
+
+def test_hooks_given_in_a_config_file_are_called(tmp_path, monkeypatch) -> None:
+    """The hooks as `module:function` entries of a `--config` file, under the long flags' names."""
+    log, config = tmp_path / "hooks.log", tmp_path / "fcgi-wsgi.toml"
+    monkeypatch.setenv("HOOKS_LOG", str(log))
+    config.write_text("".join(f'{hook.replace("_", "-")} = "hooks_app:{hook}"\n' for hook in HOOKS))
+    process, address, _ = start(tmp_path, "--config", str(config), "--workers", "1")
+    assert run_and_read(process, address, log) == expected(process.pid)

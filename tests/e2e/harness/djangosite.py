@@ -45,10 +45,12 @@ class Site:
         """What the app's environment needs beyond what the server gives it."""
         return {"PYTHONPATH": os.pathsep.join(map(str, self.pythonpath))}
 
-    def app(self) -> App:
-        """The site as a FastCGI server: `--bind ADDR` is appended when it is started."""
-        args = ("-m", "fcgi_wsgi", "demo_site.wsgi", "--chdir", str(self.folder))
-        return App(NAME, argv=pythonpath.command(self.pythonpath, *args))
+    def app(self, *flags: str, env: dict[str, str] | None = None) -> App:
+        """The site as a FastCGI server with `flags` and `env` added: `--bind ADDR` is appended
+        when it is started."""
+        args = ("-m", "fcgi_wsgi", "demo_site.wsgi", "--chdir", str(self.folder), *flags)
+        program, *rest = pythonpath.command(self.pythonpath, *args)
+        return App(NAME, argv=(program, *(f"{name}={value}" for name, value in (env or {}).items()), *rest))
 
 
 def install(workroot: Path) -> Site:
@@ -89,14 +91,16 @@ def apache_cgi(site: Site, workdir: Path) -> Iterator[Front]:
 
 
 @contextmanager
-def nginx_root(site: Site, workdir: Path) -> Iterator[Front]:
+def nginx_root(site: Site, workdir: Path, app: App | None = None) -> Iterator[Front]:
+    """nginx in front of the site, served by `app` (one of `site.app(...)`; default: plain)."""
     socket = workdir / "django.sock"
+    app = app or site.app()
     upstreams = nginx.upstream("django", [socket], keepalive=8)
     with (
-        Backend(site.app(), socket, workdir) as backend,
+        Backend(app, socket, workdir) as backend,
         nginx.Nginx(workdir, free_port(), upstreams, nginx.root_location("django", keep_conn=True)) as server,
     ):
-        yield Front("nginx", site.app(), "", server, [backend], keeps_connections=True)
+        yield Front("nginx", app, "", server, [backend], keeps_connections=True)
 
 
 @contextmanager
