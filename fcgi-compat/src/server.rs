@@ -156,7 +156,7 @@ fn start(listen_sock: c_int) -> std::io::Result<ProcessServer> {
         config.bind = Some(Bind::Fd(listen_sock));
     }
     config.handle_signals = !program_handles_signals();
-    config.processes = 1;
+    config.processes = Some(1);
     ignore_sigpipe_if_default();
 
     let server = Server::new(config);

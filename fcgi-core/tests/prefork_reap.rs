@@ -30,7 +30,7 @@ fn the_supervisor_leaves_the_programs_own_children_alone() {
     let server = Server::new(ServerConfig {
         bind: Some(Bind::Unix { path: path.clone(), mode: None }),
         workers: Some(1),
-        processes: 2,
+        processes: Some(2),
         handle_signals: false,
         ..ServerConfig::default()
     });

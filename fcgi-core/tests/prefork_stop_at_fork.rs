@@ -59,7 +59,7 @@ fn a_stop_during_a_workers_start_ends_it() {
     let server = Server::new(ServerConfig {
         bind: Some(Bind::Unix { path: path.clone(), mode: None }),
         workers: Some(1),
-        processes: 2,
+        processes: Some(2),
         ..ServerConfig::default()
     });
     let lifecycle = SlowFork { children: Mutex::new(Vec::new()) };

@@ -19,7 +19,7 @@ fn served_and_stopped(processes: usize) -> StopHandle {
     let server = Server::new(ServerConfig {
         bind: Some(Bind::Unix { path: path.clone(), mode: None }),
         workers: Some(1),
-        processes,
+        processes: Some(processes),
         handle_signals: false,
         ..ServerConfig::default()
     });

@@ -89,7 +89,9 @@ impl Lifecycle for AsgiHandler {
     /// (if given lazily) and its lifespan started; a failure stops the server.
     fn before_serving(&self) -> io::Result<()> {
         Python::attach(|py| self.process_hooks.started(py))?;
-        self.bridge().map(drop)
+        self.bridge()?;
+        // The app, loaded now, may have given the access logger handlers.
+        Python::attach(|py| crate::logging::recheck_access(py).map_err(|e| io::Error::other(e.to_string())))
     }
 
     /// Runs the lifespan's shutdown and stops the loop, then `worker_exit`.

@@ -72,7 +72,10 @@ pub fn build<'py>(
     environ.set_item(intern!(py, "fcgi.data"), InputStream::new(live.clone(), Input::Data, data_length))?;
     environ.set_item(intern!(py, "wsgi.errors"), ErrorStream::new(live.clone()))?;
     environ.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
-    environ.set_item(intern!(py, "wsgi.multiprocess"), info.transport != Transport::Bound)?;
+    // Another process may run the app at once: the web server's (CGI, fd 0, systemd) or a
+    // worker of the same pre-fork pool.
+    let multiprocess = info.transport != Transport::Bound || info.pool_worker;
+    environ.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
     environ.set_item(intern!(py, "wsgi.run_once"), info.transport == Transport::Cgi)?;
     environ.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
     Ok(environ)

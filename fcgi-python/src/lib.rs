@@ -76,6 +76,12 @@ fn serve(
             run(py, &server, &handler, &handler)
         }
         None => {
+            // The GIL runs one thread of a process at a time: a page that is mostly Python is
+            // served fastest by a process per core, and a second worker keeps one slow view from
+            // stalling its process (README: Sizing workers and processes). On mod_fcgid's fd 0
+            // both stay 1.
+            config.default_processes = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
+            config.default_workers = Some(WSGI_DEFAULT_WORKERS);
             let server = Server::new(config);
             let handler = wsgi::WsgiHandler {
                 app: app.map(OnceLock::from).unwrap_or_default(),
@@ -96,6 +102,8 @@ fn serve(
 
 /// An ASGI app's requests at once in a process, unless told (`max_concurrency`).
 const ASGI_DEFAULT_CONCURRENCY: usize = 100;
+/// A WSGI app's worker threads in each process, unless told (`workers`).
+const WSGI_DEFAULT_WORKERS: usize = 2;
 
 /// Serves `handler` without the GIL, with the server's counters published for `server_stats()`.
 fn run(

@@ -42,6 +42,20 @@ pub(crate) fn attach(py: Python<'_>, level: Level) -> PyResult<()> {
     Ok(())
 }
 
+/// Looks again for handlers of the access logger once the app is loaded: an app imported after
+/// `attach`, in each worker process after the fork (or in a lone one before serving), may have
+/// given it some (Django's `LOGGING`).
+pub(crate) fn recheck_access(py: Python<'_>) -> PyResult<()> {
+    let logging = py.import("logging")?;
+    let has_handlers =
+        |name: &str| -> PyResult<bool> { logging.call_method1("getLogger", (name,))?.getattr("handlers")?.is_truthy() };
+    if has_handlers("fcgi_wsgi.access")? || has_handlers("fcgi_wsgi")? {
+        LOGGER.access_wanted.store(true, Ordering::Relaxed);
+        log::set_max_level(log::max_level().max(log::LevelFilter::Info));
+    }
+    Ok(())
+}
+
 /// Sends records to stderr again: the serve is over, and the interpreter may be finishing.
 pub(crate) fn detach() {
     *LOGGER.loggers.write().unwrap_or_else(|p| p.into_inner()) = None;

@@ -106,7 +106,7 @@ impl Lifecycle for WsgiHandler {
     fn before_serving(&self) -> io::Result<()> {
         Python::attach(|py| {
             self.process_hooks.started(py)?;
-            self.load(py).map(drop).map_err(|e| {
+            self.load(py).map(drop).and_then(|()| crate::logging::recheck_access(py)).map_err(|e| {
                 let message = format!("the app failed to load: {e}");
                 e.print(py);
                 io::Error::other(message)

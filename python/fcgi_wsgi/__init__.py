@@ -169,14 +169,18 @@ def serve_wsgi(
     it; everyone else gets a short 500 page. Tracebacks always go to ``wsgi.errors`` (the web
     server's error log).
 
-    ``processes``: worker processes sharing the listener (pre-fork; this process supervises them).
+    ``processes`` and ``workers``: worker processes sharing the listener (pre-fork; this process
+    supervises them) and threads in each. The defaults, for a WSGI app on a socket this process
+    binds or systemd gives it: one process per core and 2 workers in each (the GIL runs one
+    thread of a process at a time; README: Sizing workers and processes); on fd 0 (mod_fcgid,
+    which runs the processes and sends each one request at a time) 1 process of 1 worker.
     ``"MIN:MAX"`` (or ``max_processes``) makes the pool dynamic, as PHP-FPM's ``pm = dynamic``: a
     process is started (at most ``max_spawn_rate`` a second) while every worker is busy and
     requests wait, up to MAX; one idle for ``process_idle_timeout`` seconds (default 10) is stopped
     while more than MIN run. MIN 0 is ``ondemand``: no process until a request comes.
-    ``app`` may be ``"module:attribute"``; with several processes it is then imported in each
-    process after the fork, unless ``preload`` (a database connection opened at import must not
-    be shared by forks).
+    ``app`` may be ``"module:attribute"``; with several processes (or no ``processes`` given) it
+    is then imported in each process after the fork (before serving, in a lone one), unless
+    ``preload`` (a database connection opened at import must not be shared by forks).
 
     ``reload``: for development. When a source file of an imported module changes, the server
     finishes the requests in flight and re-executes the program on the same listening socket
@@ -299,13 +303,15 @@ def serve_wsgi(
         raise ValueError(f"{misplaced} is a setting of an ASGI app (interface='asgi')")
     hooked = functools.partial(_hooks.with_request_hooks, pre_request=pre_request, post_request=post_request)
     loader = None
-    many = max(processes or 1, max_processes or 0) > 1
+    # Without a process count a WSGI app gets one process per core on a socket the server binds
+    # or systemd gives (1 on fd 0, where mod_fcgid runs the processes; the core knows which).
+    many = max(processes or 1, max_processes or 0) > 1 or (processes is None and not asgi)
     if isinstance(app, str):
         if user is not None or group is not None:
             if many and (preload or reload):
                 raise ValueError(
                     "user and group are taken by the worker processes: preload and reload would import the app "
-                    "in the supervisor, which keeps its user"
+                    "in the supervisor, which keeps its user (processes=1 serves in one process)"
                 )
         if many and not (preload or reload) or user is not None or group is not None:
             # Imported in each worker process, or by the core once the privileges are dropped

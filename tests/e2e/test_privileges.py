@@ -65,6 +65,8 @@ def test_nginx_as_www_data_reaches_an_app_running_as_nobody(workroot, make_workd
             *("-m", "fcgi_wsgi", "--chdir", str(apps.REPO / "tests/apps"), "identity_app:app"),
             *("--user", "nobody", "--socket-owner", f"nobody:{NGINX_USER}", "--socket-mode", mode),
             *("--pid-file", str(run / f"{name}.pid")),
+            # One process: the one the test checks serves, as nobody.
+            *("--processes", "1"),
         )
         return App(name, argv=argv)
 

@@ -163,11 +163,14 @@ def check_exits_cleanly(front: Front) -> None:
 
 
 def test_reload_on_save_behind_nginx(request, workroot, make_workdir, started: Started) -> None:
-    """`python -m fcgi_wsgi --reload`: the edit is served by the same process, re-executed."""
+    """`python -m fcgi_wsgi --reload`: the edit is served by the same process, re-executed (one
+    process: --processes 1, as the tests of this file compare its pid)."""
     require(request, "nginx-python-echo")
     workdir = make_workdir("reload-nginx")
     source, folder = python_echo_copy(workroot, workdir)
-    argv = pythonpath.command([folder], "-m", "fcgi_wsgi", "--reload", "--chdir", str(source.parent), "wsgi_echo:app")
+    argv = pythonpath.command(
+        [folder], "-m", "fcgi_wsgi", "--reload", "--chdir", str(source.parent), "wsgi_echo:app", "--processes", "1"
+    )
     with nginx_echo(workdir, argv, started) as front:
         pid = pid_of(front)
         with RequestStream(front, front.url("/hello"), threads=THREADS) as stream:
@@ -187,7 +190,9 @@ def test_sighup_behind_nginx(request, workroot, make_workdir, started: Started) 
     require(request, "nginx-python-echo")
     workdir = make_workdir("sighup-nginx")
     source, folder = python_echo_copy(workroot, workdir)
-    argv = pythonpath.command([folder], "-m", "fcgi_wsgi", "--chdir", str(source.parent), "wsgi_echo:app")
+    argv = pythonpath.command(
+        [folder], "-m", "fcgi_wsgi", "--chdir", str(source.parent), "wsgi_echo:app", "--processes", "1"
+    )
     with nginx_echo(workdir, argv, started) as front:
         pid = pid_of(front)
         with RequestStream(front, front.url("/hello"), threads=THREADS) as stream:
@@ -242,7 +247,9 @@ def view_app(workroot: Path, workdir: Path, app_text: str, started: Started) -> 
     (source.parent / "app.py").write_text(app_text)
     view = source.parent / "view.py"
     view.write_bytes(VIEW[0])
-    argv = pythonpath.command([folder], "-m", "fcgi_wsgi", "--reload", "--chdir", str(source.parent), "app:app")
+    argv = pythonpath.command(
+        [folder], "-m", "fcgi_wsgi", "--reload", "--chdir", str(source.parent), "app:app", "--processes", "1"
+    )
     with nginx_echo(workdir, argv, started) as front:
         first = client.get(front, front.url("/"), timeout=TIMEOUT)
         assert (first.status, first.body) == (200, b"old"), first

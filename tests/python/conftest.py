@@ -51,7 +51,8 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    process, address, log = start(tmp_path_factory.mktemp("app"), "--workers", "4")
+    # One process: wsgi.multiprocess is then False (test_wsgi), and one process's state is all.
+    process, address, log = start(tmp_path_factory.mktemp("app"), "--workers", "4", "--processes", "1")
     yield address
     process.terminate()
     assert process.wait(10) == 0, log.read_text()

@@ -162,10 +162,11 @@ def test_an_asgi_setting_for_a_wsgi_app_is_refused_alike_by_the_check_and_serve_
 
 def test_a_server_takes_its_settings_from_the_file(tmp_path):
     address = str(tmp_path / "app.sock")
+    # One process: max-requests then stops the server (a pool would replace its process).
     config = write(
         tmp_path,
         f'app = "semantics_app:app"\nchdir = "{HERE}"\nbind = "{address}"\nsocket_mode = "0600"\n'
-        f'pid-file = "{tmp_path / "app.pid"}"\nworkers = 2\n',
+        f'pid-file = "{tmp_path / "app.pid"}"\nworkers = 2\nprocesses = 1\n',
     )
     log = tmp_path / "app.log"
     environ = {key: value for key, value in os.environ.items() if key != ENV}

@@ -53,8 +53,9 @@ def test_every_hook_runs_in_its_process_as_often_as_it_should(tmp_path, monkeypa
 def test_a_lone_process_runs_post_fork_and_worker_exit_once_itself(tmp_path, monkeypatch) -> None:
     log = tmp_path / "hooks.log"
     monkeypatch.setenv("HOOKS_LOG", str(log))
+    # --processes 1: a bound socket would otherwise get a process per core.
     process, address, _ = start(
-        tmp_path, "--post-fork", "hooks_app:post_fork", "--worker-exit", "hooks_app:worker_exit"
+        tmp_path, "--post-fork", "hooks_app:post_fork", "--worker-exit", "hooks_app:worker_exit", "--processes", "1"
     )
     try:
         assert request(address, "/a").status == 404

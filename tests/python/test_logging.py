@@ -28,7 +28,8 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def test_the_servers_messages_reach_stderr_in_gunicorns_shape(tmp_path):
-    process, address, log = start(tmp_path, "--max-body-bytes", "1000")
+    # One process: the line names the pid of the process that refused the body.
+    process, address, log = start(tmp_path, "--max-body-bytes", "1000", "--processes", "1")
     assert request(address, "/", "POST", b"x" * 2000).status == 413
     stop(process)
     assert re.search(ERROR_LINE % process.pid, log.read_bytes()), log.read_text()
@@ -72,7 +73,8 @@ def test_djangos_logging_receives_the_access_records(tmp_path):
 
 
 def test_a_slow_request_is_logged_once_with_the_stack_of_its_thread(tmp_path):
-    process, address, log = start(tmp_path, "--slow-request-timeout", "0.3", "--workers", "2")
+    # One process: /server_stats gives the counters of the process that answers it.
+    process, address, log = start(tmp_path, "--slow-request-timeout", "0.3", "--workers", "2", "--processes", "1")
     assert request(address, "/slow_view?1.2").status == 200
     assert json.loads(request(address, "/server_stats").body)["slow_requests"] == 1
     stop(process)

@@ -85,6 +85,8 @@ def test_one_process_binds_as_root_then_serves_and_imports_as_nobody(nobodys_fol
     pid_file = nobodys_folder / "app.pid"
     process, address, log = serve(
         nobodys_folder,
+        "--processes",
+        "1",
         *("--user", "nobody", "--socket-mode", "0660", "--socket-owner", f"nobody:{NOBODY_GROUP}"),
         *("--umask", "027", "--backlog", "77", "--pid-file", str(pid_file)),
     )
@@ -156,7 +158,8 @@ def test_changing_user_without_root_is_refused_before_binding(nobodys_folder):
 
 def test_the_pid_file_stays_across_a_reload_and_goes_at_the_stop(tmp_path):
     pid_file = tmp_path / "app.pid"
-    process, address, log = serve(tmp_path, "--pid-file", str(pid_file))
+    # One process, which re-executes itself (and answers) with its pid.
+    process, address, log = serve(tmp_path, "--pid-file", str(pid_file), "--processes", "1")
     try:
         started(process, address, log)
         assert pid_file.read_text() == f"{process.pid}\n"

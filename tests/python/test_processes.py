@@ -1,8 +1,9 @@
 """Pre-forked processes: the app is imported after the fork unless preloaded; a stop signal ends
-them all."""
+them all. A WSGI app's default pool: a process per core of 2 workers on a bound socket, 1 of 1 on fd 0."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -77,3 +78,48 @@ def test_processes_share_the_listener(tmp_path, preload):
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in pids), "no worker outlives the supervisor"
+
+
+def sizing(address: str, server: subprocess.Popen) -> tuple[int, int, int]:
+    """(processes, workers per process) as the status page counts them, and the server's child
+    processes, as /proc lists them."""
+    page = json.loads(request(address, "/status?json").body)
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return page["processes"], page["workers_per_process"], len(children)
+
+
+def stopped(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(15) == 0
+
+
+CORES = len(os.sched_getaffinity(0))
+
+
+def test_a_wsgi_app_on_a_bound_socket_gets_a_process_per_core_of_two_workers(tmp_path):
+    server, address = start(tmp_path, "--status-path", "/status")
+    try:
+        assert sizing(address, server) == (CORES, 2, CORES), "the supervisor forks a process per core"
+    finally:
+        stopped(server)
+
+
+def test_explicit_processes_and_workers_win_over_the_defaults(tmp_path):
+    server, address = start(tmp_path, "--status-path", "/status", "--processes", "1", "--workers", "3")
+    try:
+        assert sizing(address, server) == (1, 3, 0), "one process, no fork"
+    finally:
+        stopped(server)
+
+
+def test_on_fd0_as_under_mod_fcgid_one_process_serves_one_request_at_a_time(tmp_path):
+    address = str(tmp_path / "fd0.sock")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(address)
+        listener.listen(16)
+        command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(APPS), "wsgi_echo:app", "--status-path", "/status"]
+        server = subprocess.Popen(command, stdin=listener)
+    try:
+        assert sizing(address, server) == (1, 1, 0), "one process, no fork"
+    finally:
+        stopped(server)

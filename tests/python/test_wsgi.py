@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 
+from conftest import start
 from fcgi_client import Response, parse_cgi, request
 
 
@@ -42,6 +43,17 @@ def test_each_environ_has_its_own_requests_params(app):
     for params in sent:
         seen = body_json(request(app, "/environ", params=params))
         assert {k: v for k, v in seen.items() if k.startswith("HTTP_X_")} == params
+
+
+def test_multiprocess_is_true_in_the_default_pool(tmp_path):
+    # Without --processes a bound socket gets a process per core: another may run the app at once.
+    process, address, _ = start(tmp_path)
+    try:
+        seen = body_json(request(address, "/environ"))
+        assert seen["wsgi.multiprocess"] is (len(os.sched_getaffinity(0)) > 1)
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
 
 
 def test_url_scheme_follows_https_and_request_scheme(app):

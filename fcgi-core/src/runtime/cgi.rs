@@ -30,7 +30,7 @@ pub(crate) fn request(max_body_bytes: Option<u64>) -> (Option<Request<'static>>,
         stdout: BufWriter::with_capacity(READ_CHUNK, io::stdout()),
         app_status: app_status.clone(),
     };
-    let info = ServerInfo { transport: Transport::Cgi, workers: 1, max_body_bytes };
+    let info = ServerInfo { transport: Transport::Cgi, workers: 1, pool_worker: false, max_body_bytes };
     let mut request = Request::new(info, Role::Responder, params, Box::new(exchange), Origin::default());
     if request.refuse_too_large() {
         return (None, app_status);

@@ -18,12 +18,14 @@ pub struct ServerConfig {
     pub bind: Option<Bind>,
     /// Serve one CGI request even if a listener is there (also `FCGI_FORCE_CGI=1`).
     pub force_cgi: bool,
-    /// Worker threads serving requests at once. `None`: 1 on an inherited fd 0 (mod_fcgid sends
-    /// one request at a time to each process), else twice the cores, between 4 and 32.
+    /// Worker threads serving requests at once in a process. `None`: 1 on an inherited fd 0
+    /// (mod_fcgid sends one request at a time to each process), else `default_workers`, else
+    /// twice the cores, between 4 and 32.
     pub workers: Option<usize>,
     /// The face's own default for `workers` where the web server may send many requests at
-    /// once (a bound or systemd socket): an ASGI app's requests each hold a parked thread. Not a
-    /// setting; on mod_fcgid's fd 0 the default stays 1.
+    /// once (a bound or systemd socket): an ASGI app's requests each hold a parked thread; a
+    /// Python WSGI app's take turns on the GIL, so 2 (one waits while one runs). Not a setting;
+    /// on mod_fcgid's fd 0 the default stays 1.
     pub default_workers: Option<usize>,
     /// Stop after serving this many requests (mod_fcgid's `FcgidMaxRequestsPerProcess`).
     pub max_requests: Option<u64>,
@@ -54,8 +56,12 @@ pub struct ServerConfig {
     /// Install handlers for SIGTERM, SIGINT, SIGUSR1 (stop) and SIGHUP (reload) while serving.
     pub handle_signals: bool,
     /// Processes sharing the listener (pre-fork); with more than 1 this process supervises
-    /// them: it restarts one that dies and stops them all on a stop signal.
-    pub processes: usize,
+    /// them: it restarts one that dies and stops them all on a stop signal. `None`: 1 on an
+    /// inherited fd 0 (mod_fcgid runs the processes), else `default_processes`, else 1.
+    pub processes: Option<usize>,
+    /// The face's own default for `processes` on a bound or systemd socket: the cores for a
+    /// Python WSGI app, which runs one thread at a time per process (the GIL). Not a setting.
+    pub default_processes: Option<usize>,
     /// A dynamic pool grows up to this many processes when every worker is busy and requests
     /// wait; 0 (or `processes`): a fixed pool.
     pub max_processes: usize,
@@ -117,7 +123,8 @@ impl Default for ServerConfig {
             max_body_bytes: None,
             connection: ConnectionConfig::default(),
             handle_signals: true,
-            processes: 1,
+            processes: None,
+            default_processes: None,
             max_processes: 0,
             process_idle_timeout: Some(Duration::from_secs(10)),
             max_spawn_rate: 8,
@@ -145,6 +152,12 @@ impl ServerConfig {
     /// Whether the process pool grows and shrinks with the load (`max_processes` above
     /// `processes`).
     pub fn has_dynamic_pool(&self) -> bool {
-        self.max_processes > self.processes
+        self.max_processes > self.process_count()
+    }
+
+    /// The processes a fixed pool runs (the least of a dynamic one): `processes`, else 1. The
+    /// server fills it in with the face's default once it knows its socket.
+    pub fn process_count(&self) -> usize {
+        self.processes.unwrap_or(1)
     }
 }

@@ -31,7 +31,7 @@ pub(crate) struct PoolSize {
 impl PoolSize {
     /// The pool `config` asks for, on the listener `listener_fd`.
     pub(crate) fn new(config: &ServerConfig, listener_fd: RawFd) -> Self {
-        let min = config.processes;
+        let min = config.process_count();
         Self {
             min,
             max: config.max_processes.max(min),

@@ -45,7 +45,7 @@ const REAP_EVERY: Duration = Duration::from_millis(100);
 /// the supervisor, which the new program reaps.
 const DRAINING_ENV: &str = "FCGI_DRAINING_WORKERS";
 
-/// Runs `config.processes` worker processes on `listener` until the server is stopped. For a
+/// Runs `config.process_count()` worker processes on `listener` until the server is stopped. For a
 /// reload on a listener other than fd 0 it re-executes the program itself (see the module
 /// doc), and returns only if that failed.
 pub(crate) fn supervise(
@@ -94,7 +94,7 @@ pub(crate) fn supervise(
             leaving.extend(idle);
             size.wanted()
         } else {
-            config.processes
+            config.process_count()
         };
         let mut running = live.len().min(wanted);
         while !stopping && running < wanted && Instant::now() >= restart_after {

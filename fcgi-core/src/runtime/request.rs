@@ -83,6 +83,8 @@ pub struct ServerInfo {
     pub transport: Transport,
     /// Worker threads: requests that may run at once in this process.
     pub workers: usize,
+    /// This process is a worker of a pre-fork pool: others serve the same listener.
+    pub pool_worker: bool,
     /// Largest request body accepted: a larger CONTENT_LENGTH gets a 413 without the handler
     /// being called, and a body that grows past it fails the read.
     pub max_body_bytes: Option<u64>,

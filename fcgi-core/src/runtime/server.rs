@@ -45,7 +45,7 @@ impl Server {
         let slots = config.workers.or(config.default_workers).unwrap_or(0).max(32);
         // Worker processes of a pool each get a block, and so does the one that takes the place
         // of a process retiring (stuck past the request timeout) while it ends.
-        let processes = config.processes.max(config.max_processes);
+        let processes = config.processes.or(config.default_processes).unwrap_or(1).max(config.max_processes);
         let blocks = if processes > 1 { processes * 2 } else { 1 };
         let stats = Arc::new(Stats::new(blocks, slots));
         let stop = StopHandle { stopping: Arc::default(), wake: Arc::default() };
@@ -70,7 +70,7 @@ impl Server {
     /// [`serve`](Self::serve), with `lifecycle`'s hooks around the worker threads and processes.
     pub fn serve_with(&self, handler: &dyn Handler, lifecycle: &dyn Lifecycle) -> io::Result<Served> {
         logging::install_default(self.config.log_level);
-        if self.config.processes == 0 && self.config.max_processes == 0 {
+        if self.config.processes == Some(0) && self.config.max_processes == 0 {
             // Refused before anything is bound or written.
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -97,7 +97,7 @@ impl Server {
         let config = self.resolved_config(on_fd0);
         // Each connection is a descriptor: make room for the connection limit, and some more.
         raise_fd_limit(config.max_connections as u64 + 64);
-        let result = if config.processes > 1 || config.has_dynamic_pool() {
+        let result = if config.process_count() > 1 || config.has_dynamic_pool() {
             // The supervisor keeps its user: it runs no request, and removes the pid and socket
             // files at the end and re-executes itself for a reload. Each worker drops.
             prefork::supervise(self, handler, lifecycle, &listener, &config, transport, &identity)
@@ -202,12 +202,15 @@ impl Server {
         })
     }
 
-    /// The configuration with the worker count and what GET_VALUES reports filled in.
+    /// The configuration with the worker and process counts and what GET_VALUES reports filled
+    /// in. On mod_fcgid's fd 0 the face's defaults do not apply: one request at a time, one
+    /// process.
     fn resolved_config(&self, on_fd0: bool) -> ServerConfig {
         let mut config = self.config.clone();
         let face_default = config.default_workers.filter(|_| !on_fd0);
         let workers = config.workers.or(face_default).unwrap_or_else(|| default_workers(on_fd0)).max(1);
         config.workers = Some(workers);
+        config.processes = Some(config.processes.or(config.default_processes.filter(|_| !on_fd0)).unwrap_or(1));
         config.connection.capabilities = Capabilities {
             max_conns: u32::try_from(config.max_connections).unwrap_or(u32::MAX),
             // HAProxy, the one web server that multiplexes, reads FCGI_MAX_REQS as the requests
@@ -294,8 +297,12 @@ impl Server {
     /// What the threads serving one listener know; `pool_worker`: this is a worker process of a
     /// pre-fork pool (its supervisor replaces it).
     fn context(&self, config: ServerConfig, transport: Transport, pool_worker: bool) -> io::Result<Context> {
-        let info =
-            ServerInfo { transport, workers: config.workers.unwrap_or(1), max_body_bytes: config.max_body_bytes };
+        let info = ServerInfo {
+            transport,
+            workers: config.workers.unwrap_or(1),
+            pool_worker,
+            max_body_bytes: config.max_body_bytes,
+        };
         let access_log = AccessLog::open(config.access_logfile.as_deref(), &config.access_logformat)?;
         let request_limit = config.max_requests.map(|max| max + jitter(config.max_requests_jitter));
         Ok(Context {

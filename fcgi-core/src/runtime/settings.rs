@@ -52,7 +52,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "workers",
         kind: Kind::Count,
-        default: "1 on mod_fcgid's fd 0, else twice the cores (4 to 32)",
+        default: "1 on mod_fcgid's fd 0; else 2 for a Python WSGI app, max_concurrency (100) for an ASGI app, twice the cores (4 to 32) for Rust and C",
         zero: "the default",
         doc: "requests served at once in a process (worker threads)",
         c_setter: Ok("workers"),
@@ -61,7 +61,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "processes",
         kind: Kind::Count,
-        default: "1",
+        default: "1 on mod_fcgid's fd 0; else the cores for a Python WSGI app (one thread at a time runs Python in a process), 1 for ASGI and Rust",
         zero: "none until a request comes (a dynamic pool: needs max_processes)",
         doc: "worker processes sharing the listener (pre-fork; this process supervises them)",
         c_setter: Err("the C API serves on the program's own threads: a C program that wants processes forks"),
@@ -470,7 +470,7 @@ impl ServerConfig {
                 let limit = (n > 0).then_some(n);
                 match name {
                     "workers" => self.workers = (n > 0).then_some(size),
-                    "processes" => self.processes = size,
+                    "processes" => self.processes = Some(size),
                     "max_processes" => self.max_processes = size,
                     "max_spawn_rate" => self.max_spawn_rate = size,
                     "max_requests" => self.max_requests = limit,

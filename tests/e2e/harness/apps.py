@@ -71,7 +71,9 @@ def python_echo(workroot: Path) -> tuple[str, ...]:
     Python (www-data can neither run pyenv's Python nor, on CI, read the checkout)."""
     folder = pythonpath.fcgi_wsgi(REPO, workroot)
     shutil.copy(REPO / "tests/apps/wsgi_echo.py", folder)
-    return pythonpath.command([folder], "-m", "fcgi_wsgi", "wsgi_echo:app")
+    # One process, as under mod_fcgid: the suites count a backend's workers, pid and counters.
+    # Tests of a pool say --processes themselves; the default pool is tests/python/test_processes.py's.
+    return pythonpath.command([folder], "-m", "fcgi_wsgi", "wsgi_echo:app", "--processes", "1")
 
 
 def asgi_echo(workroot: Path) -> tuple[str, ...]:
