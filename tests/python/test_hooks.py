@@ -95,7 +95,7 @@ def test_hooks_given_as_serve_wsgi_keywords_are_called(tmp_path, monkeypatch) ->
     program = (
         "import sys, fcgi_wsgi, hooks_app, semantics_app\n"
         "fcgi_wsgi.serve_wsgi(semantics_app.app, sys.argv[1], workers=1,\n"
-        "    **{hook: getattr(hooks_app, hook) for hook in sys.argv[2:]})\n"
+        "    processes=1, **{hook: getattr(hooks_app, hook) for hook in sys.argv[2:]})\n"
     )
     process = subprocess.Popen([sys.executable, "-c", program, address, *HOOKS], cwd=HERE, stdin=subprocess.DEVNULL)
     wait_until_listening(process, address)
@@ -108,5 +108,5 @@ def test_hooks_given_in_a_config_file_are_called(tmp_path, monkeypatch) -> None:
     log, config = tmp_path / "hooks.log", tmp_path / "fcgi-wsgi.toml"
     monkeypatch.setenv("HOOKS_LOG", str(log))
     config.write_text("".join(f'{hook.replace("_", "-")} = "hooks_app:{hook}"\n' for hook in HOOKS))
-    process, address, _ = start(tmp_path, "--config", str(config), "--workers", "1")
+    process, address, _ = start(tmp_path, "--config", str(config), "--workers", "1", "--processes", "1")
     assert run_and_read(process, address, log) == expected(process.pid)
