@@ -123,3 +123,58 @@ def test_on_fd0_as_under_mod_fcgid_one_process_serves_one_request_at_a_time(tmp_
         assert sizing(address, server) == (1, 1, 0), "one process, no fork"
     finally:
         stopped(server)
+
+
+FAILS_AT_IMPORT_WHEN_MARKED = """
+import os
+if os.path.exists(os.environ["FAIL_MARK"]):
+    raise RuntimeError("told to fail at import")
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+def test_an_app_that_no_worker_can_load_stops_the_pool(tmp_path):
+    """Every worker would fail alike (a typo in the app's name): the supervisor stops, non-zero,
+    rather than restart workers for ever (gunicorn's "Worker failed to boot")."""
+    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(APPS), "no_such_module:app"]
+    command += ["--bind", str(tmp_path / "app.sock"), "--processes", "2"]
+    ended = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert ended.returncode != 0
+    assert "No module named 'no_such_module'" in ended.stderr
+    assert "could not start serving, and none has yet; stopping" in ended.stderr, ended.stderr
+    assert "starting another" not in ended.stderr, ended.stderr
+
+
+def test_a_worker_that_fails_to_load_once_another_serves_is_tried_again(tmp_path):
+    """Once a worker served, a replacement that fails to load (a database down at import) is
+    retried while the others serve on: stopping would take the site down with it."""
+    (tmp_path / "marked_app.py").write_text(FAILS_AT_IMPORT_WHEN_MARKED)
+    mark = tmp_path / "fail"
+    address = str(tmp_path / "app.sock")
+    command = [sys.executable, "-m", "fcgi_wsgi", "--chdir", str(tmp_path), "marked_app:app", "--bind", address]
+    command += ["--processes", "2", "--workers", "1"]
+    log = tmp_path / "stderr"
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "FAIL_MARK": str(mark)}
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while len(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()) < 2:
+            assert time.monotonic() < deadline, "two workers did not start"
+            time.sleep(0.05)
+        assert request(address, "/").status == 200
+        mark.touch()
+        victim = int(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0])
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while log.read_text().count("told to fail at import") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert server.poll() is None, "the supervisor stopped"
+        assert all(request(address, "/").status == 200 for _ in range(5)), "the other worker serves on"
+    finally:
+        stopped(server)

@@ -38,6 +38,9 @@ use super::signals::{self, SignalGuard};
 /// A worker that dies sooner than this after starting is restarted only after this long, so
 /// an app that fails at start-up does not make the supervisor fork in a tight loop.
 const MIN_LIFETIME: Duration = Duration::from_secs(1);
+/// A worker process's exit status when it could not start serving (its privileges could not be
+/// dropped, or the app failed to load): gunicorn's `WORKER_BOOT_ERROR`.
+const BOOT_FAILED: i32 = 3;
 /// How often the supervisor looks for exited workers.
 const REAP_EVERY: Duration = Duration::from_millis(100);
 /// Names, across a reload's exec, the worker processes of the generation before
@@ -74,7 +77,12 @@ pub(crate) fn supervise(
     let mut size = PoolSize::new(config, listener.as_raw_fd());
     // Idle processes of a dynamic pool told to stop: on their way out, not replaced.
     let mut leaving: HashSet<i32> = HashSet::new();
+    // Whether a worker process has been seen serving (its threads in the pool): until one has,
+    // a worker that fails before serving stops the pool (`halted`: its pid).
+    let mut booted_once = false;
+    let mut halted: Option<i32> = None;
     loop {
+        booted_once = booted_once || workers.values().any(|(_, index)| board.process(*index).is_serving());
         let stopping = server.is_stopping();
         if stopping && reload_at_once && server.is_reloading() {
             return Err(reload(listener, signals, workers.keys().chain(&draining).copied().collect()));
@@ -115,18 +123,19 @@ pub(crate) fn supervise(
                 }
                 server.stats().enter_process(index);
                 lifecycle.after_fork();
-                let served = identity
-                    .drop_privileges()
-                    .and_then(|()| lifecycle.before_serving())
-                    .and_then(|()| server.renew_wake_after_fork())
-                    .and_then(|()| {
-                        server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
-                    });
+                let serve = || {
+                    server.renew_wake_after_fork()?;
+                    server.serve_in_process(handler, lifecycle, listener, config.clone(), transport, false)
+                };
+                let (status, failure) = match identity.drop_privileges().and_then(|()| lifecycle.before_serving()) {
+                    Err(e) => (BOOT_FAILED, Some(e)),
+                    Ok(()) => serve().map_or_else(|e| (1, Some(e)), |_| (0, None)),
+                };
                 lifecycle.process_exit();
-                if let Err(e) = &served {
+                if let Some(e) = failure {
                     log::error!("worker process {}: {e}", std::process::id());
                 }
-                std::process::exit(i32::from(served.is_err()));
+                std::process::exit(status);
             }
             workers.insert(pid, (Instant::now(), index));
             size.started_one();
@@ -141,6 +150,7 @@ pub(crate) fn supervise(
         let any_reaped = !reaped.is_empty();
         for (pid, status) in reaped {
             let clean_exit = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            let boot_failed = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == BOOT_FAILED;
             if draining.remove(&pid) {
                 if !clean_exit {
                     log::warn!("worker process {pid} of the generation before the reload ended (wait status {status})");
@@ -153,7 +163,13 @@ pub(crate) fn supervise(
             if !stopping && !clean_exit && started.elapsed() < MIN_LIFETIME {
                 restart_after = Instant::now() + MIN_LIFETIME;
             }
-            if !stopping && !clean_exit {
+            if boot_failed && !booted_once && halted.is_none() {
+                // Another would fail alike (a typo in the app's name, a missing module): stop
+                // rather than restart for ever, as gunicorn does.
+                log::error!("worker process {pid} could not start serving, and none has yet; stopping");
+                halted = Some(pid);
+                server.stop_handle().stop();
+            } else if !stopping && halted.is_none() && !clean_exit {
                 log::error!("worker process {pid} died (wait status {status}); starting another");
             }
         }
@@ -163,7 +179,12 @@ pub(crate) fn supervise(
             alarms.ring_all();
         }
         if stopping && workers.is_empty() && draining.is_empty() {
-            return Ok(());
+            return match halted {
+                Some(pid) => Err(io::Error::other(format!(
+                    "worker process {pid} could not start serving (see the error before): the pool stopped"
+                ))),
+                None => Ok(()),
+            };
         }
         wait_for_wake(&mut wake, REAP_EVERY);
     }

@@ -76,6 +76,16 @@ pub(crate) struct ProcessBlock {
     pub alarm_set: AtomicU32,
 }
 
+impl ProcessBlock {
+    /// Whether the process holding the block has started serving: its threads listen or stand
+    /// by, or it served a request.
+    pub(crate) fn is_serving(&self) -> bool {
+        [&self.listening, &self.standing_by, &self.active, &self.requests]
+            .iter()
+            .any(|count| count.load(Ordering::Relaxed) > 0)
+    }
+}
+
 /// What a worker thread is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WorkerState {
