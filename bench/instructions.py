@@ -97,6 +97,16 @@ CLEAN_ENV = {
 }
 
 
+# Where the Django page's Pythons find the sitecustomize that turns the garbage collector off
+# (see it for why).
+NO_GC = ROOT / "bench" / "apps" / "nogc"
+
+
+def environment(case: Case) -> dict[str, str]:
+    """CLEAN_ENV, and for the Django page the collector turned off."""
+    return {**CLEAN_ENV, "PYTHONPATH": str(NO_GC)} if case.workload == "django" else CLEAN_ENV
+
+
 @dataclass
 class Case:
     """One target serving one workload: its command with ``{valgrind}`` where valgrind's own
@@ -268,7 +278,7 @@ def serve(case: Case, n: int, work: Path, startup_timeout: float) -> int:
     argv: list[str] = []
     for arg in case.argv:
         argv += valgrind if arg == "{valgrind}" else [arg.replace("{sock}", str(sock))]
-    env = CLEAN_ENV
+    env = environment(case)
     if case.kind == LIMIT:
         return count_limit(case, n, out, valgrind)
     path, expected = WORKLOADS[case.workload]
@@ -330,7 +340,7 @@ def count_limit(case: Case, n: int, out: Path, valgrind: list[str]) -> int:
         argv += valgrind if arg == "{valgrind}" else [arg.replace("{n}", str(n))]
     log = out / "log.txt"
     with open(log, "wb") as log_file:
-        done = subprocess.run(argv, cwd=case.cwd, env=CLEAN_ENV, stdout=log_file, stderr=log_file, timeout=1800)
+        done = subprocess.run(argv, cwd=case.cwd, env=environment(case), stdout=log_file, stderr=log_file, timeout=1800)
     files = sorted(out.glob("callgrind.out.*"))
     if done.returncode != 0 or not files:
         raise Failed(f"exited with status {done.returncode}; its log ends: {log.read_text(errors='replace')[-600:]}")

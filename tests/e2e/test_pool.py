@@ -47,19 +47,26 @@ def wait_until(check, timeout: float = 15.0) -> bool:
     return True
 
 
+def slow_requests(front, count: int, ms: int) -> tuple[list[threading.Thread], list[int], float]:
+    """`count` requests of `ms` each, sent at once on threads of their own: the threads, the
+    list their statuses go to, and when they started."""
+    statuses: list[int] = []
+    slow = [
+        threading.Thread(target=lambda: statuses.append(client.get(front, f"/app/slow?ms={ms}", 60).status))
+        for _ in range(count)
+    ]
+    started = time.monotonic()
+    for thread in slow:
+        thread.start()
+    return slow, statuses, started
+
+
 def test_the_pool_grows_while_every_worker_is_busy_and_shrinks_when_idle(python_echo, make_workdir) -> None:
     """1:4 under 8 concurrent slow requests of 2 s: four processes, the eight served in two
     rounds, then back to one."""
     with served(python_echo, make_workdir("pool-dynamic"), "--processes", "1:4") as front:
         assert wait_until(lambda: len(children(front)) == 1)
-        statuses: list[int] = []
-        slow = [
-            threading.Thread(target=lambda: statuses.append(client.get(front, "/app/slow?ms=2000", 60).status))
-            for _ in range(8)
-        ]
-        started = time.monotonic()
-        for thread in slow:
-            thread.start()
+        slow, statuses, started = slow_requests(front, 8, 2000)
         assert wait_until(lambda: len(children(front)) == 4), children(front)
         grew_in = time.monotonic() - started
         page = json.loads(client.get(front, "/app/fcgi-status?json").body)
@@ -95,14 +102,7 @@ def test_the_pool_grows_no_faster_than_max_spawn_rate(python_echo, make_workdir)
     /proc may lose on each side)."""
     with served(python_echo, make_workdir("pool-rate"), "--processes", "1:4", "--max-spawn-rate", "1") as front:
         assert wait_until(lambda: len(children(front)) == 1)
-        statuses: list[int] = []
-        slow = [
-            threading.Thread(target=lambda: statuses.append(client.get(front, "/app/slow?ms=4000", 60).status))
-            for _ in range(4)
-        ]
-        started = time.monotonic()
-        for thread in slow:
-            thread.start()
+        slow, statuses, started = slow_requests(front, 4, 4000)
         seen: dict[int, float] = {}  # pid → when it was first seen
         while len(seen) < 4 and time.monotonic() - started < 8:
             for pid in children(front):
