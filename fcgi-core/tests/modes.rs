@@ -191,7 +191,7 @@ fn ipv6_loopback_with_fcgi_web_server_addrs() {
 #[test]
 fn max_requests_ends_the_process_cleanly() {
     // One process: a lone process stops at max-requests (a pool's worker is replaced).
-    let mut app = App::start(&["--max-requests", "3", "--processes", "1"]);
+    let mut app = App::start_lone(&["--max-requests", "3"]);
     for _ in 0..3 {
         assert_eq!(app.connect().get(1, "/hello", false).body(), b"Hello, world!");
     }
@@ -220,7 +220,7 @@ fn stats(app: &App) -> String {
 #[test]
 fn sighup_reloads_the_program_on_the_same_socket() {
     // One process, which re-executes itself (a Python app's default is a process per core).
-    let mut app = App::start(&["--workers", "2", "--processes", "1"]);
+    let mut app = App::start_lone(&["--workers", "2"]);
     let pid = app.child.id();
     let before: u32 = String::from_utf8_lossy(app.connect().get(1, "/pid", false).body()).trim().parse().unwrap();
     let mut in_flight = app.connect();
@@ -257,7 +257,7 @@ fn sighup_reloads_the_program_on_the_same_socket() {
 /// example at the second 2 ms apart, each leaving its socket file behind.
 #[test]
 fn sighups_at_any_rate_leave_the_same_process_serving() {
-    let mut app = App::start(&["--processes", "1"]);
+    let mut app = App::start_lone(&[]);
     let pid = app.child.id();
     app.assert_serves();
     for gap in [Duration::from_millis(50), Duration::from_millis(2)] {

@@ -356,7 +356,7 @@ fn a_stop_waits_for_a_request_in_flight_no_longer_than_the_graceful_timeout() {
 #[test]
 fn a_reload_waits_for_a_request_in_flight_no_longer_than_the_graceful_timeout() {
     // One process, which waits for its request, then re-executes (a pool reloads at once).
-    let mut app = App::start(&["--graceful-timeout", "1", "--processes", "1"]);
+    let mut app = App::start_lone(&["--graceful-timeout", "1"]);
     let pid = app.connect().get(1, "/pid", false).body().to_vec();
     let mut slow = app.connect();
     slow.request(1, "GET", "/slow?ms=30000", b"", false);

@@ -119,6 +119,17 @@ impl App {
         Self::start_at(dir, address, app_command(), extra)
     }
 
+    /// [`start`](Self::start), as one process. The Python face's default on a bound socket is a
+    /// process per core; C and Rust programs serve in one process and take no such flag, so it
+    /// is said in `FCGI_WSGI_ARGS`, which only the Python face reads.
+    pub fn start_lone(extra: &[&str]) -> Self {
+        let dir = temp_dir();
+        let address = Address::Unix(dir.join("app.sock"));
+        let mut command = app_command();
+        command.env("FCGI_WSGI_ARGS", "--processes 1");
+        Self::start_at(dir, address, command, extra)
+    }
+
     /// Starts the app on `address` with `command` and `extra` arguments.
     pub fn start_at(dir: PathBuf, address: Address, mut command: Command, extra: &[&str]) -> Self {
         let bind = match &address {
