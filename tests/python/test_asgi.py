@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import HERE, launch, wait_until_listening
@@ -183,34 +182,3 @@ def test_the_slow_request_log_shows_the_tasks_await_chain(tmp_path) -> None:
     said = log.read_text()
     assert "slow request: GET /nap" in said, said
     assert "in nap_in_a_view" in said and "asyncio.sleep(0.6)" in said, said
-
-
-def context_switches(pid: int) -> int:
-    """Every thread's context switches so far, voluntary or not, from /proc."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/status") as status:
-            total += sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
-    return total
-
-
-def test_an_idle_server_of_a_hundred_threads_sleeps(tmp_path) -> None:
-    """ASGI's default of 100 worker threads: standing by, only one of them wakes on a timer (a
-    safety net), so an idle server wakes some 50 times a second (that one, and the listener's
-    sweeps of parked connections with the alarms they set), not a thousand (each thread on its
-    own 100 ms timer: 2,000 in the 2 s measured)."""
-    process, address, log = launch(tmp_path, *ASGI, app="asgi_semantics_app:app")
-    try:
-        wait_until_listening(process, address, log)
-        for _ in range(3):  # every thread has been through the pool at least once
-            assert request(address, "/stream", params={"PATH_INFO": "/stream"}).status == 201
-        threads = len(os.listdir(f"/proc/{process.pid}/task"))
-        assert threads >= 100, threads
-        time.sleep(0.5)
-        before = context_switches(process.pid)
-        time.sleep(2)
-        woken = context_switches(process.pid) - before
-        assert woken < 300, f"{woken} context switches in 2 s of idling ({threads} threads)"
-    finally:
-        process.terminate()
-        assert process.wait(10) == 0, log.read_text()

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -112,8 +112,6 @@ pub(crate) struct Pool {
     duty: Duty,
     /// Where the other threads wait: the alarm (one thread at a time) and the wake-up socket.
     standby: Poller,
-    /// One thread standing by wakes on a timer (see [`Pool::stand_by`]): this one is taken.
-    timed_standby: AtomicBool,
     /// More than one thread may ask, or other processes share the listener: the standby applies.
     several: bool,
     ready: Mutex<VecDeque<Ready>>,
@@ -171,7 +169,6 @@ impl Pool {
             sweep_every,
             duty,
             standby,
-            timed_standby: AtomicBool::new(false),
             several,
             ready: Mutex::new(VecDeque::new()),
             bell,
@@ -393,16 +390,13 @@ impl Pool {
     }
 
     /// Waits until the alarm goes off (or the server stops); then the caller listens if nobody
-    /// else does. One thread standing by also wakes every [`SWEEP_AT_MOST_EVERY`], a safety net
-    /// should an alarm be missed; the others sleep until woken, so an idle server of a hundred
-    /// threads (ASGI's default) makes ten wake-ups a second rather than a thousand.
+    /// else does. Each thread standing by also wakes every [`SWEEP_AT_MOST_EVERY`], a safety
+    /// net should an alarm be missed. (Keeping the timer on one thread only, so that an idle
+    /// server of a hundred threads sleeps, lost a multiplexed request in CI once: a wake-up
+    /// path is still missed somewhere, which this timer covers.)
     fn stand_by(&self) -> Result<(), Interrupted> {
         self.duty.standing_by(true);
-        let timed = !self.timed_standby.swap(true, Ordering::AcqRel);
-        let woken = self.standby.wait_one(timed.then_some(SWEEP_AT_MOST_EVERY));
-        if timed {
-            self.timed_standby.store(false, Ordering::Release);
-        }
+        let woken = self.standby.wait_one(Some(SWEEP_AT_MOST_EVERY));
         self.duty.standing_by(false);
         match woken {
             Ok(Some(Token::Alarm)) => {
@@ -467,7 +461,7 @@ impl Pool {
 
     /// The calling thread, not listening, goes to serve what it took: if nobody listens, a
     /// thread standing by is called in, as when a listener leaves the epoll set (`listen`).
-    /// Most of them sleep with no timer (see [`Pool::stand_by`]), so nobody else would come.
+    /// Else nobody would come before the standby's safety-net timer (see [`Pool::stand_by`]).
     fn going_to_serve(&self, served_long: bool) {
         if self.several && !self.duty.anyone_listens() {
             self.duty.call_in(self.has_own_work(), self.ctx.is_stopping(), served_long);
@@ -476,7 +470,7 @@ impl Pool {
 
     /// Queues `ready` for the next thread that asks: the bell wakes a thread listening; if
     /// none of this process listens, one standing by is called in, for they do not hear the
-    /// bell (and most sleep with no timer: see [`Pool::stand_by`]).
+    /// bell.
     fn queue(&self, ready: Ready) {
         lock(&self.ready).push_back(ready);
         self.bell.ring();
