@@ -134,7 +134,8 @@ def script(name: str) -> str | None:
 
 def make_cases(workloads: list[str], only: set[str] | None) -> list[Case]:
     one = ["--workers", "1"]
-    fcgi_wsgi = ["{valgrind}", PYTHON, "-m", "fcgi_wsgi", *one, "--processes", "1", "--bind", "unix:{sock}"]
+    launch, bind = ["{valgrind}", PYTHON, "-m", "fcgi_wsgi"], ["--bind", "unix:{sock}"]
+    fcgi_wsgi = [*launch, *one, "--processes", "1", *bind]
     flup = ["{valgrind}", PYTHON, str(BENCH / "apps" / "flup_server.py")]
     fcgisgi = ["{valgrind}", PYTHON, str(BENCH / "apps" / "fcgisgi_server.py")]
     uwsgi = ["{valgrind}", script("uwsgi") or "uwsgi", "--fastcgi-socket", "{sock}", "--processes", "1"]
@@ -160,13 +161,12 @@ def make_cases(workloads: list[str], only: set[str] | None) -> list[Case]:
         Case("flup", "peer", "hello", [*flup, "bench_app:app", "{sock}", "1"], cwd=apps),
     ]
     site = ["--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]
-    shaped = [arg for arg in fcgi_wsgi if arg not in ("--workers", "--processes", "1")]
     django = [
         Case(LIMIT, LIMIT, "django", ["{valgrind}", PYTHON, str(BENCH / "django_limit.py"), "{n}"]),
         Case("python", "ours", "django", [*fcgi_wsgi, *site]),
         # Our overhead when threads share the GIL, and across two processes (#19 item 4).
-        Case("python-4t", "ours", "django", [*shaped, "--workers", "4", "--processes", "1", *site]),
-        Case("python-2p", "ours", "django", [*shaped, "--workers", "1", "--processes", "2", *site]),
+        Case("python-4t", "ours", "django", [*launch, *bind, "--workers", "4", "--processes", "1", *site]),
+        Case("python-2p", "ours", "django", [*launch, *bind, "--workers", "1", "--processes", "2", *site]),
         Case(
             "uwsgi", "peer", "django", [*uwsgi, "--chdir", str(DJANGO_SITE), "--module", "demo_site.wsgi:application"]
         ),
@@ -275,12 +275,12 @@ def serve(case: Case, n: int, work: Path, startup_timeout: float) -> int:
         "--tool=callgrind",
         f"--callgrind-out-file={out}/callgrind.out.%p",
     ]
+    if case.kind == LIMIT:
+        return count_limit(case, n, out, valgrind)
     argv: list[str] = []
     for arg in case.argv:
         argv += valgrind if arg == "{valgrind}" else [arg.replace("{sock}", str(sock))]
     env = environment(case)
-    if case.kind == LIMIT:
-        return count_limit(case, n, out, valgrind)
     path, expected = WORKLOADS[case.workload]
     params = {k: v.replace("{path}", path) for k, v in NGINX_PARAMS.items()}
     wire = request_records(1, params, b"")

@@ -45,9 +45,9 @@ pub struct ParamStrings {
 }
 
 impl ParamStrings {
-    /// Calls `each(name, value)` with every param of `params` as Python strings, in order,
-    /// reusing the strings of the last request where its param at the same position had the
-    /// same name or value.
+    /// Calls `each(name, key, value)` for every param of `params`, in order: its raw name, and
+    /// its name (interned) and value as Python strings, reusing the strings of the last
+    /// request where its param at the same position had the same name or value.
     pub fn each<'py>(
         &self,
         py: Python<'py>,
