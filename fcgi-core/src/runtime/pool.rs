@@ -28,6 +28,7 @@ use super::connection::{log_rate_limited, FcgiConnection, Opened};
 use super::context::Context;
 use super::duty::{Alarms, Duty};
 use super::front_desk::FrontDesk;
+use super::heap;
 use super::listener::Listener;
 use super::poller::{Bell, Poller, Token};
 use super::request::Request;
@@ -44,6 +45,9 @@ const ACCEPT_RUN: usize = 16;
 /// idle serves the connections waiting behind it (the second core of a Python app that runs
 /// `processes 2`). Shorter requests run in series on the listening thread.
 const LONG_ENOUGH_TO_SHARE: Duration = Duration::from_micros(100);
+
+/// Parked connections past which, once most have gone, the pool gives their memory back.
+const FLOOD_PARKED: usize = 256;
 
 /// How long, from the stop, the connections taken then may take to send their requests.
 const DRAIN_REQUEST_WAIT: Duration = Duration::from_secs(1);
@@ -565,7 +569,14 @@ impl Pool {
             }
             *last_sweep = Instant::now();
         }
-        lock(&self.parked).retain(|_, (conn, since)| !conn.has_expired(*since));
+        let mut parked = lock(&self.parked);
+        parked.retain(|_, (conn, since)| !conn.has_expired(*since));
+        if parked.capacity() >= FLOOD_PARKED && parked.len() < parked.capacity() / 8 {
+            // A flood of connections has gone: its memory goes back to the system.
+            parked.shrink_to_fit();
+            drop(parked);
+            heap::give_back();
+        }
     }
 
     /// Accepts one connection, if one is waiting.
