@@ -1,25 +1,43 @@
-//! The handler that runs an ASGI app: the core's worker threads take the requests as for WSGI,
-//! and each hands its request to the process's event-loop thread, where the app's task runs,
-//! then does the I/O the task orders, without the GIL, until the task is done.
+//! The handler that runs an ASGI app: it takes each request whole from the core (one thread per
+//! process takes them) and hands it to the process's event-loop thread, where the app's task
+//! runs. What needs no wait (the usual hello: a response that fits the socket's buffer) the loop
+//! does at once; the rest, and each request's end, porters do without the GIL
+//! (`asgi_porters.rs`). Under load every hand-off serves many requests per wake-up.
 //!
-//! A request therefore holds a worker thread while it runs, parked in a condition variable when
-//! it does no I/O: the worker threads (`max_concurrency` of them) bound the requests in flight,
-//! and the requests beyond wait for one, as WSGI's do (in the listener's backlog, or queued by
-//! the front desk, which keeps answering the status page). The worker threads never take the
-//! GIL; the loop thread runs all the Python. Everything else the core does for WSGI (limits,
-//! timeouts, processes, status, access log, signals, reload) applies unchanged.
+//! The taking thread waits while `max_concurrency` requests are in flight: the requests beyond
+//! wait as WSGI's wait for a worker (in the listener's backlog, or queued by the front desk,
+//! which keeps answering the status page). Everything else the core does for WSGI (limits,
+//! timeouts, processes, status, access log, signals, reload) applies unchanged. In CGI mode the
+//! one request is held by the thread that serves it, which carries out its I/O itself.
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use fcgi_core::{Handler, Lifecycle, Request};
 use pyo3::prelude::*;
 
 use crate::asgi_bridge::{Bridge, Event, EventBridge};
 use crate::asgi_call::Call;
-use crate::live_request::publish;
+use crate::asgi_porters::Porters;
+use crate::live_request::{publish, LiveRequest};
 use crate::process::{self, ProcessHooks};
+
+/// This process's way to its loop, once started (after the fork: each worker process has its
+/// own loop).
+#[derive(Clone)]
+struct Started {
+    bridge: Arc<Bridge>,
+    porters: Arc<Porters>,
+}
+
+/// The requests taken and not ended yet.
+#[derive(Default)]
+struct InFlight {
+    count: usize,
+    /// By their slot on the scoreboard: what the watchdog names.
+    by_slot: HashMap<usize, Arc<Call>>,
+}
 
 /// An ASGI app and the event loop that runs it.
 pub struct AsgiHandler {
@@ -28,54 +46,99 @@ pub struct AsgiHandler {
     pub runner: Py<PyAny>,
     /// `post_fork()` and `worker_exit()`.
     pub process_hooks: ProcessHooks,
-    /// This process's bridge to its loop, once started (after the fork: each worker process
-    /// has its own loop).
-    bridge: Mutex<Option<Arc<Bridge>>>,
-    /// The requests in flight, by the worker thread (pthread_self) holding each.
-    running: Mutex<HashMap<u64, Arc<Call>>>,
+    started: Mutex<Option<Started>>,
+    in_flight: Arc<(Mutex<InFlight>, Condvar)>,
 }
 
 impl AsgiHandler {
     /// A handler for `runner`'s app.
     pub fn new(runner: Py<PyAny>, process_hooks: ProcessHooks) -> Self {
-        Self { runner, process_hooks, bridge: Mutex::new(None), running: Mutex::new(HashMap::new()) }
+        Self { runner, process_hooks, started: Mutex::new(None), in_flight: Arc::default() }
     }
 
-    fn running(&self) -> MutexGuard<'_, HashMap<u64, Arc<Call>>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    fn in_flight(&self) -> MutexGuard<'_, InFlight> {
+        lock_in_flight(&self.in_flight.0)
     }
 
-    /// This process's bridge, starting the loop (and the lifespan) if it has not started: in
-    /// CGI mode the one request starts it.
-    fn bridge(&self) -> io::Result<Arc<Bridge>> {
-        let mut bridge = self.bridge.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(bridge) = bridge.as_ref() {
-            return Ok(bridge.clone());
+    /// This process's bridge and porters, starting the loop (and the lifespan) if it has not
+    /// started: in CGI mode the one request starts it.
+    fn started(&self) -> io::Result<Started> {
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(started) = started.as_ref() {
+            return Ok(started.clone());
         }
-        let started = Python::attach(|py| -> PyResult<Arc<Bridge>> {
+        let bridge = Python::attach(|py| -> PyResult<Arc<Bridge>> {
             let event_loop = self.runner.bind(py).call_method0("start")?;
-            let started = Bridge::new(event_loop.getattr("create_future")?.unbind())?;
-            self.runner.bind(py).call_method1("serve", (EventBridge(started.clone()),))?;
-            Ok(started)
+            let bridge = Bridge::new(event_loop.getattr("create_future")?.unbind())?;
+            self.runner.bind(py).call_method1("serve", (EventBridge(bridge.clone()),))?;
+            Ok(bridge)
         })
         .map_err(|e| io::Error::other(format!("the ASGI app did not start: {e}")))?;
-        *bridge = Some(started.clone());
-        Ok(started)
+        let now = Started { bridge, porters: Porters::new() };
+        *started = Some(now.clone());
+        Ok(now)
+    }
+
+    /// The call of the request on scoreboard slot `slot`, if one is in flight there.
+    fn call_on(&self, slot: usize) -> Option<Arc<Call>> {
+        self.in_flight().by_slot.get(&slot).cloned()
     }
 }
 
+fn lock_in_flight(in_flight: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
+    in_flight.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Handler for AsgiHandler {
+    fn takes_requests(&self) -> bool {
+        true
+    }
+
+    /// Hands `request` to the loop, then waits while `max_concurrency` requests are in flight.
+    fn take(&self, request: Request<'static>) {
+        let Started { bridge, porters } = match self.started() {
+            Ok(started) => started,
+            Err(e) => return request.finish(Err(e)),
+        };
+        let most = request.server_info().workers.max(1);
+        let (params, role, slot) = (request.params().clone(), request.role(), request.slot());
+        let in_flight = self.in_flight.clone();
+        let on_end = Box::new(move || {
+            let (state, room) = &*in_flight;
+            let mut state = lock_in_flight(state);
+            if let Some(slot) = slot {
+                state.by_slot.remove(&slot);
+            }
+            // Only a count at the bound can have the taking thread waiting.
+            let was = state.count;
+            state.count -= 1;
+            if was >= most {
+                room.notify_one();
+            }
+        });
+        let call = Call::taken(LiveRequest::own(request), bridge.clone(), porters, params, role, on_end);
+        let mut state = self.in_flight();
+        state.count += 1;
+        if let Some(slot) = slot {
+            state.by_slot.insert(slot, call.clone());
+        }
+        drop(state);
+        bridge.post(Event::Begin(call));
+        let mut state = self.in_flight();
+        while state.count >= most {
+            // Until a request ends: each has the request timeout, if the server has one.
+            state = self.in_flight.1.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// CGI mode: the one request, whose I/O this thread carries out.
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()> {
-        let bridge = self.bridge()?;
+        let Started { bridge, .. } = self.started()?;
         let (params, role) = (request.params().clone(), request.role());
         publish(request, |live| {
-            let call = Call::new(live.clone(), bridge.clone(), params, role);
-            let thread = fcgi_core::runtime::thread_ident();
-            self.running().insert(thread, call.clone());
+            let call = Call::held(live.clone(), bridge.clone(), params, role);
             bridge.post(Event::Begin(call.clone()));
-            let outcome = call.serve();
-            self.running().remove(&thread);
-            outcome
+            call.serve()
         })
     }
 }
@@ -89,7 +152,7 @@ impl Lifecycle for AsgiHandler {
     /// (if given lazily) and its lifespan started; a failure stops the server.
     fn before_serving(&self) -> io::Result<()> {
         Python::attach(|py| self.process_hooks.started(py))?;
-        self.bridge()?;
+        self.started()?;
         // The app, loaded now, may have given the access logger handlers.
         Python::attach(|py| crate::logging::recheck_access(py).map_err(|e| io::Error::other(e.to_string())))
     }
@@ -97,7 +160,7 @@ impl Lifecycle for AsgiHandler {
     /// Runs the lifespan's shutdown and stops the loop, then `worker_exit`.
     fn process_exit(&self) {
         Python::attach(|py| {
-            if self.bridge.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            if self.started.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                 if let Err(e) = self.runner.bind(py).call_method0("stop") {
                     e.print(py);
                 }
@@ -106,9 +169,9 @@ impl Lifecycle for AsgiHandler {
         });
     }
 
-    /// The stack of the task serving the request on worker thread `thread`.
-    fn stack_of(&self, thread: u64) -> Option<String> {
-        let call = self.running().get(&thread).cloned()?;
+    /// The stack of the task serving the request on scoreboard slot `slot`.
+    fn stack_of(&self, _thread: u64, slot: usize) -> Option<String> {
+        let call = self.call_on(slot)?;
         Python::attach(|py| -> PyResult<Option<String>> {
             let Some(task) = call.task(py) else { return Ok(None) };
             self.runner.bind(py).call_method1("stack_of", (task,))?.extract()
@@ -116,10 +179,10 @@ impl Lifecycle for AsgiHandler {
         .unwrap_or_else(|e| Some(format!("(no stack: {e})")))
     }
 
-    /// Cancels the task of the request on worker thread `thread`: the app sees
+    /// Cancels the task of the request on scoreboard slot `slot`: the app sees
     /// `asyncio.CancelledError` at its next await, and the client gets a 504 if nothing was sent.
-    fn interrupt(&self, thread: u64, _still_running: &dyn Fn() -> bool) {
-        if let Some(call) = self.running().get(&thread) {
+    fn interrupt(&self, _thread: u64, slot: usize, _still_running: &dyn Fn() -> bool) {
+        if let Some(call) = self.call_on(slot) {
             call.time_out();
         }
     }

@@ -91,14 +91,18 @@ impl EventBridge {
         while (&self.0.reader).read(&mut [0; 256]).is_ok_and(|n| n > 0) {}
         let events = std::mem::take(&mut *self.0.events());
         for event in events {
-            match event {
-                Event::Begin(call) => {
-                    begin.call1((AsgiCall::from(call),))?;
-                }
-                Event::Read(call, chunk) => call.read_ended(py, chunk)?,
-                Event::Wrote(call, written) => call.write_ended(py, written)?,
-                Event::Disconnected(call) => call.disconnected(py)?,
-                Event::TimedOut(call) => call.cancel_task(py)?,
+            // One event's failure is its request's: the others are still delivered.
+            let delivered = match event {
+                Event::Begin(call) => begin.call1((AsgiCall::from(call.clone()),)).map(drop).inspect_err(|e| {
+                    call.not_started(e.to_string());
+                }),
+                Event::Read(call, chunk) => call.read_ended(py, chunk),
+                Event::Wrote(call, written) => call.write_ended(py, written),
+                Event::Disconnected(call) => call.disconnected(py),
+                Event::TimedOut(call) => call.cancel_task(py),
+            };
+            if let Err(e) = delivered {
+                e.print(py);
             }
         }
         Ok(())

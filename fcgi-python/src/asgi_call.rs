@@ -1,16 +1,18 @@
-//! One ASGI request, shared by the worker thread that holds the core's request and the
-//! event-loop thread that runs the app's task for it.
+//! One ASGI request, shared by the event-loop thread that runs the app's task for it and the
+//! thread that carries out its I/O: a porter (`asgi_porters.rs`) for a request taken whole, the
+//! thread that holds the request in CGI mode.
 //!
 //! The loop never waits: what needs no I/O (a response that fits the send buffer, a body known
 //! to be empty) it does at once under the GIL; what needs I/O (a body chunk not yet read, a
-//! write the socket cannot take now, a streamed chunk that must go out) it orders from the
-//! worker thread, which does it without the GIL and answers through the bridge, resolving the
-//! future the task awaits. So every awaited `receive()` reads the socket only then, and every
-//! awaited `send()` returns once the socket took the bytes: back-pressure both ways.
+//! write the socket cannot take now, a streamed chunk that must go out, the request's end) it
+//! orders from that thread, which does it without the GIL and answers through the bridge,
+//! resolving the future the task awaits. So every awaited `receive()` reads the socket only
+//! then, and every awaited `send()` returns once the socket took the bytes: back-pressure both
+//! ways.
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +23,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::{intern, Bound};
 
 use crate::asgi_bridge::{Bridge, Event};
+use crate::asgi_porters::Porters;
 use crate::environ::length_param;
 use crate::error::{failure_page, to_py, ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::LiveRequest;
@@ -47,6 +50,8 @@ enum Order {
 #[derive(Default)]
 struct Orders {
     queue: VecDeque<Order>,
+    /// A porter is carrying out the orders (a request taken whole).
+    carried: bool,
     /// The app waits for `http.disconnect`: look for an abort now and then.
     watch_abort: bool,
 }
@@ -89,10 +94,26 @@ struct Progress {
     task: Option<Py<PyAny>>,
 }
 
-/// One request, between its worker thread and the loop.
+/// What a thread carrying out a call's orders does next.
+enum Step {
+    Order(Order),
+    /// It looked whether the web server aborted the request.
+    Looked,
+    /// Nothing is left to do: the porter lets the call go.
+    LetGo,
+}
+
+/// One request, between the loop and the thread that carries out its I/O.
 pub(crate) struct Call {
+    /// Itself, handed to a porter from `&self`.
+    me: Weak<Call>,
     live: Arc<LiveRequest>,
     bridge: Arc<Bridge>,
+    /// The porters, for a request taken whole; `None` when a thread holds the request and
+    /// carries out the orders itself ([`serve`](Self::serve)).
+    porters: Option<Arc<Porters>>,
+    /// Runs once a request taken whole has ended.
+    on_end: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     params: Params,
     role: Role,
     orders: Mutex<Orders>,
@@ -111,8 +132,34 @@ impl From<Arc<Call>> for AsgiCall {
 }
 
 impl Call {
-    /// A call for the request published as `live`.
-    pub(crate) fn new(live: Arc<LiveRequest>, bridge: Arc<Bridge>, params: Params, role: Role) -> Arc<Self> {
+    /// A call for the request published as `live`, whose orders the publishing thread carries
+    /// out ([`serve`](Self::serve)).
+    pub(crate) fn held(live: Arc<LiveRequest>, bridge: Arc<Bridge>, params: Params, role: Role) -> Arc<Self> {
+        Self::new(live, bridge, None, params, role)
+    }
+
+    /// A call for a request taken whole (`live` owns it), whose orders `porters` carry out;
+    /// `on_end` runs once it has ended.
+    pub(crate) fn taken(
+        live: Arc<LiveRequest>,
+        bridge: Arc<Bridge>,
+        porters: Arc<Porters>,
+        params: Params,
+        role: Role,
+        on_end: Box<dyn FnOnce() + Send>,
+    ) -> Arc<Self> {
+        let call = Self::new(live, bridge, Some(porters), params, role);
+        *call.on_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(on_end);
+        call
+    }
+
+    fn new(
+        live: Arc<LiveRequest>,
+        bridge: Arc<Bridge>,
+        porters: Option<Arc<Porters>>,
+        params: Params,
+        role: Role,
+    ) -> Arc<Self> {
         let declared = length_param(&params, b"CONTENT_LENGTH");
         // Only a Responder or a Filter has a body to read (an Authorizer's stdin is empty).
         let body = if role == Role::Authorizer { Body::Read } else { Body::Unread(declared) };
@@ -132,9 +179,12 @@ impl Call {
             writing: None,
             task: None,
         };
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             live,
             bridge,
+            porters,
+            on_end: Mutex::new(None),
             params,
             role,
             orders: Mutex::new(Orders::default()),
@@ -152,67 +202,119 @@ impl Call {
     }
 
     fn order(&self, order: Order) {
-        self.orders().queue.push_back(order);
+        let mut orders = self.orders();
+        orders.queue.push_back(order);
+        self.summon(orders);
+    }
+
+    /// Sees that someone carries out the orders: a porter, called if none is on the call, or
+    /// the thread already on it, woken.
+    fn summon(&self, mut orders: MutexGuard<'_, Orders>) {
+        if let Some(porters) = &self.porters {
+            if !std::mem::replace(&mut orders.carried, true) {
+                drop(orders);
+                if let Some(call) = self.me.upgrade() {
+                    porters.carry(call);
+                }
+                return;
+            }
+        }
+        drop(orders);
         self.ordered.notify_one();
     }
 
-    /// On the worker thread: carries out the loop's orders until the end, which it returns
-    /// (the handler's outcome). Waits for orders without a deadline: the app's task has one if
-    /// the server has a request timeout, and a stop past the graceful timeout ends the process.
+    /// On the thread that holds the request (CGI mode): carries out the loop's orders until
+    /// the end, which it returns (the handler's outcome). Waits for orders without a deadline:
+    /// the app's task has one if the server has a request timeout.
     pub(crate) fn serve(self: &Arc<Self>) -> io::Result<()> {
         loop {
-            let order = {
-                let mut orders = self.orders();
-                loop {
-                    if let Some(order) = orders.queue.pop_front() {
-                        break Some(order);
-                    }
-                    if orders.watch_abort {
-                        let (guard, _) =
-                            self.ordered.wait_timeout(orders, ABORT_LOOK_EVERY).unwrap_or_else(|p| p.into_inner());
-                        orders = guard;
-                        if orders.queue.is_empty() && orders.watch_abort {
-                            drop(orders);
-                            if self.live.with(|request| Ok(request.is_aborted())).unwrap_or(true) {
-                                self.orders().watch_abort = false;
-                                self.bridge.post(Event::Disconnected(self.clone()));
-                            }
-                            break None;
-                        }
-                    } else {
-                        orders = self.ordered.wait(orders).unwrap_or_else(|p| p.into_inner());
-                    }
+            if let Step::Order(order) = self.next_step(true) {
+                if let Some(outcome) = self.perform(order) {
+                    return outcome;
                 }
-            };
-            match order {
-                None => {}
-                Some(Order::Read) => {
-                    let chunk = self.live.with(|request| request.read_chunk(Input::Stdin));
-                    self.bridge.post(Event::Read(self.clone(), chunk));
-                }
-                Some(Order::Write { data, flush }) => {
-                    let written = self.live.with(|request| {
-                        request.write_stdout(&data)?;
-                        if flush {
-                            request.flush()?;
-                        }
-                        Ok(())
-                    });
-                    self.bridge.post(Event::Wrote(self.clone(), written));
-                }
-                Some(Order::Page(data)) => {
-                    self.live.with(|request| {
-                        request.set_app_status(1);
-                        request.write_stdout(&data)
-                    })?;
-                }
-                Some(Order::Stderr(data)) => {
-                    // Best effort, as a log line is: the response's own writes report a failure.
-                    let _ = self.live.with(|request| request.write_stderr(&data));
-                }
-                Some(Order::End(outcome)) => return outcome,
             }
         }
+    }
+
+    /// On a porter: carries out the orders queued, then lets the call go; at the end, finishes
+    /// the request (END_REQUEST, the access log, the connection handed on).
+    pub(crate) fn carry(self: &Arc<Self>) {
+        loop {
+            match self.next_step(false) {
+                Step::LetGo => return,
+                Step::Looked => {}
+                Step::Order(order) => {
+                    if let Some(outcome) = self.perform(order) {
+                        self.finish(outcome);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next thing to do: an order, waiting for one if `hold`, else letting the call go
+    /// when none is queued; while the app waits for `http.disconnect`, a look every
+    /// [`ABORT_LOOK_EVERY`] whether the web server aborted the request.
+    fn next_step(self: &Arc<Self>, hold: bool) -> Step {
+        let mut orders = self.orders();
+        loop {
+            if let Some(order) = orders.queue.pop_front() {
+                return Step::Order(order);
+            }
+            if orders.watch_abort {
+                let (guard, _) = self.ordered.wait_timeout(orders, ABORT_LOOK_EVERY).unwrap_or_else(|p| p.into_inner());
+                orders = guard;
+                if orders.queue.is_empty() && orders.watch_abort {
+                    drop(orders);
+                    if self.live.with(|request| Ok(request.is_aborted())).unwrap_or(true) {
+                        self.orders().watch_abort = false;
+                        self.bridge.post(Event::Disconnected(self.clone()));
+                    }
+                    return Step::Looked;
+                }
+            } else if hold {
+                orders = self.ordered.wait(orders).unwrap_or_else(|p| p.into_inner());
+            } else {
+                orders.carried = false;
+                return Step::LetGo;
+            }
+        }
+    }
+
+    /// Carries out `order`, without the GIL; at the end, the outcome to end the request with.
+    fn perform(self: &Arc<Self>, order: Order) -> Option<io::Result<()>> {
+        match order {
+            Order::Read => {
+                let chunk = self.live.with(|request| request.read_chunk(Input::Stdin));
+                self.bridge.post(Event::Read(self.clone(), chunk));
+            }
+            Order::Write { data, flush } => {
+                let written = self.live.with(|request| {
+                    request.write_stdout(&data)?;
+                    if flush {
+                        request.flush()?;
+                    }
+                    Ok(())
+                });
+                self.bridge.post(Event::Wrote(self.clone(), written));
+            }
+            Order::Page(data) => {
+                let written = self.live.with(|request| {
+                    request.set_app_status(1);
+                    request.write_stdout(&data)
+                });
+                if let Err(e) = written {
+                    return Some(Err(e));
+                }
+            }
+            Order::Stderr(data) => {
+                // Best effort, as a log line is: the response's own writes report a failure.
+                let _ = self.live.with(|request| request.write_stderr(&data));
+            }
+            Order::End(outcome) => return Some(outcome),
+        }
+        None
     }
 
     /// The task running the app for this request, once started.
@@ -225,10 +327,51 @@ impl Call {
         self.bridge.post(Event::TimedOut(self.clone()));
     }
 
-    /// Orders the end of the request, once.
+    /// The app's task could not be started: the request ends with a 500.
+    pub(crate) fn not_started(&self, error: String) {
+        let mut progress = self.progress();
+        self.end(&mut progress, Err(io::Error::other(format!("the ASGI task did not start: {error}"))));
+    }
+
+    /// Ends the request, once: at once on the loop when that needs no wait, else by ordering
+    /// the end from the thread that carries out the orders.
     fn end(&self, progress: &mut Progress, outcome: io::Result<()>) {
         if !std::mem::replace(&mut progress.ended, true) {
-            self.order(Order::End(outcome));
+            if let Err(outcome) = self.end_here(outcome) {
+                self.order(Order::End(outcome));
+            }
+        }
+    }
+
+    /// Ends a request taken whole on the calling thread (the loop's) when no porter is on it
+    /// and the end would not wait (`Request::can_finish_now`: a small response, whole): the
+    /// usual request then costs no thread a wake-up. Else gives `outcome` back.
+    fn end_here(&self, outcome: io::Result<()>) -> Result<(), io::Result<()>> {
+        if self.porters.is_none() {
+            return Err(outcome);
+        }
+        let orders = self.orders();
+        if orders.carried || !orders.queue.is_empty() {
+            return Err(outcome);
+        }
+        drop(orders);
+        let failed = outcome.is_err();
+        if !matches!(self.live.try_with(|request| Ok(request.can_finish_now(failed))), Ok(Some(true))) {
+            return Err(outcome);
+        }
+        self.finish(outcome);
+        Ok(())
+    }
+
+    /// Finishes a request taken whole (END_REQUEST, the access log, the connection handed
+    /// on), then runs its `on_end`.
+    fn finish(&self, outcome: io::Result<()>) {
+        if let Some(request) = self.live.take_owned() {
+            request.finish(outcome);
+        }
+        let on_end = self.on_end.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(on_end) = on_end {
+            on_end();
         }
     }
 
@@ -656,8 +799,9 @@ impl AsgiCall {
                 // Only `http.disconnect` is left to come: the worker thread looks for it.
                 let future = call.future(py)?;
                 progress.reading = Some(future.clone().unbind());
-                call.orders().watch_abort = true;
-                call.ordered.notify_one();
+                let mut orders = call.orders();
+                orders.watch_abort = true;
+                call.summon(orders);
                 Ok(future)
             }
         }

@@ -5,6 +5,7 @@
 mod asgi;
 mod asgi_bridge;
 mod asgi_call;
+mod asgi_porters;
 mod environ;
 mod error;
 mod live_request;

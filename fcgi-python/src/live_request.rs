@@ -1,10 +1,11 @@
 //! The request being served, shared with the Python objects that reach it (`wsgi.input`,
-//! `wsgi.errors`, `start_response`'s `write`) while the app runs.
+//! `wsgi.errors`, `start_response`'s `write`, an ASGI request's I/O) while the app runs.
 //!
 //! This is the FFI boundary of the module: Python objects are `'static` and may outlive the
 //! request, but the core's `Request` borrows its connection for the length of the handler call.
 //! So the handler publishes a pointer to the request for exactly that long, every access goes
 //! through one mutex, and after the handler returns the pointer is gone and any access is an error.
+//! A request taken whole (the ASGI face's) is owned instead, until it is finished.
 
 use std::io;
 use std::ptr::NonNull;
@@ -18,13 +19,51 @@ struct RequestPtr(NonNull<Request<'static>>);
 // mutex that owns it is held, so at most one thread uses the request at a time.
 unsafe impl Send for RequestPtr {}
 
+/// Where the request is.
+enum Held {
+    /// Published by a handler call, for its length.
+    Borrowed(RequestPtr),
+    /// Taken whole, until [`LiveRequest::take_owned`].
+    Owned(Box<Request<'static>>),
+}
+
+impl Held {
+    fn request(&mut self) -> &mut Request<'static> {
+        match self {
+            // SAFETY: the pointer came from the `&mut Request` given to `publish`, which
+            // outlives the publication (it is withdrawn before `publish` returns), and the lock
+            // held by the caller makes this the only access.
+            Held::Borrowed(ptr) => unsafe { ptr.0.as_mut() },
+            Held::Owned(request) => request,
+        }
+    }
+}
+
 /// A request that may have finished.
 pub struct LiveRequest {
-    slot: Mutex<Option<RequestPtr>>,
+    slot: Mutex<Option<Held>>,
 }
 
 impl LiveRequest {
-    fn lock(&self) -> MutexGuard<'_, Option<RequestPtr>> {
+    /// A live request that owns `request` (taken whole), until it is finished.
+    pub fn own(request: Request<'static>) -> Arc<Self> {
+        Arc::new(Self { slot: Mutex::new(Some(Held::Owned(Box::new(request)))) })
+    }
+
+    /// The request it owns, taken out to be finished; `None` if it was taken already (or is
+    /// borrowed). Any access after this is an error.
+    pub fn take_owned(&self) -> Option<Box<Request<'static>>> {
+        let mut slot = self.lock();
+        match slot.take() {
+            Some(Held::Owned(request)) => Some(request),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Held>> {
         self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -34,14 +73,10 @@ impl LiveRequest {
     /// GIL while waiting for the lock.
     pub fn with<R>(&self, f: impl FnOnce(&mut Request<'_>) -> io::Result<R>) -> io::Result<R> {
         let mut slot = self.lock();
-        let Some(ptr) = slot.as_mut() else {
+        let Some(held) = slot.as_mut() else {
             return Err(io::Error::other("the request has finished"));
         };
-        // SAFETY: the pointer came from the `&mut Request` given to `publish`, which outlives
-        // the publication (it is withdrawn before `publish` returns), and the lock held here
-        // makes this the only access.
-        let request = unsafe { ptr.0.as_mut() };
-        f(request)
+        f(held.request())
     }
 
     /// [`with`](Self::with) for a caller holding the GIL, which must never wait: `Ok(None)`
@@ -53,12 +88,10 @@ impl LiveRequest {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(None),
         };
-        let Some(ptr) = slot.as_mut() else {
+        let Some(held) = slot.as_mut() else {
             return Err(io::Error::other("the request has finished"));
         };
-        // SAFETY: as in `with`: the pointer is published, and the lock held makes this the only access.
-        let request = unsafe { ptr.0.as_mut() };
-        f(request).map(Some)
+        f(held.request()).map(Some)
     }
 }
 
@@ -72,7 +105,7 @@ pub fn publish<R>(request: &mut Request<'_>, f: impl FnOnce(&Arc<LiveRequest>) -
         }
     }
     let ptr = RequestPtr(NonNull::from(request).cast());
-    let live = Arc::new(LiveRequest { slot: Mutex::new(Some(ptr)) });
+    let live = Arc::new(LiveRequest { slot: Mutex::new(Some(Held::Borrowed(ptr))) });
     let _withdraw = Withdraw(&live);
     f(&live)
 }

@@ -73,7 +73,7 @@ impl Lifecycle for WsgiHandler {
 
     /// The stack of the Python thread `thread` (its `threading.get_ident()`, which is its
     /// pthread_self), as `traceback.format_stack` prints it, taken without stopping it.
-    fn stack_of(&self, thread: u64) -> Option<String> {
+    fn stack_of(&self, thread: u64, _slot: usize) -> Option<String> {
         Python::attach(|py| -> PyResult<Option<String>> {
             let frames = py.import("sys")?.call_method0("_current_frames")?;
             let Some(frame) = frames.call_method1("get", (thread,)).ok().filter(|f| !f.is_none()) else {
@@ -87,7 +87,7 @@ impl Lifecycle for WsgiHandler {
 
     /// Raises `RequestTimeout` in the Python thread `thread` if it is still in the app call of
     /// the request that timed out.
-    fn interrupt(&self, thread: u64, still_running: &dyn Fn() -> bool) {
+    fn interrupt(&self, thread: u64, _slot: usize, still_running: &dyn Fn() -> bool) {
         Python::attach(|py| {
             if in_app().contains(&thread) && still_running() {
                 set_async_exception(py, thread, py.get_type::<RequestTimeout>().as_ptr());

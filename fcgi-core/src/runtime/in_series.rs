@@ -200,6 +200,24 @@ impl Exchange for InlineExchange {
         true
     }
 
+    fn can_end_now(&mut self) -> bool {
+        if self.broken.is_some() {
+            return true;
+        }
+        if !self.conn().can_send_end_now() {
+            return false;
+        }
+        // A body still on its way would be drained at the end (a linger): wait-free only if
+        // its end is here. The look takes the buffered events, so its answer is kept for `end`.
+        let stdin = Input::Stdin as usize;
+        if !self.inputs.ended[stdin] {
+            let id = self.id;
+            // A protocol error ends the request at once, without a linger.
+            self.inputs.ended[stdin] = self.conn().body_end_buffered(id).unwrap_or(true);
+        }
+        self.inputs.ended[stdin]
+    }
+
     fn abandon(&mut self, _stderr_used: bool) {
         let Some(mut conn) = self.conn.take() else { return };
         self.pool.context().note_request();

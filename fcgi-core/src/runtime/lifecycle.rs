@@ -39,17 +39,21 @@ pub trait Lifecycle: Sync {
     /// or re-executes (gunicorn's `worker_exit` hook); not when the graceful timeout cuts it.
     fn process_exit(&self) {}
 
-    /// What the face can say of the thread `thread` (its pthread_self(3)) while it serves a
-    /// slow request, for the slow-request log: Python gives the thread's stack.
-    fn stack_of(&self, _thread: u64) -> Option<String> {
+    /// What the face can say of a slow request, for the slow-request log: Python gives the
+    /// stack of the thread `thread` (its pthread_self(3)) that serves it, or of the request's
+    /// task on slot `slot` ([`Request::slot`](super::Request::slot)) for a handler that takes
+    /// requests whole.
+    fn stack_of(&self, _thread: u64, _slot: usize) -> Option<String> {
         None
     }
 
-    /// Interrupts the thread `thread` (its pthread_self(3)), which serves a request that ran
-    /// past the request timeout, if the face can (Python raises `RequestTimeout` in it), and
-    /// only while `still_running` says the request runs (asked where the answer cannot change
-    /// meanwhile: under Python's GIL). Without it, the request ends at its next read or write.
-    fn interrupt(&self, _thread: u64, _still_running: &dyn Fn() -> bool) {}
+    /// Interrupts a request that ran past the request timeout, if the face can: Python raises
+    /// `RequestTimeout` in the thread `thread` (its pthread_self(3)) that serves it, or cancels
+    /// the task of the request on slot `slot` ([`Request::slot`](super::Request::slot)) for a
+    /// handler that takes requests whole; only while `still_running` says the request runs
+    /// (asked where the answer cannot change meanwhile: under Python's GIL). Without it, the
+    /// request ends at its next read or write.
+    fn interrupt(&self, _thread: u64, _slot: usize, _still_running: &dyn Fn() -> bool) {}
 }
 
 /// No hooks: threads run as they are and processes fork with fork(2) ([`Server::serve`](super::Server::serve)).

@@ -21,6 +21,24 @@ pub trait Handler: Send + Sync {
     /// Serves one request. An error is logged; if nothing was written yet the client gets a
     /// 500 response. The request is ended (END_REQUEST) either way.
     fn handle(&self, request: &mut Request<'_>) -> io::Result<()>;
+
+    /// Whether this handler takes each request whole ([`take`](Self::take)) instead of serving
+    /// it on a worker thread ([`handle`](Self::handle)): an event loop serving many requests
+    /// at once. A FastCGI server then runs one thread per process that takes the requests and
+    /// hands them over, and ends serving once every request taken has ended. `workers` still
+    /// sizes the scoreboard and what GET_VALUES reports; the handler bounds its requests in
+    /// flight (its `take` waits for room). CGI mode still calls `handle`.
+    fn takes_requests(&self) -> bool {
+        false
+    }
+
+    /// Takes `request`, which the handler ends from any thread ([`Request::finish`], or by
+    /// dropping it), when [`takes_requests`](Self::takes_requests) says so. The next request
+    /// is taken once this returns, so it returns soon, or once there is room for another.
+    fn take(&self, mut request: Request<'static>) {
+        let outcome = self.handle(&mut request);
+        request.finish(outcome);
+    }
 }
 
 impl<F> Handler for F
@@ -53,6 +71,10 @@ pub(crate) trait Exchange: Send {
     /// hands the connection on to its next request; says whether the web server took it all
     /// (false: it went away first). Called once, last.
     fn end(&mut self, app_status: u32, stderr_used: bool) -> bool;
+    /// Whether [`end`](Self::end) would not wait: false when the exchange cannot tell.
+    fn can_end_now(&mut self) -> bool {
+        false
+    }
     /// Ends a request whose response was cut short after its first bytes (the handler failed):
     /// the web server must see it incomplete, so the connection closes without END_REQUEST.
     /// Called once, last, instead of `end`.
@@ -194,6 +216,17 @@ impl<'a> Request<'a> {
             }
         }
         self.end();
+    }
+
+    /// Whether [`finish`](Self::finish) with an outcome that `failed` (or not) would end this
+    /// request without waiting: the rest of the response fits in the socket now and no request
+    /// body is left to drain. A handler that ends requests from a thread that must not wait (an
+    /// event loop) asks first, and leaves the end to another thread when the answer is no.
+    /// Ask only to finish: the look for the body's end passes over the body not read yet.
+    pub fn can_finish_now(&mut self, failed: bool) -> bool {
+        // A response cut short after its first bytes may linger for the rest of the body.
+        let cut_short = failed && self.stdout_bytes > 0;
+        self.ended || (!cut_short && self.exchange.can_end_now())
     }
 
     /// Tells the exchange a thread takes this request; false if it was answered meanwhile
@@ -495,6 +528,14 @@ impl<'a> Request<'a> {
     /// long-running handler checks it and stops early. Writes after an abort fail.
     pub fn is_aborted(&mut self) -> bool {
         self.is_timed_out() || self.exchange.is_aborted()
+    }
+
+    /// The request's slot on the scoreboard while it runs (what the status page lists), if it
+    /// has one: the key of [`Lifecycle::interrupt`](super::Lifecycle::interrupt) and
+    /// [`Lifecycle::stack_of`](super::Lifecycle::stack_of) for a handler that takes requests
+    /// whole.
+    pub fn slot(&self) -> Option<usize> {
+        self.seat.as_ref().and_then(Seat::slot)
     }
 
     /// Whether this request ran past the request timeout (`timeout`): its reads and writes

@@ -148,6 +148,9 @@ struct Slot {
 /// A copy of one worker's slot, for the status page and the slow-request log.
 #[derive(Debug, Clone)]
 pub(crate) struct Worker {
+    /// The slot's index in its process's part of the board: it tells apart the requests of a
+    /// handler that takes them whole (one thread takes them all, each on a slot of its own).
+    pub slot: usize,
     pub pid: u32,
     pub tid: u64,
     pub pthread: u64,
@@ -269,14 +272,14 @@ impl Scoreboard {
 
     /// Frees every worker slot of process `index`.
     fn free_slots(&self, index: usize) {
-        for slot in self.slots(index) {
+        for (_, slot) in self.slots(index) {
             slot.tid.store(0, Ordering::Release);
         }
     }
 
     /// The worker slots of process `process`.
-    fn slots(&self, process: usize) -> impl Iterator<Item = &Slot> {
-        (0..self.slots_per_process).map(move |i| self.slot(process, i))
+    fn slots(&self, process: usize) -> impl Iterator<Item = (usize, &Slot)> {
+        (0..self.slots_per_process).map(move |i| (i, self.slot(process, i)))
     }
 
     /// The blocks of the processes that are running.
@@ -303,9 +306,9 @@ impl Scoreboard {
     pub(crate) fn workers(&self, index: usize) -> Vec<Worker> {
         let pid = self.process(index).pid.load(Ordering::Relaxed);
         self.slots(index)
-            .filter_map(|slot| {
+            .filter_map(|(index, slot)| {
                 let tid = slot.tid.load(Ordering::Acquire);
-                (tid != 0).then(|| slot.copy(pid, tid))
+                (tid != 0).then(|| slot.copy(index, pid, tid))
             })
             .collect()
     }
@@ -356,9 +359,9 @@ impl Scoreboard {
     pub(crate) fn newly_past(&self, process: usize, since_us: u64, mark: Mark) -> Vec<Worker> {
         let pid = self.process(process).pid.load(Ordering::Relaxed);
         self.slots(process)
-            .filter(|slot| slot.is_busy())
-            .filter_map(|slot| {
-                let worker = slot.copy(pid, slot.tid.load(Ordering::Acquire));
+            .filter(|(_, slot)| slot.is_busy())
+            .filter_map(|(index, slot)| {
+                let worker = slot.copy(index, pid, slot.tid.load(Ordering::Acquire));
                 let this_request = worker.served + 1;
                 let marks = match mark {
                     Mark::Reported => &slot.reported,
@@ -372,18 +375,18 @@ impl Scoreboard {
 
     /// Whether a request of process `process` ran past the request timeout and still runs.
     pub(crate) fn has_timed_out_request(&self, process: usize) -> bool {
-        self.slots(process)
-            .any(|slot| slot.is_busy() && slot.cut.load(Ordering::Relaxed) == slot.served.load(Ordering::Relaxed) + 1)
+        self.slots(process).any(|(_, slot)| {
+            slot.is_busy() && slot.cut.load(Ordering::Relaxed) == slot.served.load(Ordering::Relaxed) + 1
+        })
     }
 
     /// Whether the request `worker` was serving (a copy taken earlier) still runs.
     pub(crate) fn still_serving(&self, process: usize, worker: &Worker) -> bool {
-        self.slots(process).any(|slot| {
-            slot.tid.load(Ordering::Acquire) == worker.tid
-                && slot.served.load(Ordering::Relaxed) == worker.served
-                && slot.started_us.load(Ordering::Relaxed) == worker.started_us
-                && slot.is_busy()
-        })
+        let slot = self.slot(process, worker.slot);
+        slot.tid.load(Ordering::Acquire) == worker.tid
+            && slot.served.load(Ordering::Relaxed) == worker.served
+            && slot.started_us.load(Ordering::Relaxed) == worker.started_us
+            && slot.is_busy()
     }
 }
 
@@ -419,7 +422,7 @@ impl Slot {
     }
 
     /// A consistent copy, retried while the thread writes its request's fields.
-    fn copy(&self, pid: u32, tid: u64) -> Worker {
+    fn copy(&self, index: usize, pid: u32, tid: u64) -> Worker {
         loop {
             let before = self.seq.load(Ordering::Acquire);
             if before % 2 == 1 {
@@ -433,6 +436,7 @@ impl Slot {
             }
             bytes.truncate(len);
             let worker = Worker {
+                slot: index,
                 pid,
                 tid,
                 pthread: self.pthread.load(Ordering::Relaxed),
@@ -535,6 +539,11 @@ impl Seat {
             let state = if writing { WorkerState::Writing } else { WorkerState::Running };
             self.board.slot(self.process, index).state.store(state as u32, Ordering::Relaxed);
         }
+    }
+
+    /// The request's slot in its process's part of the board, if it has one.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        self.slot
     }
 
     /// Whether the request ran past the request timeout (it is to end at once).

@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use super::acceptor::{Acceptor, Served, Source};
 use super::access_log::AccessLog;
@@ -242,19 +243,32 @@ impl Server {
         let watch = wake_reader.try_clone()?;
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let ctx = self.context(config, transport, !owns_listener)?;
+        // A handler that takes requests whole needs one thread to take them.
+        let threads = if handler.takes_requests() { 1 } else { workers };
         // A worker process of a pool stands by for the others too, even with one thread.
-        let pool = Pool::new(ctx, listener.clone(), wake_reader, workers > 1 || !owns_listener, self.alarms()?)?;
-        let running = AtomicUsize::new(workers);
+        let pool = Pool::new(ctx, listener.clone(), wake_reader, threads > 1 || !owns_listener, self.alarms()?)?;
+        let running = AtomicUsize::new(threads);
         std::thread::scope(|scope| {
-            for _ in 0..workers {
+            for _ in 0..threads {
                 scope.spawn(|| {
                     lifecycle.run_thread(&mut || {
                         let ctx = pool.context();
                         if ctx.seats_requests() {
                             ctx.stats.scoreboard().enroll(ctx.stats.process_index());
                         }
+                        if !handler.takes_requests() {
+                            while let Some(request) = pool.next() {
+                                run_handler(handler, request);
+                            }
+                            return;
+                        }
                         while let Some(request) = pool.next() {
-                            run_handler(handler, request);
+                            handler.take(request);
+                        }
+                        // Serving ends with the last request taken (the graceful timeout cuts
+                        // it short).
+                        while ctx.stats.in_flight() > 0 {
+                            std::thread::sleep(IN_FLIGHT_LOOK_EVERY);
                         }
                     });
                     // The last one out wakes the watch below, should serving end without a stop.
@@ -436,6 +450,10 @@ impl Server {
 
 /// A random whole number from 0 to `most` (gunicorn's `max_requests_jitter`: processes started
 /// together do not all recycle at once).
+/// How often, once a handler that takes requests whole has taken its last, the server looks
+/// whether they have ended.
+const IN_FLIGHT_LOOK_EVERY: Duration = Duration::from_millis(5);
+
 fn jitter(most: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     if most == 0 {

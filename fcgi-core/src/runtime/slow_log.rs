@@ -22,5 +22,8 @@ pub(crate) fn report(worker: &Worker, running: Duration, timeout: Duration, stat
 
 /// `; its stack:` and the stack of the thread serving `worker`, if the face can tell.
 pub(crate) fn stack_of(worker: &Worker, hooks: &dyn Lifecycle) -> String {
-    hooks.stack_of(worker.pthread).map(|stack| format!("; its stack:\n{}", stack.trim_end())).unwrap_or_default()
+    hooks
+        .stack_of(worker.pthread, worker.slot)
+        .map(|stack| format!("; its stack:\n{}", stack.trim_end()))
+        .unwrap_or_default()
 }

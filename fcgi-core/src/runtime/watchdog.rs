@@ -103,7 +103,7 @@ pub(crate) fn watch(watch: Watch, stats: &Stats, hooks: &dyn Lifecycle, done: &d
                 Duration::from_micros(now - worker.started_us).as_secs_f64(),
                 worker.tid
             );
-            hooks.interrupt(worker.pthread, &|| board.still_serving(process, &worker));
+            hooks.interrupt(worker.pthread, worker.slot, &|| board.still_serving(process, &worker));
             ending.push((worker, now + watch.grace.as_micros() as u64));
         }
         ending.retain(|(worker, by)| {
