@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import logging
 import sys
 import threading
@@ -200,6 +201,9 @@ class Runner:
             self._halt()
             raise LifespanFailure(f"the ASGI lifespan startup failed: {e or 'it timed out'}") from None
         self.state = self.lifespan.state if self.lifespan.running else None
+        # What the app built to start (modules, routes, pools) lives as long as the process:
+        # out of the collector's sight, its passes walk only what requests make.
+        gc.freeze()
         self.loop.call_soon_threadsafe(self.loop.add_reader, bridge.fileno(), bridge.drain, self.begin)
 
     def stop(self) -> None:

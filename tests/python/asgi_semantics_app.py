@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 from collections.abc import Mapping
@@ -77,6 +78,8 @@ async def app(scope, receive, send) -> None:
     elif path.endswith("/nap"):
         await nap_in_a_view()
         await reply(send, 200, b"rested")
+    elif path.endswith("/frozen"):
+        await reply(send, 200, str(gc.get_freeze_count()).encode())
     elif path.endswith("/errors"):
         scope["extensions"]["fastcgi"]["errors"].write("to the web server's log\n")
         await reply(send, 200, b"logged")

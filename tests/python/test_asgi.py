@@ -108,6 +108,13 @@ def test_the_error_log_goes_to_fcgi_stderr(asgi_app) -> None:
     assert (response.body, response.stderr) == (b"logged", b"to the web server's log\n"), response
 
 
+def test_what_the_app_built_to_start_is_out_of_the_collectors_sight(asgi_app) -> None:
+    # gc.freeze() after the lifespan's startup: the collector's passes during requests walk
+    # only what requests make (a pass over every module's objects is a latency spike).
+    response = request(asgi_app, "/frozen", params={"PATH_INFO": "/frozen"})
+    assert response.status == 200 and int(response.body) > 1000, response
+
+
 def test_body_records_split_anywhere_are_one_body(asgi_app) -> None:
     import socket
 
