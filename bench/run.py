@@ -9,7 +9,7 @@ of our figures as a ratio to each peer's. ``--baseline DIR`` adds our targets on
 in the tree DIR (another revision: ``make bench BENCH_BASELINE=REV``), as "<target> (base)" in
 the same rounds, and each of ours as a ratio to its base. The 1 GiB transfers (peak RSS) run once,
 after the rounds; the codec micro-benchmark last. Everything goes to bench/results/bench-DATE.json too.
-``--profile S`` instead profiles our Python and C hello targets under load (py-spy, perf).
+``--profile S`` instead profiles our Python and C hello targets (or the --only workloads) under load (py-spy, perf).
 See bench/README.md for the method.
 """
 
@@ -145,6 +145,9 @@ class Site:
     # "plain", "keep" (fastcgi_keep_conn, upstream keepalive), "stream" (no buffering) or "proxy"
     # (HTTP to an HTTP server: proxy_pass to an upstream with keep-alive)
     mode: str
+    # Upstream connections nginx keeps (keep and proxy modes): as many as wrk opens, so that
+    # none is opened and closed per request.
+    kept: int = 0
     port: int = 0
 
 
@@ -203,8 +206,7 @@ def our_apps(s: Settings, build: Build) -> list[App]:
         # Each request's line to a file beside the socket: the access log's cost.
         App("py-access", [*py, "--processes", "1", "--access-logfile", "{sock}.access.log", *bench_app]),
         App("py-django", [*py, "--processes", "1", "--chdir", str(DJANGO_SITE), "demo_site.wsgi:application"]),
-        # Each request in flight holds a parked thread: room for the 256 connections of the
-        # awaiting route.
+        # Room for the 256 connections of the awaiting route (uvicorn and fcgisgi have no bound).
         App(
             "py-asgi",
             [
@@ -502,7 +504,7 @@ def nginx_conf(run_dir: Path, sites: list[Site], apps: dict[str, App], s: Settin
         else:
             upstream = "".join(c if c.isalnum() else "_" for c in site.key)
             kept = site.mode in ("keep", "proxy")
-            keepalive = f" keepalive {s.connections}; keepalive_requests 1000000;" if kept else ""
+            keepalive = f" keepalive {site.kept}; keepalive_requests 1000000;" if kept else ""
             upstreams.append(f"    upstream {upstream} {{ server unix:{apps[site.key].sock};{keepalive} }}")
             body = f"include {run_dir / 'fastcgi_params'}; fastcgi_pass {upstream};"
             if site.mode == "proxy":
@@ -896,7 +898,8 @@ class Bench:
                     continue
                 mode = "keep" if workload.keep_conn else "stream" if workload.transfer else "plain"
                 mode = "proxy" if target.name in PROXIED else mode
-                site = Site(app, f"{app}.{workload.name}", "plain" if app == "nginx" else mode)
+                kept = workload.connections or self.s.connections
+                site = Site(app, f"{app}.{workload.name}", "plain" if app == "nginx" else mode, kept)
                 plan.append((workload, target, site))
         return plan
 
@@ -1079,10 +1082,12 @@ def perf_report(data: Path, limit: int = 15) -> list[str]:
 
 
 def profile(s: Settings, seconds: float) -> int:
-    """Our Python and C hello targets under wrk: perf (native, on-CPU) and, for Python, py-spy."""
-    hello = make_workloads()[:2]
+    """Our Python and C targets under wrk: perf (native, on-CPU) and, for Python, py-spy.
+
+    The hello workloads, or those ``--only`` names (``asgi-hello`` profiles the ASGI face)."""
+    chosen = [w for w in make_workloads() if w.name in (s.only or {"hello", "hello-keepconn"})]
     bench = Bench(s)
-    plan = [(w, t, site) for w, t, site in bench.plan(hello, []) if t.name in ("python", "capi")]
+    plan = [(w, t, site) for w, t, site in bench.plan(chosen, []) if t.name in ("python", "capi", "python-asgi")]
     out_dir = RESULTS / f"profile-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out_dir.mkdir(parents=True, exist_ok=True)
     timed = Settings(**{**s.__dict__, "duration": seconds})
@@ -1100,7 +1105,7 @@ def profile(s: Settings, seconds: float) -> int:
                     + ["--", "sleep", f"{seconds:g}"],
                 )
             }
-            if target.name == "python":
+            if target.name.startswith("python"):
                 out = out_dir / f"{name}.py-spy.txt"
                 argv = ["py-spy", "record", "--format", "raw", "--rate", "200", "--duration", f"{seconds:g}"]
                 profilers["py-spy"] = (out, [*argv, "--pid", str(pid), "--output", str(out)])
@@ -1150,7 +1155,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also our targets built in the tree DIR, as '<target> (base)' (make bench BENCH_BASELINE=REV)",
     )
-    parser.add_argument("--profile", type=float, metavar="SECONDS", help="profile our hello targets instead")
+    parser.add_argument("--profile", type=float, metavar="SECONDS", help="profile our hello (or --only) targets")
     parser.add_argument("--chart", type=Path, metavar="JSON", help="only draw the chart of a results file, beside it")
     args = parser.parse_args(argv)
     if args.chart:
