@@ -1,8 +1,8 @@
 //! The handler that runs an ASGI app: it takes each request whole from the core (one thread per
 //! process takes them) and hands it to the process's event-loop thread, where the app's task
-//! runs. What needs no wait (the usual hello: a response that fits the socket's buffer) the loop
-//! does at once; the rest, and each request's end, porters do without the GIL
-//! (`asgi_porters.rs`). Under load every hand-off serves many requests per wake-up.
+//! runs. What needs no wait the loop does at once, the usual request's end included (a response
+//! that fits the socket, after the body's end); what must wait, porters do without the GIL
+//! (`asgi_porters.rs`).
 //!
 //! The taking thread waits while `max_concurrency` requests are in flight: the requests beyond
 //! wait as WSGI's wait for a worker (in the listener's backlog, or queued by the front desk,
@@ -35,8 +35,12 @@ struct Started {
 #[derive(Default)]
 struct InFlight {
     count: usize,
-    /// By their slot on the scoreboard: what the watchdog names.
-    by_slot: HashMap<usize, Arc<Call>>,
+    /// Requests taken so far: each one's number tells its entry in `by_slot` from a later
+    /// request's on the same slot (a slot is free again once its request has finished, which
+    /// may be before the entry goes).
+    taken: u64,
+    /// By their slot on the scoreboard (what the watchdog names): each with its number.
+    by_slot: HashMap<usize, (u64, Arc<Call>)>,
 }
 
 /// An ASGI app and the event loop that runs it.
@@ -81,7 +85,7 @@ impl AsgiHandler {
 
     /// The call of the request on scoreboard slot `slot`, if one is in flight there.
     fn call_on(&self, slot: usize) -> Option<Arc<Call>> {
-        self.in_flight().by_slot.get(&slot).cloned()
+        self.in_flight().by_slot.get(&slot).map(|(_, call)| call.clone())
     }
 }
 
@@ -102,12 +106,19 @@ impl Handler for AsgiHandler {
         };
         let most = request.server_info().workers.max(1);
         let (params, role, slot) = (request.params().clone(), request.role(), request.slot());
+        let number = {
+            let mut state = self.in_flight();
+            state.taken += 1;
+            state.taken
+        };
         let in_flight = self.in_flight.clone();
         let on_end = Box::new(move || {
             let (state, room) = &*in_flight;
             let mut state = lock_in_flight(state);
             if let Some(slot) = slot {
-                state.by_slot.remove(&slot);
+                if state.by_slot.get(&slot).is_some_and(|(on_slot, _)| *on_slot == number) {
+                    state.by_slot.remove(&slot);
+                }
             }
             // Only a count at the bound can have the taking thread waiting.
             let was = state.count;
@@ -120,7 +131,7 @@ impl Handler for AsgiHandler {
         let mut state = self.in_flight();
         state.count += 1;
         if let Some(slot) = slot {
-            state.by_slot.insert(slot, call.clone());
+            state.by_slot.insert(slot, (number, call.clone()));
         }
         drop(state);
         bridge.post(Event::Begin(call));

@@ -448,12 +448,12 @@ impl Server {
     }
 }
 
-/// A random whole number from 0 to `most` (gunicorn's `max_requests_jitter`: processes started
-/// together do not all recycle at once).
 /// How often, once a handler that takes requests whole has taken its last, the server looks
 /// whether they have ended.
 const IN_FLIGHT_LOOK_EVERY: Duration = Duration::from_millis(5);
 
+/// A random whole number from 0 to `most` (gunicorn's `max_requests_jitter`: processes started
+/// together do not all recycle at once).
 fn jitter(most: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     if most == 0 {
