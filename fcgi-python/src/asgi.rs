@@ -190,10 +190,19 @@ impl Lifecycle for AsgiHandler {
         .unwrap_or_else(|e| Some(format!("(no stack: {e})")))
     }
 
-    /// Cancels the task of the request on scoreboard slot `slot`: the app sees
-    /// `asyncio.CancelledError` at its next await, and the client gets a 504 if nothing was sent.
-    fn interrupt(&self, _thread: u64, slot: usize, _still_running: &dyn Fn() -> bool) {
-        if let Some(call) = self.call_on(slot) {
+    /// Cancels the task of the request on scoreboard slot `slot`, if it still runs: the app
+    /// sees `asyncio.CancelledError` at its next await, and the client gets a 504 if nothing
+    /// was sent.
+    fn interrupt(&self, _thread: u64, slot: usize, still_running: &dyn Fn() -> bool) {
+        // Asked under the lock a later request's entry needs: while the request that timed out
+        // still holds its slot, the entry on it is its own.
+        let state = self.in_flight();
+        if !still_running() {
+            return;
+        }
+        let call = state.by_slot.get(&slot).map(|(_, call)| call.clone());
+        drop(state);
+        if let Some(call) = call {
             call.time_out();
         }
     }

@@ -90,8 +90,6 @@ struct Progress {
     /// body chunk is lost.
     unclaimed: Option<Py<PyAny>>,
     writing: Option<Py<PyAny>>,
-    /// The task running the app for this request.
-    task: Option<Py<PyAny>>,
 }
 
 /// What a thread carrying out a call's orders does next.
@@ -119,6 +117,9 @@ pub(crate) struct Call {
     orders: Mutex<Orders>,
     ordered: Condvar,
     progress: Mutex<Progress>,
+    /// The task running the app for this request. Apart from `progress`, which the loop holds
+    /// while it ends the request: the watchdog asks for the task holding the GIL.
+    task: Mutex<Option<Py<PyAny>>>,
 }
 
 /// The Python handle of a [`Call`]: what the task's `receive` and `send` use.
@@ -177,7 +178,6 @@ impl Call {
             read_ordered: false,
             unclaimed: None,
             writing: None,
-            task: None,
         };
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -190,6 +190,7 @@ impl Call {
             orders: Mutex::new(Orders::default()),
             ordered: Condvar::new(),
             progress: Mutex::new(progress),
+            task: Mutex::new(None),
         })
     }
 
@@ -317,9 +318,15 @@ impl Call {
         None
     }
 
+    /// Ends the request after its porter panicked, if it has not ended.
+    pub(crate) fn abandon(&self) {
+        log::error!("an ASGI request's I/O thread panicked: the request ends");
+        self.finish(Err(io::Error::other("the request's I/O thread panicked")));
+    }
+
     /// The task running the app for this request, once started.
     pub(crate) fn task(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.progress().task.as_ref().map(|task| task.clone_ref(py))
+        self.task.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|task| task.clone_ref(py))
     }
 
     /// On the worker thread: the request ran past its timeout; the loop cancels its task.
@@ -359,7 +366,9 @@ impl Call {
         if !matches!(self.live.try_with(|request| Ok(request.can_finish_now(failed))), Ok(Some(true))) {
             return Err(outcome);
         }
-        self.finish(outcome);
+        // Without the GIL: the end takes the core's locks (the pool's, the access log's), which
+        // a thread may hold while it waits for the GIL to log through Python.
+        Python::attach(|py| py.detach(|| self.finish(outcome)));
         Ok(())
     }
 
@@ -476,11 +485,8 @@ impl Call {
 
     /// On the loop: cancels the task of a request that ran past its timeout.
     pub(crate) fn cancel_task(&self, py: Python<'_>) -> PyResult<()> {
-        let task = {
-            let mut progress = self.progress();
-            progress.timed_out = true;
-            progress.task.as_ref().map(|task| task.clone_ref(py))
-        };
+        self.progress().timed_out = true;
+        let task = self.task(py);
         if let Some(task) = task {
             task.bind(py).call_method0(intern!(py, "cancel"))?;
         }
@@ -745,7 +751,7 @@ impl AsgiCall {
 
     /// Remembers the task running the app, to cancel it at the request timeout.
     fn set_task(&self, task: Py<PyAny>) {
-        self.0.progress().task = Some(task);
+        *self.0.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
     /// ASGI's `receive()`: an awaitable of the next message, already done when the message is

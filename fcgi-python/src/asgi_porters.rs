@@ -23,6 +23,8 @@ struct Waiting {
     calls: VecDeque<Arc<Call>>,
     /// Porters waiting for a call.
     idle: usize,
+    /// Porters running.
+    alive: usize,
 }
 
 /// The porters of one serving process (made after the fork).
@@ -51,10 +53,12 @@ impl Porters {
             self.queued.notify_one();
             return;
         }
+        waiting.alive += 1;
         drop(waiting);
         let porters = self.clone();
         let spawned = std::thread::Builder::new().name("fcgi-asgi-io".into()).spawn(move || porters.work());
         if let Err(e) = spawned {
+            self.waiting().alive -= 1;
             // The call stays queued for the next porter to come free.
             log::error!("cannot start a thread for an ASGI request's I/O: {e}");
         }
@@ -64,10 +68,22 @@ impl Porters {
     /// for [`IDLE_FOR`].
     fn work(&self) {
         while let Some(call) = self.next() {
-            call.carry();
+            // A panic ends its request (a 500, or the response cut short), not the porter:
+            // a request never ended would hold its place among those in flight for ever.
+            let carried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.carry()));
+            if carried.is_err() {
+                call.abandon();
+            }
         }
-        // Porters end after a burst (a flood of slow bodies): what their arenas hold goes back.
-        fcgi_core::runtime::give_back_memory();
+        let mut waiting = self.waiting();
+        waiting.alive -= 1;
+        let last = waiting.alive == 0;
+        drop(waiting);
+        if last {
+            // The porters of a burst (a flood of slow bodies) have ended: what their arenas
+            // hold goes back (once: the trim takes every arena's lock in turn).
+            fcgi_core::runtime::give_back_memory();
+        }
     }
 
     /// The next call to carry, waiting for one up to [`IDLE_FOR`].

@@ -6,6 +6,7 @@ error log, the lifespan's failure stopping the server, and one CGI request."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -189,3 +190,37 @@ def test_the_slow_request_log_shows_the_tasks_await_chain(tmp_path) -> None:
     said = log.read_text()
     assert "slow request: GET /nap" in said, said
     assert "in nap_in_a_view" in said and "asyncio.sleep(0.6)" in said, said
+
+
+def test_requests_end_on_the_loop_while_the_watchdog_logs_and_cancels(tmp_path) -> None:
+    # The seam of the loop ending requests itself: the watchdog takes slow requests' stacks
+    # (holding the GIL) and cancels those past the timeout, while the loop ends others at a
+    # high rate. Neither may wait on the other (a deadlock shows as a client's 30 s timeout),
+    # and a cancel reaches only the request that timed out.
+    args = ("--slow-request-timeout", "0.001", "--timeout", "0.1", "--timeout-grace", "5")
+    process, address, log = launch(tmp_path, *ASGI, *args, app="asgi_semantics_app:app")
+    try:
+        wait_until_listening(process, address, log)
+
+        def client(n: int) -> list[tuple[str, int, bytes]]:
+            seen = []
+            for i in range(40):
+                path = "/nap" if (n + i) % 10 == 0 else "/stream"
+                response = request(address, path, params={"PATH_INFO": path})
+                seen.append((path, response.status, response.body))
+            return seen
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            seen = [answer for answers in pool.map(client, range(8)) for answer in answers]
+        for path, status, body in seen:
+            if path == "/nap":
+                assert status == 504, (path, status, body)
+            else:
+                assert (status, body) == (201, b"one two three"), (path, status, body)
+        assert request(address, "/stream", params={"PATH_INFO": "/stream"}).status == 201
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0, log.read_text()[-3000:]
+    said = log.read_text()
+    assert "slow request: GET /nap" in said and "in nap_in_a_view" in said, said[-3000:]
+    assert said.count("request timeout: GET /nap") == 32, said[-3000:]

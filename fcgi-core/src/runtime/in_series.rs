@@ -204,18 +204,16 @@ impl Exchange for InlineExchange {
         if self.broken.is_some() {
             return true;
         }
-        if !self.conn().can_send_end_now() {
-            return false;
-        }
         // A body still on its way would be drained at the end (a linger): wait-free only if
-        // its end is here. The look takes the buffered events, so its answer is kept for `end`.
+        // its end is here. The look takes the buffered events, so its answer is kept for `end`
+        // (a protocol error is left for `end` to find again, and close on). It comes first:
+        // the records it passes over may add replies (GET_VALUES) to what is left to send.
         let stdin = Input::Stdin as usize;
         if !self.inputs.ended[stdin] {
             let id = self.id;
-            // A protocol error ends the request at once, without a linger.
-            self.inputs.ended[stdin] = self.conn().body_end_buffered(id).unwrap_or(true);
+            self.inputs.ended[stdin] = self.conn().body_end_buffered(id).unwrap_or(false);
         }
-        self.inputs.ended[stdin]
+        self.inputs.ended[stdin] && self.conn().can_send_end_now()
     }
 
     fn abandon(&mut self, _stderr_used: bool) {
