@@ -129,6 +129,7 @@ FAILS_AT_IMPORT_WHEN_MARKED = """
 import os
 if os.path.exists(os.environ["FAIL_MARK"]):
     raise RuntimeError("told to fail at import")
+open(os.environ["FAIL_MARK"] + f".loaded-{os.getpid()}", "w").close()
 
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -162,9 +163,14 @@ def test_a_worker_that_fails_to_load_once_another_serves_is_tried_again(tmp_path
             command, stdin=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "FAIL_MARK": str(mark)}
         )
     try:
+        # Both workers have loaded the app (each imports it after the fork: one that had not
+        # yet would fail too once the mark is there, and nobody would be left to serve).
         deadline = time.monotonic() + 20
-        while len(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()) < 2:
-            assert time.monotonic() < deadline, "two workers did not start"
+        while True:
+            workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            if len(workers) == 2 and all(Path(f"{mark}.loaded-{pid}").exists() for pid in workers):
+                break
+            assert time.monotonic() < deadline, "two workers did not load the app"
             time.sleep(0.05)
         assert request(address, "/").status == 200
         mark.touch()
