@@ -1,8 +1,8 @@
-//! The WSGI environ of one request: the params as native strings decoded as latin-1, the role
-//! (`FCGI_ROLE`, as libfcgi adds it), then the `wsgi.*` keys and the Filter's data stream
-//! (`fcgi.data`).
+//! The WSGI environ of one request: a copy of the process's base (the `wsgi.*` keys), then the
+//! params as native strings decoded as latin-1, the role (`FCGI_ROLE`, as libfcgi adds it), and
+//! the request's own streams (`wsgi.input`, `wsgi.errors`, the Filter's `fcgi.data`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fcgi_core::{Input, Params, Role, ServerInfo, Transport};
 use pyo3::prelude::*;
@@ -36,34 +36,59 @@ pub(crate) fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
     }
 }
 
-/// Builds the environ for a request of `role` with `params`.
+/// What every environ of a process starts as: the `wsgi.*` keys (those of the request's own
+/// with a placeholder), and PEP 3333's SCRIPT_NAME and PATH_INFO, empty until a param says.
+/// An environ is a copy of it: a dict whose table already has room for the params, which then
+/// go in without the dict growing (three times otherwise), and six keys fewer to set.
+#[derive(Default)]
+pub struct EnvironBase(Mutex<Option<(ServerInfo, Py<PyDict>)>>);
+
+impl EnvironBase {
+    /// A new environ for a server described by `info`.
+    fn copy<'py>(&self, py: Python<'py>, info: ServerInfo) -> PyResult<Bound<'py, PyDict>> {
+        let mut base = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, dict)) = base.as_ref().filter(|(for_info, _)| *for_info == info) {
+            return dict.bind(py).copy();
+        }
+        let dict = PyDict::new(py);
+        dict.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        dict.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
+        for placeholder in ["wsgi.input", "fcgi.data", "wsgi.errors"] {
+            dict.set_item(placeholder, py.None())?;
+        }
+        dict.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
+        // Another process may run the app at once: the web server's (CGI, fd 0, systemd) or a
+        // worker of the same pre-fork pool.
+        let multiprocess = info.transport != Transport::Bound || info.pool_worker;
+        dict.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
+        dict.set_item(intern!(py, "wsgi.run_once"), info.transport == Transport::Cgi)?;
+        dict.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
+        // PEP 3333 requires these even when the web server sends none.
+        dict.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+        dict.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
+        let environ = dict.copy();
+        *base = Some((info, dict.unbind()));
+        environ
+    }
+}
+
+/// Builds the environ for a request of `role` with `params`, from `base`.
 pub fn build<'py>(
     py: Python<'py>,
+    base: &EnvironBase,
     strings: &ParamStrings,
     params: &Params,
     role: Role,
     info: ServerInfo,
     live: &Arc<LiveRequest>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let environ = PyDict::new(py);
-    let (mut script_name, mut path_info) = (false, false);
-    strings.each(py, params, |name, key, value| {
-        script_name |= name == b"SCRIPT_NAME";
-        path_info |= name == b"PATH_INFO";
-        environ.set_item(key, value)
-    })?;
-    // PEP 3333 requires these even when the web server sends none.
-    if !script_name {
-        environ.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
-    }
-    if !path_info {
-        environ.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
-    }
+    let environ = base.copy(py, info)?;
+    strings.each(py, params, |_, key, value| environ.set_item(key, value))?;
     // Set after the params: the role of BEGIN_REQUEST is the truth, whatever a param says.
     environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
-    let scheme = if is_https(params) { intern!(py, "https") } else { intern!(py, "http") };
-    environ.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
-    environ.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    if is_https(params) {
+        environ.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+    }
     let body = InputStream::new(live.clone(), Input::Stdin, length_param(params, b"CONTENT_LENGTH"));
     environ.set_item(intern!(py, "wsgi.input"), body)?;
     // Only a Filter has a data stream: for other roles reading one would wait for records that
@@ -71,12 +96,5 @@ pub fn build<'py>(
     let data_length = if role == Role::Filter { length_param(params, b"FCGI_DATA_LENGTH") } else { Some(0) };
     environ.set_item(intern!(py, "fcgi.data"), InputStream::new(live.clone(), Input::Data, data_length))?;
     environ.set_item(intern!(py, "wsgi.errors"), ErrorStream::new(live.clone()))?;
-    environ.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
-    // Another process may run the app at once: the web server's (CGI, fd 0, systemd) or a
-    // worker of the same pre-fork pool.
-    let multiprocess = info.transport != Transport::Bound || info.pool_worker;
-    environ.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
-    environ.set_item(intern!(py, "wsgi.run_once"), info.transport == Transport::Cgi)?;
-    environ.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
     Ok(environ)
 }

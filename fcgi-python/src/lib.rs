@@ -91,6 +91,7 @@ fn serve(
                 interruptible,
                 process_hooks,
                 strings: Default::default(),
+                environ_base: Default::default(),
             };
             run(py, &server, &handler, &handler)
         }

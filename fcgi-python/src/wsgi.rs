@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::environ;
+use crate::environ::EnvironBase;
 use crate::error::{failure_page, ClientDisconnected, RequestBodyIncomplete, RequestTimeout, RequestTooLarge};
 use crate::live_request::{publish, LiveRequest};
 use crate::param_strings::ParamStrings;
@@ -33,6 +34,8 @@ pub struct WsgiHandler {
     pub process_hooks: ProcessHooks,
     /// The last request's params as Python strings, for the next environ.
     pub strings: ParamStrings,
+    /// What each environ starts as.
+    pub environ_base: EnvironBase,
 }
 
 /// The threads (their `threading.get_ident()`) inside an app call now. Changed and read only
@@ -134,8 +137,8 @@ impl WsgiHandler {
         role: fcgi_core::Role,
         info: fcgi_core::ServerInfo,
     ) -> io::Result<()> {
-        let environ =
-            environ::build(py, &self.strings, params, role, info, live).map_err(|e| io::Error::other(e.to_string()))?;
+        let environ = environ::build(py, &self.environ_base, &self.strings, params, role, info, live)
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let start_response =
             Bound::new(py, StartResponse::new(live.clone())).map_err(|e| io::Error::other(e.to_string()))?;
         let thread = self.interruptible.then(fcgi_core::runtime::thread_ident);
