@@ -72,6 +72,17 @@ impl EnvironBase {
     }
 }
 
+/// The `wsgi.*` keys of the base that no param may replace (the request's own streams are set
+/// after the params).
+const SERVER_WSGI_KEYS: [&[u8]; 6] = [
+    b"wsgi.version",
+    b"wsgi.url_scheme",
+    b"wsgi.multithread",
+    b"wsgi.multiprocess",
+    b"wsgi.run_once",
+    b"wsgi.file_wrapper",
+];
+
 /// Builds the environ for a request of `role` with `params`, from `base`.
 pub fn build<'py>(
     py: Python<'py>,
@@ -83,7 +94,13 @@ pub fn build<'py>(
     live: &Arc<LiveRequest>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = base.copy(py, info)?;
-    strings.each(py, params, |_, key, value| environ.set_item(key, value))?;
+    strings.each(py, params, |name, key, value| {
+        // The server's `wsgi.*` values stand whatever a param says.
+        if name.starts_with(b"wsgi.") && SERVER_WSGI_KEYS.contains(&name) {
+            return Ok(());
+        }
+        environ.set_item(key, value)
+    })?;
     // Set after the params: the role of BEGIN_REQUEST is the truth, whatever a param says.
     environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
     if is_https(params) {

@@ -28,6 +28,13 @@ def test_environ_values_are_latin1_native_strings(app):
     assert seen["has_file_wrapper"] is True
 
 
+def test_params_named_as_the_servers_wsgi_keys_do_not_replace_them(app):
+    claims = {"wsgi.multithread": "no", "wsgi.run_once": "yes", "wsgi.url_scheme": "gopher", "wsgi.version": "9"}
+    seen = body_json(request(app, "/environ", params=claims))
+    assert (seen["wsgi.multithread"], seen["wsgi.run_once"]) == (True, False)
+    assert (seen["wsgi.url_scheme"], seen["wsgi.version"]) == ("http", [1, 0])
+
+
 def test_each_environ_has_its_own_requests_params(app):
     """The params' strings are kept from one request to the next (param_strings.rs): a param
     that changes its value, its name at the same position, or that comes or goes, is seen
