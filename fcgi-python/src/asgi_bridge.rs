@@ -1,8 +1,9 @@
-//! The way from the worker threads, which hold the requests, to the event-loop thread, which
-//! runs the ASGI app: a queue of events and a socket the loop watches (`loop.add_reader`).
+//! The way from the threads that take the requests and carry out their I/O (the taking thread,
+//! porters, in CGI mode the thread holding the request) to the event-loop thread, which runs
+//! the ASGI app: a queue of events and a socket the loop watches (`loop.add_reader`).
 //!
-//! A worker thread never takes the GIL to reach the loop (`call_soon_threadsafe` would: while
-//! the loop runs Python, that waits up to the interpreter's switch interval, 5 ms). It pushes
+//! Those threads never take the GIL to reach the loop (`call_soon_threadsafe` would: while
+//! the loop runs Python, that waits up to the interpreter's switch interval, 5 ms). Each pushes
 //! its event and, if the queue was empty, writes one byte; the loop, woken, takes every event
 //! queued by then in one go, so that under load one wake-up serves many requests.
 
@@ -16,7 +17,7 @@ use pyo3::prelude::*;
 
 use crate::asgi_call::{AsgiCall, Call};
 
-/// What a worker thread tells the loop.
+/// What a thread tells the loop.
 pub(crate) enum Event {
     /// A request to run: the loop starts the app's task for it.
     Begin(Arc<Call>),

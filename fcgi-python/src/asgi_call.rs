@@ -1,5 +1,5 @@
 //! One ASGI request, shared by the event-loop thread that runs the app's task for it and the
-//! thread that carries out its I/O: a porter (`asgi_porters.rs`) for a request taken whole, the
+//! thread that carries out its I/O (the I/O thread): a porter (`asgi_porters.rs`) for a request taken whole, the
 //! thread that holds the request in CGI mode.
 //!
 //! The loop never waits: what needs no I/O (a response that fits the send buffer, a body known
@@ -29,11 +29,11 @@ use crate::error::{failure_page, to_py, ClientDisconnected, RequestBodyIncomplet
 use crate::live_request::LiveRequest;
 use crate::scope;
 
-/// How often a worker thread looks for an abort while the app waits for one (`receive()`
+/// How often the I/O thread looks for an abort while the app waits for one (`receive()`
 /// after the whole body).
 const ABORT_LOOK_EVERY: Duration = Duration::from_millis(100);
 
-/// What the loop orders from the worker thread.
+/// What the loop orders from the I/O thread.
 enum Order {
     /// Read the next body chunk.
     Read,
@@ -83,7 +83,7 @@ struct Progress {
     ended: bool,
     /// The future an awaited `receive()` (`reading`) or `send()` (`writing`) waits on.
     reading: Option<Py<PyAny>>,
-    /// A read is with the worker thread: its end resolves `reading`.
+    /// A read is with the I/O thread: its end resolves `reading`.
     read_ordered: bool,
     /// A message whose `receive()` was given up (its future cancelled: Starlette's
     /// `is_disconnected()` asks in a cancelled scope): the next `receive()` returns it, so no
@@ -329,7 +329,7 @@ impl Call {
         self.task.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|task| task.clone_ref(py))
     }
 
-    /// On the worker thread: the request ran past its timeout; the loop cancels its task.
+    /// On the watchdog's thread: the request ran past its timeout; the loop cancels its task.
     pub(crate) fn time_out(self: &Arc<Self>) {
         self.bridge.post(Event::TimedOut(self.clone()));
     }
@@ -728,7 +728,7 @@ impl AsgiCall {
     }
 
     /// Writes `text` to the web server's error log (FCGI_STDERR), without waiting: buffered if
-    /// it fits, else handed to the worker thread.
+    /// it fits, else handed to the I/O thread.
     fn write_error(&self, text: &str) -> PyResult<()> {
         let call = &self.0;
         let data = text.as_bytes();
@@ -755,7 +755,7 @@ impl AsgiCall {
     }
 
     /// ASGI's `receive()`: an awaitable of the next message, already done when the message is
-    /// known now (no event-loop round), else the future the worker thread's read resolves.
+    /// known now (no event-loop round), else the future the I/O thread's read resolves.
     fn receive<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let call = &self.0;
         let mut progress = call.progress();
@@ -785,7 +785,7 @@ impl AsgiCall {
                 ready(py, request_message(py, b"", false)?.into_any())
             }
             Body::Unread(_) => {
-                // What has arrived already is taken at once; only a wait goes to the worker thread.
+                // What has arrived already is taken at once; only a wait goes to the I/O thread.
                 let arrived = call.live.try_with(|request| request.try_read_chunk(Input::Stdin));
                 let chunk = match arrived {
                     Ok(Some(Some(chunk))) => Some(Ok(chunk)),
@@ -802,7 +802,7 @@ impl AsgiCall {
                 Ok(future)
             }
             Body::Read => {
-                // Only `http.disconnect` is left to come: the worker thread looks for it.
+                // Only `http.disconnect` is left to come: the I/O thread looks for it.
                 let future = call.future(py)?;
                 progress.reading = Some(future.clone().unbind());
                 let mut orders = call.orders();

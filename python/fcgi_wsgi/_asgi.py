@@ -1,8 +1,8 @@
 """The event-loop side of serving an ASGI app: one loop thread per serving process, a task per
 request, and the lifespan protocol around them.
 
-The core's worker threads hold the requests and do their I/O; they reach this loop through an
-``EventBridge`` (a queue and a socket the loop watches), never through the GIL-taking
+The core's taking thread and the porters hold the requests and do their I/O; they reach this
+loop through an ``EventBridge`` (a queue and a socket the loop watches), never through the GIL-taking
 ``call_soon_threadsafe``. See ``fcgi-python/src/asgi.rs``.
 """
 

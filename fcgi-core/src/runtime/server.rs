@@ -244,7 +244,8 @@ impl Server {
         let _signals = if config.handle_signals { Some(SignalGuard::install(wake_writer)?) } else { None };
         let ctx = self.context(config, transport, !owns_listener)?;
         // A handler that takes requests whole needs one thread to take them.
-        let threads = if handler.takes_requests() { 1 } else { workers };
+        let takes = handler.takes_requests();
+        let threads = if takes { 1 } else { workers };
         // A worker process of a pool stands by for the others too, even with one thread.
         let pool = Pool::new(ctx, listener.clone(), wake_reader, threads > 1 || !owns_listener, self.alarms()?)?;
         let running = AtomicUsize::new(threads);
@@ -256,18 +257,16 @@ impl Server {
                         if ctx.seats_requests() {
                             ctx.stats.scoreboard().enroll(ctx.stats.process_index());
                         }
-                        if !handler.takes_requests() {
-                            while let Some(request) = pool.next() {
+                        while let Some(request) = pool.next() {
+                            if takes {
+                                handler.take(request);
+                            } else {
                                 run_handler(handler, request);
                             }
-                            return;
-                        }
-                        while let Some(request) = pool.next() {
-                            handler.take(request);
                         }
                         // Serving ends with the last request taken (the graceful timeout cuts
                         // it short).
-                        while ctx.stats.in_flight() > 0 {
+                        while takes && ctx.stats.in_flight() > 0 {
                             std::thread::sleep(IN_FLIGHT_LOOK_EVERY);
                         }
                     });
