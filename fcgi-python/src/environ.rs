@@ -44,12 +44,28 @@ pub(crate) fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
 pub struct EnvironBase(Mutex<Option<(ServerInfo, Py<PyDict>)>>);
 
 impl EnvironBase {
-    /// A new environ for a server described by `info`.
+    /// A new environ for a server described by `info`. The lock is never held across a call
+    /// into Python (an allocation may run the collector, and a finalizer hand the GIL over to
+    /// a thread that would then wait for the lock).
     fn copy<'py>(&self, py: Python<'py>, info: ServerInfo) -> PyResult<Bound<'py, PyDict>> {
-        let mut base = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, dict)) = base.as_ref().filter(|(for_info, _)| *for_info == info) {
-            return dict.bind(py).copy();
-        }
+        let kept = self.lock().as_ref().filter(|(for_info, _)| *for_info == info).map(|(_, dict)| dict.clone_ref(py));
+        let base = match kept {
+            Some(dict) => dict.into_bound(py),
+            None => {
+                let dict = Self::build(py, info)?;
+                *self.lock() = Some((info, dict.clone().unbind()));
+                dict
+            }
+        };
+        base.copy()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(ServerInfo, Py<PyDict>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The base for a server described by `info`.
+    fn build(py: Python<'_>, info: ServerInfo) -> PyResult<Bound<'_, PyDict>> {
         let dict = PyDict::new(py);
         dict.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
         dict.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
@@ -66,9 +82,7 @@ impl EnvironBase {
         // PEP 3333 requires these even when the web server sends none.
         dict.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
         dict.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
-        let environ = dict.copy();
-        *base = Some((info, dict.unbind()));
-        environ
+        Ok(dict)
     }
 }
 
