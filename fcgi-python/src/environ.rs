@@ -16,13 +16,43 @@ use crate::streams::{ErrorStream, InputStream};
 
 /// Whether the client came over TLS: HTTPS on (as web servers spell it) or REQUEST_SCHEME https.
 pub(crate) fn is_https(params: &Params) -> bool {
-    let on = params.get(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
-    on || params.get(b"REQUEST_SCHEME") == Some(b"https")
+    says_https(params.get(b"HTTPS"), params.get(b"REQUEST_SCHEME"))
+}
+
+fn says_https(https: Option<&[u8]>, scheme: Option<&[u8]>) -> bool {
+    https.is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1") || scheme == Some(b"https")
 }
 
 /// A length param (CONTENT_LENGTH, a Filter's FCGI_DATA_LENGTH) as a number, if present and valid.
 pub(crate) fn length_param(params: &Params, name: &[u8]) -> Option<u64> {
-    std::str::from_utf8(params.get(name)?).ok()?.trim().parse().ok()
+    parse_length(params.get(name)?)
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
+/// The params the server itself reads, noted as they go into the environ (each lookup of
+/// [`Params::get`] would scan them all again). A repeated name counts as in the environ: the last.
+#[derive(Default)]
+struct ServerParams<'a> {
+    content_length: Option<&'a [u8]>,
+    data_length: Option<&'a [u8]>,
+    https: Option<&'a [u8]>,
+    scheme: Option<&'a [u8]>,
+}
+
+impl<'a> ServerParams<'a> {
+    fn note(&mut self, name: &[u8], value: &'a [u8]) {
+        let field = match name {
+            b"CONTENT_LENGTH" => &mut self.content_length,
+            b"FCGI_DATA_LENGTH" => &mut self.data_length,
+            b"HTTPS" => &mut self.https,
+            b"REQUEST_SCHEME" => &mut self.scheme,
+            _ => return,
+        };
+        *field = Some(value);
+    }
 }
 
 /// `FCGI_ROLE` as libfcgi spells it in every request's environment.
@@ -37,7 +67,7 @@ pub(crate) fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
 }
 
 /// What every environ of a process starts as: the `wsgi.*` keys (those of the request's own
-/// with a placeholder), and PEP 3333's SCRIPT_NAME and PATH_INFO, empty until a param says.
+/// with a placeholder), an empty `fcgi.data`, and PEP 3333's SCRIPT_NAME and PATH_INFO, empty until a param says.
 /// An environ is a copy of it: a dict whose table already has room for the params, which then
 /// go in without the dict growing (three times otherwise), and six keys fewer to set.
 #[derive(Default)]
@@ -69,9 +99,12 @@ impl EnvironBase {
         let dict = PyDict::new(py);
         dict.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
         dict.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
-        for placeholder in ["wsgi.input", "fcgi.data", "wsgi.errors"] {
+        for placeholder in ["wsgi.input", "wsgi.errors"] {
             dict.set_item(placeholder, py.None())?;
         }
+        // Only a Filter has a data stream: for other roles reading one would wait for records
+        // that never come, so they share a stream that is empty from the start.
+        dict.set_item(intern!(py, "fcgi.data"), InputStream::empty(Input::Data))?;
         dict.set_item(intern!(py, "wsgi.multithread"), info.workers > 1)?;
         // Another process may run the app at once: the web server's (CGI, fd 0, systemd) or a
         // worker of the same pre-fork pool.
@@ -86,15 +119,16 @@ impl EnvironBase {
     }
 }
 
-/// The `wsgi.*` keys of the base that no param may replace (the request's own streams are set
-/// after the params).
-const SERVER_WSGI_KEYS: [&[u8]; 6] = [
+/// The keys of the base that no param may replace (the request's own streams are set after the
+/// params).
+const SERVER_KEYS: [&[u8]; 7] = [
     b"wsgi.version",
     b"wsgi.url_scheme",
     b"wsgi.multithread",
     b"wsgi.multiprocess",
     b"wsgi.run_once",
     b"wsgi.file_wrapper",
+    b"fcgi.data",
 ];
 
 /// Builds the environ for a request of `role` with `params`, from `base`.
@@ -108,24 +142,26 @@ pub fn build<'py>(
     live: &Arc<LiveRequest>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let environ = base.copy(py, info)?;
-    strings.each(py, params, |name, key, value| {
-        // The server's `wsgi.*` values stand whatever a param says.
-        if name.starts_with(b"wsgi.") && SERVER_WSGI_KEYS.contains(&name) {
+    let mut read = ServerParams::default();
+    strings.each(py, params, |(name, value), key, string| {
+        // The server's values stand whatever a param says.
+        if (name.starts_with(b"wsgi.") || name.starts_with(b"fcgi.")) && SERVER_KEYS.contains(&name) {
             return Ok(());
         }
-        environ.set_item(key, value)
+        read.note(name, value);
+        environ.set_item(key, string)
     })?;
     // Set after the params: the role of BEGIN_REQUEST is the truth, whatever a param says.
     environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
-    if is_https(params) {
+    if says_https(read.https, read.scheme) {
         environ.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
     }
-    let body = InputStream::new(live.clone(), Input::Stdin, length_param(params, b"CONTENT_LENGTH"));
+    let body = InputStream::new(live.clone(), Input::Stdin, read.content_length.and_then(parse_length));
     environ.set_item(intern!(py, "wsgi.input"), body)?;
-    // Only a Filter has a data stream: for other roles reading one would wait for records that
-    // never come, so they get a stream that is empty from the start.
-    let data_length = if role == Role::Filter { length_param(params, b"FCGI_DATA_LENGTH") } else { Some(0) };
-    environ.set_item(intern!(py, "fcgi.data"), InputStream::new(live.clone(), Input::Data, data_length))?;
+    if role == Role::Filter {
+        let data_length = read.data_length.and_then(parse_length);
+        environ.set_item(intern!(py, "fcgi.data"), InputStream::new(live.clone(), Input::Data, data_length))?;
+    }
     environ.set_item(intern!(py, "wsgi.errors"), ErrorStream::new(live.clone()))?;
     Ok(environ)
 }

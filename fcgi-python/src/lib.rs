@@ -8,6 +8,7 @@ mod asgi_call;
 mod asgi_porters;
 mod environ;
 mod error;
+mod latin1;
 mod live_request;
 mod logging;
 mod param_strings;

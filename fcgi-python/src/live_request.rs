@@ -50,6 +50,12 @@ impl LiveRequest {
         Arc::new(Self { slot: Mutex::new(Some(Held::Owned(Box::new(request)))) })
     }
 
+    /// A request that has finished already: every access is an error. What an empty stream,
+    /// which never reads, holds in place of a request.
+    pub fn finished() -> Arc<Self> {
+        Arc::new(Self { slot: Mutex::new(None) })
+    }
+
     /// The request it owns, taken out to be finished; `None` if it was taken already (or is
     /// borrowed). Any access after this is an error.
     pub fn take_owned(&self) -> Option<Box<Request<'static>>> {

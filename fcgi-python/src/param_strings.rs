@@ -10,24 +10,14 @@ use fcgi_core::Params;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::latin1;
+
 /// Params kept, by position: a web server's usual twenty to thirty, and room for more headers.
 const POSITIONS_KEPT: usize = 64;
 
 /// Values kept at most this long: longer ones (a cookie, a long query) rarely repeat, and
 /// comparing them costs as much as decoding.
 const VALUE_KEPT_UP_TO: usize = 256;
-
-/// Decodes `bytes` as latin-1.
-pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    let len = pyo3::ffi::Py_ssize_t::try_from(bytes.len()).expect("a param is shorter than isize::MAX");
-    // SAFETY: the GIL is held (`py`); `bytes` is valid for `len` bytes; latin-1 decodes every
-    // byte, so the only failure is a failed allocation, which becomes the panic below (as
-    // `PyString::new` does).
-    unsafe {
-        let string = pyo3::ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null());
-        Bound::from_owned_ptr_or_err(py, string).expect("decoding latin-1 allocates only").cast_into_unchecked()
-    }
-}
 
 /// The name and the value of the param at one position in the last request.
 struct Kept {
@@ -45,23 +35,25 @@ pub struct ParamStrings {
 }
 
 impl ParamStrings {
-    /// Calls `each(name, key, value)` for every param of `params`, in order: its raw name, and
-    /// its name (interned) and value as Python strings, reusing the strings of the last
+    /// Calls `each((name, value), key, string)` for every param of `params`, in order: its raw
+    /// name and value, and its name (interned) and value as Python strings, reusing the strings of the last
     /// request where its param at the same position had the same name or value.
-    pub fn each<'py>(
+    pub fn each<'py, 'p>(
         &self,
         py: Python<'py>,
-        params: &Params,
-        mut each: impl FnMut(&[u8], Bound<'py, PyString>, Bound<'py, PyString>) -> PyResult<()>,
+        params: &'p Params,
+        mut each: impl FnMut((&'p [u8], &'p [u8]), Bound<'py, PyString>, Bound<'py, PyString>) -> PyResult<()>,
     ) -> PyResult<()> {
         // Only taken under the GIL, but a thread could lose the GIL while holding it (to a
         // thread that would then wait here holding the GIL): a busy cache is passed by instead.
         let Ok(mut kept) = self.kept.try_lock() else {
-            return params.iter().try_for_each(|(name, value)| each(name, key(py, name), latin1(py, value)));
+            return params
+                .iter()
+                .try_for_each(|(name, value)| each((name, value), key(py, name), latin1::decode(py, value)));
         };
         for (position, (name, value)) in params.iter().enumerate() {
             if position >= POSITIONS_KEPT {
-                each(name, key(py, name), latin1(py, value))?;
+                each((name, value), key(py, name), latin1::decode(py, value))?;
                 continue;
             }
             if kept.get(position).is_none_or(|kept| kept.name != name) {
@@ -76,7 +68,7 @@ impl ParamStrings {
             let string = match &slot.string {
                 Some(string) if slot.value == value => string.bind(py).clone(),
                 _ => {
-                    let string = latin1(py, value);
+                    let string = latin1::decode(py, value);
                     if value.len() <= VALUE_KEPT_UP_TO {
                         slot.value.clear();
                         slot.value.extend_from_slice(value);
@@ -87,7 +79,7 @@ impl ParamStrings {
                     string
                 }
             };
-            each(name, slot.key.bind(py).clone(), string)?;
+            each((name, value), slot.key.bind(py).clone(), string)?;
         }
         Ok(())
     }
@@ -95,7 +87,7 @@ impl ParamStrings {
 
 /// A param's name as an interned string.
 fn key<'py>(py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-    let mut key = latin1(py, name).into_ptr();
+    let mut key = latin1::decode(py, name).into_ptr();
     // SAFETY: the GIL is held; `key` is an owned reference to a str, which interning may swap for
     // an owned reference to the interned one; it is owned again by the Bound made of it.
     unsafe {

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyTuple};
 
 use crate::error::to_py;
+use crate::latin1;
 use crate::live_request::LiveRequest;
 
 #[derive(Default)]
@@ -103,15 +104,14 @@ impl StartResponse {
 
 /// `text` encoded as latin-1, refusing what is not a str, characters above U+00FF, and line
 /// breaks (which would let a header value inject headers).
-fn latin1_bytes<'py>(text: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyBytes>> {
-    let text = text.cast::<PyString>().map_err(|_| PyTypeError::new_err(format!("{what} must be a str")))?;
-    // SAFETY: the GIL is held (`text` is bound) and `text` is a str; the result is a new
-    // reference to a bytes object, or null with an exception set.
-    let encoded =
-        unsafe { Bound::from_owned_ptr_or_err(text.py(), pyo3::ffi::PyUnicode_AsLatin1String(text.as_ptr())) }
-            .map_err(|_| PyValueError::new_err(format!("{what} {text:?} is not latin-1")))?;
-    // SAFETY: PyUnicode_AsLatin1String returns a bytes object.
-    let encoded = unsafe { encoded.cast_into_unchecked::<PyBytes>() };
+fn latin1_bytes<'a>(text: &'a Bound<'_, PyAny>, what: &str) -> PyResult<latin1::Encoded<'a>> {
+    let encoded = latin1::encode(text).map_err(|e| {
+        if e.is_instance_of::<PyTypeError>(text.py()) {
+            PyTypeError::new_err(format!("{what} must be a str"))
+        } else {
+            PyValueError::new_err(format!("{what} {text:?} is not latin-1"))
+        }
+    })?;
     if encoded.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n') {
         return Err(PyValueError::new_err(format!("{what} {text:?} contains a line break")));
     }

@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{intern, Bound};
 
 use crate::environ::{is_https, role_name};
-use crate::param_strings::latin1;
+use crate::latin1;
 
 /// The ASGI version and the spec version this server follows (2.4: `send()` on a connection
 /// the web server closed raises an `OSError`, `ClientDisconnected`).
@@ -25,7 +25,7 @@ pub(crate) fn asgi_version(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 fn path_text<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     match std::str::from_utf8(bytes) {
         Ok(text) => PyString::new(py, text),
-        Err(_) => latin1(py, bytes),
+        Err(_) => latin1::decode(py, bytes),
     }
 }
 
@@ -45,7 +45,7 @@ fn endpoint<'py>(py: Python<'py>, params: &Params, host: &[&[u8]], port: &[u8]) 
         return Ok(py.None().into_bound(py));
     };
     let port: u16 = params.get(port).and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok()).unwrap_or(0);
-    Ok(PyTuple::new(py, [latin1(py, host).into_any(), port.into_pyobject(py)?.into_any()])?.into_any())
+    Ok(PyTuple::new(py, [latin1::decode(py, host).into_any(), port.into_pyobject(py)?.into_any()])?.into_any())
 }
 
 /// "1.1" for `HTTP/1.1`, "2" for `HTTP/2.0`: the versions ASGI names.
@@ -71,7 +71,7 @@ pub(crate) fn build<'py>(
     scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
     scope.set_item(intern!(py, "asgi"), asgi_version(py)?)?;
     scope.set_item(intern!(py, "http_version"), http_version(params.get(b"SERVER_PROTOCOL")))?;
-    scope.set_item(intern!(py, "method"), latin1(py, param(b"REQUEST_METHOD")))?;
+    scope.set_item(intern!(py, "method"), latin1::decode(py, param(b"REQUEST_METHOD")))?;
     let scheme = if is_https(params) { intern!(py, "https") } else { intern!(py, "http") };
     scope.set_item(intern!(py, "scheme"), scheme)?;
     // `path` is the whole path, `root_path` its mount point (SCRIPT_NAME): ASGI's meaning since
@@ -129,13 +129,13 @@ impl FastCgiParams {
         &'a self,
         py: Python<'py>,
     ) -> impl Iterator<Item = (Bound<'py, PyString>, Bound<'py, PyString>)> + 'a {
-        self.params.iter().map(move |(name, value)| (latin1(py, name), latin1(py, value)))
+        self.params.iter().map(move |(name, value)| (latin1::decode(py, name), latin1::decode(py, value)))
     }
 
     /// The value of the param `name` (its bytes are its characters, latin-1), if sent.
     fn value<'py>(&self, py: Python<'py>, name: &str) -> Option<Bound<'py, PyString>> {
         let raw: Vec<u8> = name.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<_>>()?;
-        self.params.get(&raw).map(|value| latin1(py, value))
+        self.params.get(&raw).map(|value| latin1::decode(py, value))
     }
 }
 
@@ -166,11 +166,11 @@ impl FastCgiParams {
     }
 
     fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.params.iter().map(|(name, _)| latin1(py, name)))
+        PyList::new(py, self.params.iter().map(|(name, _)| latin1::decode(py, name)))
     }
 
     fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, self.params.iter().map(|(_, value)| latin1(py, value)))
+        PyList::new(py, self.params.iter().map(|(_, value)| latin1::decode(py, value)))
     }
 
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

@@ -42,6 +42,12 @@ impl InputStream {
         Self { live, input, pending: Bytes::new(), declared, remaining: declared, eof: declared == Some(0) }
     }
 
+    /// A stream of `input` that is empty from the start and reaches no request, so one serves
+    /// every request (the `fcgi.data` of roles other than Filter).
+    pub fn empty(input: Input) -> Self {
+        Self::new(LiveRequest::finished(), input, Some(0))
+    }
+
     /// Takes the next chunk off the connection (without the GIL). A stream that ends before its
     /// declared length is an error, raised again by every later read that needs more of it.
     fn fill(&mut self, py: Python<'_>) -> PyResult<()> {

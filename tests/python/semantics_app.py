@@ -218,6 +218,12 @@ def app(environ, start_response):
     if path == "/not_latin1":
         start_response("200 OK", [("X-Name", "snowman \u2603")])
         return [b"no"]
+    if path == "/surrogate_header":
+        start_response("200 OK", [("X-Name", "lone \udcff")])
+        return [b"no"]
+    if path == "/bytes_header":
+        start_response("200 OK", [(b"X-Name", "bytes, not str")])
+        return [b"no"]
     if path == "/latin1":
         start_response("200 OK", [("X-Name", "caf\u00e9")])
         return [b"yes"]

@@ -57,6 +57,14 @@ def test_a_responder_has_an_empty_data_stream_even_if_data_records_arrive(app):
     assert seen == {"role": "RESPONDER", "data": "", "body": "body"}
 
 
+def test_responders_share_an_empty_data_stream_that_no_param_replaces(app):
+    """Roles other than Filter get one stream, empty from the start, shared by every request:
+    a param named `fcgi.data` does not replace it, and reading it never waits."""
+    for _ in range(3):
+        seen = body_json(request(app, "/role", params={"fcgi.data": "a param"}, data=b"ignored"))
+        assert seen == {"role": "RESPONDER", "data": "", "body": ""}
+
+
 def test_cgi_mode_is_a_responder(cgi_env):
     done = cgi_env("/role", b"posted", REQUEST_METHOD="POST", FCGI_ROLE="FILTER")
     assert done.returncode == 0, done.stderr
