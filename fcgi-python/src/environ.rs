@@ -67,9 +67,11 @@ pub(crate) fn role_name(py: Python<'_>, role: Role) -> &Bound<'_, PyString> {
 }
 
 /// What every environ of a process starts as: the `wsgi.*` keys (those of the request's own
-/// with a placeholder), an empty `fcgi.data`, and PEP 3333's SCRIPT_NAME and PATH_INFO, empty until a param says.
-/// An environ is a copy of it: a dict whose table already has room for the params, which then
-/// go in without the dict growing (three times otherwise), and six keys fewer to set.
+/// with a placeholder), an empty `fcgi.data`, `FCGI_ROLE` for a Responder, and the keys PEP 3333
+/// requires with their defaults, replaced by the params that say otherwise.
+///
+/// An environ is a copy of it, made by cloning its table, and the table is made large enough
+/// for a web server's params (64 slots), so they go in without the dict growing.
 #[derive(Default)]
 pub struct EnvironBase(Mutex<Option<(ServerInfo, Py<PyDict>)>>);
 
@@ -112,16 +114,44 @@ impl EnvironBase {
         dict.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
         dict.set_item(intern!(py, "wsgi.run_once"), info.transport == Transport::Cgi)?;
         dict.set_item(intern!(py, "wsgi.file_wrapper"), py.get_type::<FileWrapper>())?;
-        // PEP 3333 requires these even when the web server sends none.
-        dict.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
-        dict.set_item(intern!(py, "PATH_INFO"), intern!(py, ""))?;
+        // Other roles set theirs after the params; no param replaces it (BEGIN_REQUEST's role
+        // is the truth).
+        dict.set_item(intern!(py, "FCGI_ROLE"), role_name(py, Role::Responder))?;
+        for (name, default) in REQUIRED_DEFAULTS {
+            dict.set_item(PyString::intern(py, name), PyString::intern(py, default))?;
+        }
+        // Keys set and deleted again leave room: the dict grows its table to 64 slots as the
+        // 22nd key goes in, and deleting does not shrink it. PyDict_Copy clones a table whose
+        // entries are at most a third deleted, keeping its size (CPython 3.9 to 3.13); if a
+        // version did not, its environs would grow as they did before, nothing worse.
+        let room: Vec<_> = (dict.len()..ROOM_FOR).map(|i| PyString::new(py, &format!(" room {i}"))).collect();
+        for key in &room {
+            dict.set_item(key, py.None())?;
+        }
+        for key in &room {
+            dict.del_item(key)?;
+        }
         Ok(dict)
     }
 }
 
-/// The keys of the base that no param may replace (the request's own streams are set after the
-/// params).
-const SERVER_KEYS: [&[u8]; 7] = [
+/// The keys a dict of the base's size holds before its table grows to 64 slots.
+const ROOM_FOR: usize = 22;
+
+/// PEP 3333's keys that "must be present": a web server that sends none of one is broken, and
+/// its apps see flup's defaults (SCRIPT_NAME and PATH_INFO may be empty).
+const REQUIRED_DEFAULTS: [(&str, &str); 6] = [
+    ("REQUEST_METHOD", "GET"),
+    ("SCRIPT_NAME", ""),
+    ("PATH_INFO", ""),
+    ("SERVER_NAME", "localhost"),
+    ("SERVER_PORT", "80"),
+    ("SERVER_PROTOCOL", "HTTP/1.0"),
+];
+
+/// The keys of the base that no param may replace (the request's own streams and role are set
+/// after the params).
+const SERVER_KEYS: [&[u8]; 8] = [
     b"wsgi.version",
     b"wsgi.url_scheme",
     b"wsgi.multithread",
@@ -129,6 +159,7 @@ const SERVER_KEYS: [&[u8]; 7] = [
     b"wsgi.run_once",
     b"wsgi.file_wrapper",
     b"fcgi.data",
+    b"FCGI_ROLE",
 ];
 
 /// Builds the environ for a request of `role` with `params`, from `base`.
@@ -145,14 +176,15 @@ pub fn build<'py>(
     let mut read = ServerParams::default();
     strings.each(py, params, |(name, value), key, string| {
         // The server's values stand whatever a param says.
-        if (name.starts_with(b"wsgi.") || name.starts_with(b"fcgi.")) && SERVER_KEYS.contains(&name) {
+        if SERVER_KEYS.contains(&name) {
             return Ok(());
         }
         read.note(name, value);
         environ.set_item(key, string)
     })?;
-    // Set after the params: the role of BEGIN_REQUEST is the truth, whatever a param says.
-    environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
+    if role != Role::Responder {
+        environ.set_item(intern!(py, "FCGI_ROLE"), role_name(py, role))?;
+    }
     if says_https(read.https, read.scheme) {
         environ.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
     }

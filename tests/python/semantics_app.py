@@ -106,6 +106,7 @@ def app(environ, start_response):
             report[key] = environ[key]
         report["wsgi.version"] = list(environ["wsgi.version"])
         report["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))
+        report["dict_bytes"] = sys.getsizeof(environ)
         return as_json(start_response, report)
     # The input routes read `wsgi.input`, or with ?data the Filter's data stream.
     stream_key = "fcgi.data" if query == "data" else "wsgi.input"

@@ -28,6 +28,24 @@ def test_environ_values_are_latin1_native_strings(app):
     assert seen["has_file_wrapper"] is True
 
 
+def test_the_keys_pep_3333_requires_are_there_when_the_web_server_sends_none(app):
+    missing = ("REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL")
+    seen = body_json(request(app, "/environ", params=dict.fromkeys(missing)))
+    assert [seen[name] for name in missing] == ["GET", "", "localhost", "80", "HTTP/1.0"]
+    seen = body_json(request(app, "/environ", "POST", params={"SERVER_NAME": "example.org"}))
+    assert (seen["REQUEST_METHOD"], seen["SERVER_NAME"], seen["SERVER_PROTOCOL"]) == ("POST", "example.org", "HTTP/1.1")
+
+
+def test_an_environ_has_room_for_a_web_servers_params(app):
+    """Each environ is a copy of a base whose table has room (environ.rs): twenty params more
+    than the base's keys go in without the dict growing; many more do grow it."""
+    few = body_json(request(app, "/environ"))["dict_bytes"]
+    headers = {f"HTTP_X_{i}": "v" for i in range(16)}
+    assert body_json(request(app, "/environ", params=headers))["dict_bytes"] == few
+    headers = {f"HTTP_X_{i}": "v" for i in range(40)}
+    assert body_json(request(app, "/environ", params=headers))["dict_bytes"] > few
+
+
 def test_params_named_as_the_servers_wsgi_keys_do_not_replace_them(app):
     claims = {"wsgi.multithread": "no", "wsgi.run_once": "yes", "wsgi.url_scheme": "gopher", "wsgi.version": "9"}
     seen = body_json(request(app, "/environ", params=claims))
