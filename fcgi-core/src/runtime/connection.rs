@@ -20,6 +20,7 @@ use bytes::BytesMut;
 
 use super::context::Context;
 use super::error::Error;
+use super::heap;
 use super::in_series::InlineExchange;
 use super::listener::Socket;
 use super::multiplexed;
@@ -94,6 +95,7 @@ pub(super) struct Timeouts {
 
 impl Drop for FcgiConnection {
     fn drop(&mut self) {
+        heap::recycle_read_buffer(std::mem::take(&mut self.input), READ_CHUNK);
         self.stats.connection_closed();
     }
 }
@@ -103,7 +105,7 @@ impl FcgiConnection {
         Self {
             socket,
             proto: Connection::new(ctx.config.connection),
-            input: BytesMut::with_capacity(READ_CHUNK),
+            input: heap::read_buffer(READ_CHUNK),
             stats: ctx.stats.clone(),
             timeouts: Timeouts {
                 read: ctx.config.read_timeout,

@@ -20,8 +20,18 @@ pub(super) fn write_all_vectored(
     slices: &[IoSlice<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<()> {
-    let mut owned: Vec<IoSlice<'_>> = slices.iter().filter(|s| !s.is_empty()).copied().collect();
-    let mut remaining = &mut owned[..];
+    // A copy to advance through: on the stack for the encoder's at most four slices.
+    let mut stack = [IoSlice::new(&[]); 4];
+    let mut heap = Vec::new();
+    let mut remaining = if slices.len() <= stack.len() {
+        stack[..slices.len()].copy_from_slice(slices);
+        &mut stack[..slices.len()]
+    } else {
+        heap.extend_from_slice(slices);
+        &mut heap[..]
+    };
+    // Emptied slices are dropped as the write advances past them; all empty would write 0 bytes.
+    IoSlice::advance_slices(&mut remaining, 0);
     while !remaining.is_empty() {
         match socket.write_vectored(remaining) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
