@@ -29,16 +29,17 @@ def assert_the_ticker_kept_ticking(seen: dict) -> None:
 
 def test_a_multiplexed_request_never_waits_for_the_connection_holding_the_gil(tmp_path):
     """Request 1 writes 8 MiB to a web server that never reads, stalling on the shared connection;
-    request 2's small writes on that connection must wait without the GIL."""
+    request 2, sent once request 1 is stalled, is still read and served, and its small writes on
+    that connection wait without the GIL. (The reader used to wait for the stalled writer before
+    decoding request 2, which then was never served.)"""
     process, address, log = start(tmp_path, "--multiplex", "2", "--workers", "2", "--write-timeout", "2")
     report = tmp_path / "report.json"
     try:
         with socket.socket(socket.AF_UNIX) as sock:
             sock.connect(address)
-            sock.sendall(
-                request_records(1, default_params("/big?8"), b"", keep_conn=True)
-                + request_records(2, default_params(f"/small_writes?{report}"), b"", keep_conn=True)
-            )
+            sock.sendall(request_records(1, default_params("/big?8"), b"", keep_conn=True))
+            time.sleep(0.5)  # request 1 fills the socket's buffers and stalls, never read
+            sock.sendall(request_records(2, default_params(f"/small_writes?{report}"), b"", keep_conn=True))
             seen = wait_for_report(report)  # never reading the socket
         assert_the_ticker_kept_ticking(seen)
         assert request(address, "/single").body == b"twelve bytes", "the process serves on"

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::begin::{BeginRequest, Role};
 use super::end::ProtocolStatus;
-use super::header::RecordType;
+use super::header::{RecordType, HEADER_LEN};
 use super::management::{answer_get_values, answer_unknown_type, Capabilities};
 use super::params::{Params, ParamsDecoder, ParamsLimits};
 use super::record::{encode_stream, Record, CUT_SHORT};
@@ -183,6 +183,19 @@ impl Connection {
     /// did (for a caller that must not wait: one holding an interpreter lock).
     pub fn try_buffer(&mut self, id: u16, output: Output, data: &[u8]) -> bool {
         self.out.try_buffer(output.record_type(), id, data)
+    }
+
+    /// What is owed, taken, with the header and padding that frame a piece of `piece_len` bytes
+    /// (at most [`STREAM_CHUNK`](super::record::STREAM_CHUNK)) on `output` of request `id`: for
+    /// a writer that lets go of the connection while it sends (a multiplexed connection's), so
+    /// that its reader goes on meanwhile.
+    pub fn take_framed(
+        &mut self,
+        id: u16,
+        output: Output,
+        piece_len: usize,
+    ) -> (BytesMut, [u8; HEADER_LEN], &'static [u8]) {
+        self.out.take_framed(output.record_type(), id, piece_len)
     }
 
     /// Passes everything owed to `send` (as slices) and forgets it once sent.

@@ -10,7 +10,7 @@ use std::io::{self, IoSlice};
 use bytes::BytesMut;
 
 use super::end::{EndRequest, ProtocolStatus};
-use super::header::RecordType;
+use super::header::{RecordType, HEADER_LEN};
 use super::record::{encode_record, encode_stream, encode_stream_end, frame, STREAM_CHUNK};
 
 /// Writes up to this size are copied into the buffer; larger ones go out vectored.
@@ -50,6 +50,21 @@ impl ResponseEncoder {
             self.buf.clear();
         }
         Ok(())
+    }
+
+    /// For a caller that sends without holding the encoder (so that others may buffer
+    /// meanwhile): what is buffered, taken, and the header and padding that frame `piece_len`
+    /// bytes (at most [`STREAM_CHUNK`]) as a `kind` record of request `id`, to send in that
+    /// order around the piece.
+    pub fn take_framed(
+        &mut self,
+        kind: RecordType,
+        id: u16,
+        piece_len: usize,
+    ) -> (BytesMut, [u8; HEADER_LEN], &'static [u8]) {
+        debug_assert!(piece_len <= STREAM_CHUNK);
+        let (header, padding) = frame(kind, id, piece_len);
+        (self.buf.split(), header, padding)
     }
 
     /// Buffers `data` if it fits without a flush, and says whether it did: a caller that must

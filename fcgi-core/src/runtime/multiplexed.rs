@@ -11,7 +11,7 @@
 //! requests that are being served get their bytes.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,6 +30,8 @@ use super::request::{Exchange, Input, Output, Request, SERVICE_UNAVAILABLE};
 use super::signals;
 use super::socket_io::{recv, write_all_vectored, Wait};
 use super::stats::InFlight;
+use crate::protocol::record::STREAM_CHUNK;
+use crate::protocol::response::COALESCE_MAX;
 use crate::protocol::{Connection, Event};
 
 /// Input held for a request a worker is serving before the reader waits for its handler.
@@ -68,32 +70,42 @@ pub(super) fn spawn_reader(pool: &Arc<Pool>, conn: FcgiConnection) {
 struct Reader {
     /// Its socket, input and timeouts; its protocol state and output moved to `shared`.
     conn: FcgiConnection,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Shared>,
     inboxes: HashMap<u16, Arc<Inbox>>,
 }
 
 impl Reader {
     fn new(mut conn: FcgiConnection, ctx: &Context) -> io::Result<Self> {
-        let shared = Shared {
-            socket: conn.socket.try_clone()?,
+        let state = State {
             proto: std::mem::replace(&mut conn.proto, Connection::new(ctx.config.connection)),
-            write_timeout: conn.timeouts.write,
             broken: None,
             closing: false,
         };
-        Ok(Self { conn, shared: Arc::new(Mutex::new(shared)), inboxes: HashMap::new() })
+        let shared = Shared {
+            state: Mutex::new(state),
+            socket: Mutex::new(conn.socket.try_clone()?),
+            shutdown: conn.socket.try_clone()?,
+            write_timeout: conn.timeouts.write,
+        };
+        Ok(Self { conn, shared: Arc::new(shared), inboxes: HashMap::new() })
     }
 
     fn run(&mut self, pool: &Arc<Pool>) -> io::Result<()> {
         let ctx = pool.context();
         loop {
             let event = {
-                let mut shared = lock(&self.shared);
-                if shared.closing {
+                let mut state = self.shared.state();
+                if state.closing {
                     return Ok(());
                 }
-                let event = shared.proto.poll_event(&mut self.conn.input);
-                shared.flush()?;
+                let event = state.proto.poll_event(&mut self.conn.input);
+                // Replies of its own (GET_VALUES_RESULT, an aborted request's END_REQUEST), sent
+                // now unless a writer is at the socket, which then sends them before it lets go.
+                if state.proto.pending_output() > 0 {
+                    if let Ok(socket) = self.shared.socket.try_lock() {
+                        self.shared.write_out(socket, state, None).1?;
+                    }
+                }
                 event.map_err(Error::protocol)?
             };
             match event {
@@ -114,7 +126,7 @@ impl Reader {
                 }
                 Some(Event::ParamsRefused { id, error }) => {
                     ctx.refused(id, self.conn.number, &error);
-                    lock(&self.shared).proto.refuse_params(id, &error);
+                    self.shared.state().proto.refuse_params(id, &error);
                 }
                 Some(event) => self.deliver(event),
                 None => {
@@ -136,7 +148,7 @@ impl Reader {
                 Ok(0) => return Ok(false),
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    let idle = lock(&self.shared).proto.active_requests() == 0;
+                    let idle = self.shared.state().proto.active_requests() == 0;
                     if idle && ctx.is_stopping() {
                         return Ok(false);
                     }
@@ -156,7 +168,7 @@ impl Reader {
         let Some(inbox) = self.inboxes.get(&id) else {
             // A request between its BEGIN and its params' end: an ABORT ends it here.
             if matches!(event, Event::Abort { .. }) {
-                lock(&self.shared).proto.end_request(id, 0);
+                self.shared.state().proto.end_request(id, 0);
             }
             return;
         };
@@ -168,8 +180,7 @@ impl Reader {
             Put::Unserved => {
                 self.inboxes.remove(&id);
                 log_unserved(id);
-                let mut shared = lock(&self.shared);
-                shared.answer_unavailable(id);
+                self.shared.answer_unavailable(id);
             }
         }
     }
@@ -191,12 +202,24 @@ fn log_unserved(id: u16) {
     );
 }
 
-/// What the requests of a multiplexed connection share: the socket's writing side and the
-/// protocol state.
+/// What the requests of a multiplexed connection share: the protocol state, and the socket's
+/// writing side.
+///
+/// One writer at a time holds the socket, across its write; the state is held only to take
+/// what is owed, never across a write. So while a request's write waits for a web server that
+/// does not read, the reader goes on decoding the other requests and offering them to workers,
+/// and small writes go on being buffered.
 struct Shared {
-    socket: Socket,
-    proto: Connection,
+    state: Mutex<State>,
+    /// The writing side. Taken before `state`, never while holding it (but with `try_lock`).
+    socket: Mutex<Socket>,
+    /// The same socket, to shut down without waiting for a writer.
+    shutdown: Socket,
     write_timeout: Option<Duration>,
+}
+
+struct State {
+    proto: Connection,
     /// Set once a write failed: a record may have been cut short, so nothing else may follow.
     broken: Option<io::ErrorKind>,
     /// The connection ends once the reader sees this.
@@ -204,33 +227,73 @@ struct Shared {
 }
 
 impl Shared {
-    /// Runs a write on the socket; after a failure (a timeout may cut a record in half) every
-    /// later write fails too and the connection is shut down, so no other request's bytes can
-    /// follow a partial record.
-    fn send(&mut self, write: impl FnOnce(&mut Self) -> io::Result<()>) -> io::Result<()> {
-        if let Some(kind) = self.broken {
-            return Err(io::Error::new(kind, "an earlier write on this multiplexed connection failed"));
-        }
-        let result = write(self);
-        if let Err(e) = &result {
-            self.broken = Some(e.kind());
-            self.closing = true;
-            let _ = self.socket.shutdown(Shutdown::Both);
-        }
-        result
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.send(|shared| {
-            let Self { socket, proto, write_timeout, .. } = shared;
-            proto.flush(|slices| write_all_vectored(socket, slices, *write_timeout))
-        })
+    /// The socket, then the state: how a writer starts.
+    fn writer(&self) -> (MutexGuard<'_, Socket>, MutexGuard<'_, State>) {
+        let socket = lock(&self.socket);
+        (socket, self.state())
+    }
+
+    /// Sends what is owed, then `piece` (a request's output, at most one record's worth), then
+    /// whatever became owed meanwhile, letting go of the state during each write. The socket is
+    /// let go while the state is held, so that whoever left bytes owed while it was held (the
+    /// reader, which then did not wait for it) sees them sent. After a failure (a timeout may cut
+    /// a record in half) every later write fails too and the connection is shut down, so no
+    /// other request's bytes can follow a partial record.
+    fn write_out<'a>(
+        &'a self,
+        mut socket: MutexGuard<'a, Socket>,
+        mut state: MutexGuard<'a, State>,
+        mut piece: Option<(u16, Output, &[u8])>,
+    ) -> (MutexGuard<'a, State>, io::Result<()>) {
+        loop {
+            if let Some(kind) = state.broken {
+                let error = io::Error::new(kind, "an earlier write on this multiplexed connection failed");
+                return (state, Err(error));
+            }
+            let result = match piece.take() {
+                Some((id, output, data)) => {
+                    let (owed, header, padding) = state.proto.take_framed(id, output, data.len());
+                    drop(state);
+                    let slices =
+                        [IoSlice::new(&owed), IoSlice::new(&header), IoSlice::new(data), IoSlice::new(padding)];
+                    write_all_vectored(&mut socket, &slices, self.write_timeout)
+                }
+                None if state.proto.pending_output() > 0 => {
+                    let owed = state.proto.take_output();
+                    drop(state);
+                    write_all_vectored(&mut socket, &[IoSlice::new(&owed)], self.write_timeout)
+                }
+                None => {
+                    drop(socket);
+                    return (state, Ok(()));
+                }
+            };
+            state = self.state();
+            if let Err(e) = result {
+                state.broken = Some(e.kind());
+                state.closing = true;
+                let _ = self.shutdown.shutdown(Shutdown::Both);
+                drop(socket);
+                return (state, Err(e));
+            }
+        }
+    }
+
+    /// Sends what is owed.
+    fn flush(&self) -> io::Result<()> {
+        let (socket, state) = self.writer();
+        self.write_out(socket, state, None).1
     }
 
     /// Answers request `id` with 503 and ends it.
-    fn answer_unavailable(&mut self, id: u16) {
-        self.proto.answer(id, SERVICE_UNAVAILABLE);
-        let _ = self.flush();
+    fn answer_unavailable(&self, id: u16) {
+        let (socket, mut state) = self.writer();
+        state.proto.answer(id, SERVICE_UNAVAILABLE);
+        let _ = self.write_out(socket, state, None);
     }
 }
 
@@ -377,7 +440,7 @@ fn event_size(event: &Event) -> usize {
 
 /// A multiplexed request's view: input from its inbox, output through the shared socket.
 struct MpxExchange {
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Shared>,
     pool: Arc<Pool>,
     id: u16,
     inbox: Arc<Inbox>,
@@ -416,28 +479,36 @@ impl Exchange for MpxExchange {
         if self.is_aborted_now() {
             return Err(Error::aborted());
         }
-        let id = self.id;
-        lock(&self.shared).send(|shared| {
-            let Shared { socket, proto, write_timeout, .. } = shared;
-            proto.write(id, output, data, |slices| write_all_vectored(socket, slices, *write_timeout))
-        })
+        if data.len() <= COALESCE_MAX {
+            let mut state = self.shared.state();
+            if let Some(kind) = state.broken {
+                return Err(kind.into());
+            }
+            if state.proto.try_buffer(self.id, output, data) {
+                return Ok(());
+            }
+        }
+        for piece in data.chunks(STREAM_CHUNK) {
+            let (socket, state) = self.shared.writer();
+            self.shared.write_out(socket, state, Some((self.id, output, piece))).1?;
+        }
+        Ok(())
     }
 
     fn try_buffer(&mut self, output: Output, data: &[u8]) -> io::Result<bool> {
         if self.is_aborted_now() {
             return Err(Error::aborted());
         }
-        // Never wait for the lock here: the caller may hold a lock of its own (Python's GIL)
-        // while another request's write holds this one, stalled on the web server.
-        let Ok(mut shared) = self.shared.try_lock() else { return Ok(false) };
-        if let Some(kind) = shared.broken {
+        // Never wait for the lock here: the caller may hold a lock of its own (Python's GIL).
+        let Ok(mut state) = self.shared.state.try_lock() else { return Ok(false) };
+        if let Some(kind) = state.broken {
             return Err(kind.into());
         }
-        Ok(shared.proto.try_buffer(self.id, output, data))
+        Ok(state.proto.try_buffer(self.id, output, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        lock(&self.shared).flush()
+        self.shared.flush()
     }
 
     fn is_aborted(&mut self) -> bool {
@@ -447,14 +518,13 @@ impl Exchange for MpxExchange {
     fn end(&mut self, app_status: u32, stderr_used: bool) -> bool {
         self.inbox.close();
         self.pool.context().note_request();
-        let id = self.id;
-        let mut shared = lock(&self.shared);
-        let keep_conn = shared.proto.finish_request(id, app_status, stderr_used);
-        let flushed = shared.flush();
-        if flushed.is_err() || (!keep_conn && shared.proto.active_requests() == 0) {
-            shared.closing = true;
+        let (socket, mut state) = self.shared.writer();
+        let keep_conn = state.proto.finish_request(self.id, app_status, stderr_used);
+        let (mut state, flushed) = self.shared.write_out(socket, state, None);
+        if flushed.is_err() || (!keep_conn && state.proto.active_requests() == 0) {
+            state.closing = true;
             // Wakes the reader, which waits for input.
-            let _ = shared.socket.shutdown(Shutdown::Read);
+            let _ = self.shared.shutdown.shutdown(Shutdown::Read);
         }
         flushed.is_ok()
     }
@@ -465,11 +535,11 @@ impl Exchange for MpxExchange {
         // close. The other requests on it see the connection go.
         self.inbox.close();
         self.pool.context().note_request();
-        let mut shared = lock(&self.shared);
-        shared.proto.cut_short();
-        let _ = shared.flush();
-        shared.broken = Some(io::ErrorKind::ConnectionAborted);
-        shared.closing = true;
-        let _ = shared.socket.shutdown(Shutdown::Both);
+        let (socket, mut state) = self.shared.writer();
+        state.proto.cut_short();
+        let (mut state, _) = self.shared.write_out(socket, state, None);
+        state.broken = Some(io::ErrorKind::ConnectionAborted);
+        state.closing = true;
+        let _ = self.shared.shutdown.shutdown(Shutdown::Both);
     }
 }
