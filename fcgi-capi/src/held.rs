@@ -26,7 +26,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 pub(crate) struct Held {
     slots: Mutex<Slots>,
-    /// Rung each time a request is given back: close waits on it.
+    /// Rung when a request is given back while close waits on it.
     given_back: Condvar,
 }
 
@@ -34,6 +34,9 @@ pub(crate) struct Held {
 struct Slots {
     by_id: HashMap<u64, Arc<Slot>>,
     next_id: u64,
+    /// Threads in [`Held::wait`]: without one, giving back rings nothing (a notify is a
+    /// syscall even with no waiter, one per request).
+    waiters: usize,
 }
 
 impl Held {
@@ -49,17 +52,22 @@ impl Held {
 
     /// The program is done with `slot` (`fcgi_request_finish`).
     pub(crate) fn give_back(&self, slot: &Slot) {
-        lock(&self.slots).by_id.remove(&slot.id);
-        self.given_back.notify_all();
+        let mut slots = lock(&self.slots);
+        slots.by_id.remove(&slot.id);
+        if slots.waiters > 0 {
+            self.given_back.notify_all();
+        }
     }
 
     /// Waits until every request lent has been given back, or `deadline`; how many are
     /// still held.
     pub(crate) fn wait(&self, deadline: Instant) -> usize {
         let mut slots = lock(&self.slots);
+        slots.waiters += 1;
         loop {
             let now = Instant::now();
             if slots.by_id.is_empty() || now >= deadline {
+                slots.waiters -= 1;
                 return slots.by_id.len();
             }
             slots = self.given_back.wait_timeout(slots, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
