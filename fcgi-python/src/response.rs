@@ -2,16 +2,21 @@
 //! `wsgi.file_wrapper`. Headers are checked and serialized as CGI headers (latin-1, a `Status:`
 //! line first) when `start_response` is called, and sent with the first non-empty chunk.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::error::to_py;
 use crate::latin1;
 use crate::live_request::LiveRequest;
+
+/// A body chunk up to this size goes out with the headers, copied after them: one write and one
+/// record instead of two.
+const WITH_HEAD_MAX: usize = 4 << 10;
 
 #[derive(Default)]
 struct Head {
@@ -47,7 +52,8 @@ impl StartResponse {
         let mut head = self.head();
         let head = &mut *head;
         if let (Some(lines), false) = (head.lines.as_mut(), head.has_content_length) {
-            lines.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(lines, "Content-Length: {length}\r\n");
             head.has_content_length = true;
         }
     }
@@ -60,11 +66,19 @@ impl StartResponse {
                 None
             } else {
                 let mut lines =
-                    head.lines.clone().ok_or_else(|| PyAssertionError::new_err("write() before start_response()"))?;
+                    head.lines.take().ok_or_else(|| PyAssertionError::new_err("write() before start_response()"))?;
                 lines.extend_from_slice(b"\r\n");
                 head.sent = true;
                 Some(lines)
             }
+        };
+        // The head and a small body go as one write, in one record.
+        let (lines, data) = match lines {
+            Some(mut lines) if data.len() <= WITH_HEAD_MAX => {
+                lines.extend_from_slice(data);
+                (Some(lines), &[][..])
+            }
+            lines => (lines, data),
         };
         let live = &self.live;
         // Small writes only fill the send buffer: no I/O, so no reason to let go of the GIL. But
@@ -72,6 +86,9 @@ impl StartResponse {
         // thread, or another request of a multiplexed connection, blocked writing), the write
         // goes the detached way below.
         let try_buffer = |data: &[u8]| -> PyResult<bool> {
+            if data.is_empty() {
+                return Ok(true);
+            }
             let buffered = live.try_with(|request| request.try_buffer_stdout(data)).map_err(to_py)?;
             Ok(buffered == Some(true))
         };
@@ -86,6 +103,9 @@ impl StartResponse {
             live.with(|request| {
                 if let (Some(lines), false) = (&lines, head_buffered) {
                     request.write_stdout(lines)?;
+                }
+                if data.is_empty() {
+                    return Ok(());
                 }
                 request.write_stdout(data)
             })
@@ -112,7 +132,9 @@ fn latin1_bytes<'a>(text: &'a Bound<'_, PyAny>, what: &str) -> PyResult<latin1::
             PyValueError::new_err(format!("{what} {text:?} is not latin-1"))
         }
     })?;
-    if encoded.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n') {
+    // Without an early exit, the compiler looks at many bytes at once.
+    let line_break = encoded.as_bytes().iter().fold(false, |found, &b| found | (b == b'\r') | (b == b'\n'));
+    if line_break {
         return Err(PyValueError::new_err(format!("{what} {text:?} contains a line break")));
     }
     Ok(encoded)
@@ -138,7 +160,7 @@ impl StartResponse {
                     let exc_info = exc_info.cast::<PyTuple>()?;
                     return Err(PyErr::from_value(exc_info.get_item(1)?));
                 }
-                None if head.lines.is_some() => {
+                None if head.lines.is_some() || head.sent => {
                     return Err(PyAssertionError::new_err("start_response() called again without exc_info"));
                 }
                 _ => {}
@@ -155,8 +177,8 @@ impl StartResponse {
         lines.extend_from_slice(status.as_bytes());
         lines.extend_from_slice(b"\r\n");
         let mut has_content_length = false;
-        for header in headers.try_iter()? {
-            let (name, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = header?
+        let mut add = |header: Bound<'py, PyAny>| -> PyResult<()> {
+            let (name, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = header
                 .extract()
                 .map_err(|_| PyTypeError::new_err("response headers must be a list of (str, str) tuples"))?;
             let (name, value) = (latin1_bytes(&name, "header name")?, latin1_bytes(&value, "header value")?);
@@ -170,6 +192,15 @@ impl StartResponse {
             lines.extend_from_slice(b": ");
             lines.extend_from_slice(value.as_bytes());
             lines.extend_from_slice(b"\r\n");
+            Ok(())
+        };
+        // A list, as nearly every app passes, is read in place, without an iterator object.
+        if let Ok(list) = headers.cast_exact::<PyList>() {
+            list.iter().try_for_each(&mut add)?;
+        } else {
+            for header in headers.try_iter()? {
+                add(header?)?;
+            }
         }
         *this.head() = Head { lines: Some(lines), has_content_length, sent: false };
         slf.getattr(intern!(slf.py(), "write"))

@@ -219,6 +219,19 @@ def app(environ, start_response):
     if path == "/not_latin1":
         start_response("200 OK", [("X-Name", "snowman \u2603")])
         return [b"no"]
+    if path == "/start_twice":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        if query == "after":
+            write(b"sent, ")
+        try:
+            start_response("201 Created", [])
+        except AssertionError:
+            return [b"refused"]
+        return [b"accepted"]
+    if path == "/headers_not_a_list":
+        headers = (("X-From", "a tuple"),) if query == "tuple" else (pair for pair in [("X-From", "a generator")])
+        start_response("200 OK", headers)
+        return [b"ok"]
     if path == "/surrogate_header":
         start_response("200 OK", [("X-Name", "lone \udcff")])
         return [b"no"]

@@ -180,6 +180,18 @@ def test_header_injection_is_refused(app):
     assert b"line break" in response.stderr
 
 
+def test_start_response_called_again_without_exc_info_is_refused(app):
+    for query, body in (("before", b"refused"), ("after", b"sent, refused")):
+        response = request(app, f"/start_twice?{query}")
+        assert (response.status, response.body) == (200, body), query
+
+
+def test_headers_may_be_any_iterable_of_pairs(app):
+    for query, origin in (("tuple", "a tuple"), ("generator", "a generator")):
+        response = request(app, f"/headers_not_a_list?{query}")
+        assert (response.status, response.header("X-From"), response.body) == (200, origin, b"ok")
+
+
 def test_headers_must_be_latin1(app):
     for path in ("/not_latin1", "/surrogate_header"):
         response = request(app, path)
