@@ -139,7 +139,19 @@ pub struct Connection {
 impl Connection {
     /// A fresh connection.
     pub fn new(config: ConnectionConfig) -> Self {
-        Self { config, active: Vec::new(), out: ResponseEncoder::new(), overloaded: false, refused_overloaded: false }
+        Self::with_output_buffer(config, BytesMut::new())
+    }
+
+    /// A connection whose output is buffered in `buffer` (emptied first): a driver reusing the
+    /// buffer of a connection that ended, see [`take_output_buffer`](Self::take_output_buffer).
+    pub fn with_output_buffer(config: ConnectionConfig, buffer: BytesMut) -> Self {
+        let out = ResponseEncoder::with_buffer(buffer);
+        Self { config, active: Vec::new(), out, overloaded: false, refused_overloaded: false }
+    }
+
+    /// Takes the output buffer, with whatever it holds: for a connection that is done.
+    pub fn take_output_buffer(&mut self) -> BytesMut {
+        self.out.take_buffer()
     }
 
     /// A connection that refuses every request with OVERLOADED (still answering GET_VALUES):

@@ -17,6 +17,8 @@ use super::record::{encode_record, encode_stream, encode_stream_end, frame, STRE
 pub const COALESCE_MAX: usize = 16 << 10;
 /// The buffer asks to be flushed once it holds this much.
 pub const FLUSH_AT: usize = 64 << 10;
+/// The buffer's capacity: room to reach [`FLUSH_AT`] with a record to spare.
+pub const OUTPUT_CAPACITY: usize = FLUSH_AT + 8 * 1024;
 
 /// Buffers and frames one connection's outgoing records.
 #[derive(Debug, Default)]
@@ -27,7 +29,20 @@ pub struct ResponseEncoder {
 impl ResponseEncoder {
     /// An empty encoder.
     pub fn new() -> Self {
-        Self { buf: BytesMut::with_capacity(FLUSH_AT + 8 * 1024) }
+        Self::with_buffer(BytesMut::new())
+    }
+
+    /// An encoder that buffers into `buf`, emptied (and grown to the usual capacity): a driver
+    /// reusing the buffer of a connection that ended.
+    pub fn with_buffer(mut buf: BytesMut) -> Self {
+        buf.clear();
+        buf.reserve(OUTPUT_CAPACITY);
+        Self { buf }
+    }
+
+    /// Takes the buffer, leaving none (for a driver to reuse it once the connection is done).
+    pub fn take_buffer(&mut self) -> BytesMut {
+        std::mem::take(&mut self.buf)
     }
 
     /// Frames `data` as `kind` records of request `id`. Small data is buffered, and `send` is

@@ -20,7 +20,7 @@ use bytes::BytesMut;
 
 use super::context::Context;
 use super::error::Error;
-use super::heap;
+use super::heap::{self, Spare};
 use super::in_series::InlineExchange;
 use super::listener::Socket;
 use super::multiplexed;
@@ -28,6 +28,7 @@ use super::pool::Pool;
 use super::request::{is_disconnect, Request};
 use super::socket_io::{recv, wait_ready, write_all_vectored, Wait, READ_CHUNK};
 use super::stats::Stats;
+use crate::protocol::response::OUTPUT_CAPACITY;
 use crate::protocol::{Connection, Event, Params, ParamsError, Role};
 
 /// How long the rest of a refused request may take to arrive (see [`FcgiConnection::linger`]).
@@ -95,7 +96,8 @@ pub(super) struct Timeouts {
 
 impl Drop for FcgiConnection {
     fn drop(&mut self) {
-        heap::recycle_read_buffer(std::mem::take(&mut self.input), READ_CHUNK);
+        heap::recycle(Spare::Read, std::mem::take(&mut self.input), READ_CHUNK);
+        heap::recycle(Spare::Output, self.proto.take_output_buffer(), OUTPUT_CAPACITY);
         self.stats.connection_closed();
     }
 }
@@ -104,8 +106,8 @@ impl FcgiConnection {
     pub(crate) fn new(socket: Socket, ctx: &Context, number: u64) -> Self {
         Self {
             socket,
-            proto: Connection::new(ctx.config.connection),
-            input: heap::read_buffer(READ_CHUNK),
+            proto: Connection::with_output_buffer(ctx.config.connection, heap::buffer(Spare::Output, OUTPUT_CAPACITY)),
+            input: heap::buffer(Spare::Read, READ_CHUNK),
             stats: ctx.stats.clone(),
             timeouts: Timeouts {
                 read: ctx.config.read_timeout,

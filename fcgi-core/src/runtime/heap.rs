@@ -1,9 +1,9 @@
-//! Reusing a connection's read buffer, and giving freed memory back to the system after a
-//! flood of connections.
+//! Reusing a connection's buffers, and giving freed memory back to the system after a flood of
+//! connections.
 //!
 //! A connection per request (nginx without `fastcgi_keep_conn`) would otherwise allocate and
-//! free a 64 KiB read buffer per request: each thread keeps the last one it let go of for its
-//! next connection.
+//! free a 64 KiB read buffer and a 72 KiB output buffer per request: each thread keeps the last
+//! ones it let go of for its next connection.
 //!
 //! The allocator keeps what a thread freed for that thread's next allocations: after thousands
 //! of connections held at once and closed, or threads started for a burst and ended, the
@@ -11,28 +11,48 @@
 //! that held them, though nothing uses it.
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 
 use bytes::BytesMut;
 
 thread_local! {
-    static SPARE_READ_BUFFER: Cell<Option<BytesMut>> = const { Cell::new(None) };
+    static SPARE_READ: Cell<Option<BytesMut>> = const { Cell::new(None) };
+    static SPARE_OUTPUT: Cell<Option<BytesMut>> = const { Cell::new(None) };
 }
 
-/// An empty buffer with room for `capacity` bytes: the one this thread kept, if it has one.
-pub(crate) fn read_buffer(capacity: usize) -> BytesMut {
-    match SPARE_READ_BUFFER.take() {
-        Some(spare) if spare.capacity() >= capacity => spare,
+/// What a connection's buffer is for: each thread keeps one spare of each.
+#[derive(Clone, Copy)]
+pub(crate) enum Spare {
+    /// Input, read off the socket.
+    Read,
+    /// Output, encoded for the socket.
+    Output,
+}
+
+impl Spare {
+    fn key(self) -> &'static LocalKey<Cell<Option<BytesMut>>> {
+        match self {
+            Spare::Read => &SPARE_READ,
+            Spare::Output => &SPARE_OUTPUT,
+        }
+    }
+}
+
+/// An empty buffer with room for `capacity` bytes: this thread's spare, if it has one.
+pub(crate) fn buffer(spare: Spare, capacity: usize) -> BytesMut {
+    match spare.key().take() {
+        Some(kept) if kept.capacity() >= capacity => kept,
         _ => BytesMut::with_capacity(capacity),
     }
 }
 
-/// Keeps `buffer` for this thread's next [`read_buffer`] if it is whole again, with room for
-/// `capacity` bytes without allocating: nothing else holds a part of it (a request's body chunk
-/// still read by an app does).
-pub(crate) fn recycle_read_buffer(mut buffer: BytesMut, capacity: usize) {
+/// Keeps `buffer` as this thread's spare if it is whole again, with room for `capacity` bytes
+/// without allocating: nothing else holds a part of it (a request's body chunk still read by an
+/// app does).
+pub(crate) fn recycle(spare: Spare, mut buffer: BytesMut, capacity: usize) {
     buffer.clear();
     if buffer.try_reclaim(capacity) {
-        SPARE_READ_BUFFER.set(Some(buffer));
+        spare.key().set(Some(buffer));
     }
 }
 

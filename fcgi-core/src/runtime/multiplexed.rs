@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::connection::log_closed;
 use super::connection::FcgiConnection;
@@ -77,7 +77,10 @@ struct Reader {
 impl Reader {
     fn new(mut conn: FcgiConnection, ctx: &Context) -> io::Result<Self> {
         let state = State {
-            proto: std::mem::replace(&mut conn.proto, Connection::new(ctx.config.connection)),
+            proto: std::mem::replace(
+                &mut conn.proto,
+                Connection::with_output_buffer(ctx.config.connection, BytesMut::new()),
+            ),
             broken: None,
             closing: false,
         };
