@@ -36,8 +36,8 @@ pub struct ParamStrings {
 
 impl ParamStrings {
     /// Calls `each((name, value), key, string)` for every param of `params`, in order: its raw
-    /// name and value, and its name (interned) and value as Python strings, reusing the strings of the last
-    /// request where its param at the same position had the same name or value.
+    /// name and value, and its name (interned) and value as Python strings, reusing the strings
+    /// of the last request where its param at the same position had the same name or value.
     pub fn each<'py, 'p>(
         &self,
         py: Python<'py>,

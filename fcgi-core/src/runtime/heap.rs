@@ -40,7 +40,8 @@ impl Spare {
 
 /// An empty buffer with room for `capacity` bytes: this thread's spare, if it has one.
 pub(crate) fn buffer(spare: Spare, capacity: usize) -> BytesMut {
-    match spare.key().take() {
+    // `try_with`: a thread that is exiting has no spares (its thread-locals are gone).
+    match spare.key().try_with(Cell::take).ok().flatten() {
         Some(kept) if kept.capacity() >= capacity => kept,
         _ => BytesMut::with_capacity(capacity),
     }
@@ -52,7 +53,7 @@ pub(crate) fn buffer(spare: Spare, capacity: usize) -> BytesMut {
 pub(crate) fn recycle(spare: Spare, mut buffer: BytesMut, capacity: usize) {
     buffer.clear();
     if buffer.try_reclaim(capacity) {
-        spare.key().set(Some(buffer));
+        let _ = spare.key().try_with(|kept| kept.set(Some(buffer)));
     }
 }
 
