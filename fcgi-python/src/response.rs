@@ -132,7 +132,7 @@ fn latin1_bytes<'a>(text: &'a Bound<'_, PyAny>, what: &str) -> PyResult<latin1::
             PyValueError::new_err(format!("{what} {text:?} is not latin-1"))
         }
     })?;
-    // Without an early exit, the compiler looks at many bytes at once.
+    // A fold, not `any`: no branch per byte, which costs more on these short strings.
     let line_break = encoded.as_bytes().iter().fold(false, |found, &b| found | (b == b'\r') | (b == b'\n'));
     if line_break {
         return Err(PyValueError::new_err(format!("{what} {text:?} contains a line break")));
