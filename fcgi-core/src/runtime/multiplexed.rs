@@ -229,6 +229,17 @@ struct State {
     closing: bool,
 }
 
+impl State {
+    /// Buffers `data` on `output` of request `id` if that needs no write, and says whether it
+    /// did; fails after a failed write.
+    fn try_buffer(&mut self, id: u16, output: Output, data: &[u8]) -> io::Result<bool> {
+        if let Some(kind) = self.broken {
+            return Err(kind.into());
+        }
+        Ok(self.proto.try_buffer(id, output, data))
+    }
+}
+
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
@@ -482,14 +493,8 @@ impl Exchange for MpxExchange {
         if self.is_aborted_now() {
             return Err(Error::aborted());
         }
-        if data.len() <= COALESCE_MAX {
-            let mut state = self.shared.state();
-            if let Some(kind) = state.broken {
-                return Err(kind.into());
-            }
-            if state.proto.try_buffer(self.id, output, data) {
-                return Ok(());
-            }
+        if data.len() <= COALESCE_MAX && self.shared.state().try_buffer(self.id, output, data)? {
+            return Ok(());
         }
         for piece in data.chunks(STREAM_CHUNK) {
             let (socket, state) = self.shared.writer();
@@ -504,10 +509,7 @@ impl Exchange for MpxExchange {
         }
         // Never wait for the lock here: the caller may hold a lock of its own (Python's GIL).
         let Ok(mut state) = self.shared.state.try_lock() else { return Ok(false) };
-        if let Some(kind) = state.broken {
-            return Err(kind.into());
-        }
-        Ok(state.proto.try_buffer(self.id, output, data))
+        state.try_buffer(self.id, output, data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
