@@ -14,7 +14,7 @@ use super::header::{RecordType, HEADER_LEN};
 use super::management::{answer_get_values, answer_unknown_type, Capabilities};
 use super::params::{Params, ParamsDecoder, ParamsLimits};
 use super::record::{encode_stream, Record, CUT_SHORT};
-use super::response::ResponseEncoder;
+use super::response::{ResponseEncoder, OUTPUT_CAPACITY};
 use super::stream::Output;
 use super::{ParamsError, ProtocolError};
 
@@ -139,11 +139,12 @@ pub struct Connection {
 impl Connection {
     /// A fresh connection.
     pub fn new(config: ConnectionConfig) -> Self {
-        Self::with_output_buffer(config, BytesMut::new())
+        Self::with_output_buffer(config, BytesMut::with_capacity(OUTPUT_CAPACITY))
     }
 
     /// A connection whose output is buffered in `buffer` (emptied first): a driver reusing the
-    /// buffer of a connection that ended, see [`take_output_buffer`](Self::take_output_buffer).
+    /// buffer of a connection that ended, see [`take_output_buffer`](Self::take_output_buffer),
+    /// or an empty one for a connection whose output goes elsewhere.
     pub fn with_output_buffer(config: ConnectionConfig, buffer: BytesMut) -> Self {
         let out = ResponseEncoder::with_buffer(buffer);
         Self { config, active: Vec::new(), out, overloaded: false, refused_overloaded: false }

@@ -29,14 +29,14 @@ pub struct ResponseEncoder {
 impl ResponseEncoder {
     /// An empty encoder.
     pub fn new() -> Self {
-        Self::with_buffer(BytesMut::new())
+        Self::with_buffer(BytesMut::with_capacity(OUTPUT_CAPACITY))
     }
 
-    /// An encoder that buffers into `buf`, emptied (and grown to the usual capacity): a driver
-    /// reusing the buffer of a connection that ended.
+    /// An encoder that buffers into `buf`, emptied: a driver reusing the buffer of a connection
+    /// that ended (of [`OUTPUT_CAPACITY`], as [`new`](Self::new) makes it), or an empty one for
+    /// an encoder that will not be used.
     pub fn with_buffer(mut buf: BytesMut) -> Self {
         buf.clear();
-        buf.reserve(OUTPUT_CAPACITY);
         Self { buf }
     }
 
