@@ -1,6 +1,6 @@
 //! One ASGI request, shared by the event-loop thread that runs the app's task for it and the
-//! thread that carries out its I/O (the I/O thread): a porter (`asgi_porters.rs`) for a request taken whole, the
-//! thread that holds the request in CGI mode.
+//! thread that carries out its I/O (the I/O thread): a porter (`asgi_porters.rs`) for a request
+//! taken whole, the thread that holds the request in CGI mode.
 //!
 //! The loop never waits: what needs no I/O (a response that fits the send buffer, a body known
 //! to be empty) it does at once under the GIL; what needs I/O (a body chunk not yet read, a

@@ -2,8 +2,8 @@
 request, and the lifespan protocol around them.
 
 The core's taking thread and the porters hold the requests and do their I/O; they reach this
-loop through an ``EventBridge`` (a queue and a socket the loop watches), never through the GIL-taking
-``call_soon_threadsafe``. See ``fcgi-python/src/asgi.rs``.
+loop through an ``EventBridge`` (a queue and a socket the loop watches), never through the
+GIL-taking ``call_soon_threadsafe``. See ``fcgi-python/src/asgi.rs``.
 """
 
 from __future__ import annotations
